@@ -1,0 +1,313 @@
+/* steno_session: one audio stream to a speech-to-text provider, kept alive across outages. */
+#ifndef STENO_SESSION_H
+#define STENO_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "steno/client.h"
+#include "steno/event.h"
+#include "steno/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A session is one stream of audio. The application writes PCM from its
+ * capture thread; steno cuts it into chunks (chunk_ms each) held in a ring
+ * (ring_chunks of them), sends them over one WebSocket at a time, and
+ * releases a chunk only once a FINAL result covers it. When the connection
+ * breaks steno backs off, reconnects with the same configuration (including
+ * changes made mid-stream, and a fresh credential from the token callback),
+ * replays every chunk not yet covered by a final result, and maps the
+ * provider's restarted clock back onto one session timeline, so no audio is
+ * lost silently or transcribed twice.
+ *
+ * Threads:
+ *  - steno_session_write(): the one capture thread (a single producer). It is
+ *    wait-free: no allocation, no lock, no blocking system call.
+ *  - everything else: any application thread, serialised by the caller
+ *    (these may take short internal locks). steno_session_close() and
+ *    steno_session_next_event() may block, up to their timeouts.
+ *  - events: on the client's network thread (callback) and/or queued for
+ *    steno_session_next_event().
+ */
+typedef struct steno_session steno_session;
+
+typedef enum steno_session_state {
+    STENO_STATE_IDLE = 0,         /* opened, first connect not started yet */
+    STENO_STATE_CONNECTING = 1,   /* first connection attempt(s) in progress */
+    STENO_STATE_STREAMING = 2,    /* connected; audio flows */
+    STENO_STATE_RECONNECTING = 3, /* connection lost: backing off / reconnecting, buffering */
+    STENO_STATE_CLOSING = 4,      /* close requested: sending the rest, draining finals */
+    STENO_STATE_CLOSED = 5,       /* terminal: closed */
+    STENO_STATE_FAILED = 6,       /* terminal: gave up (see the FAILED event / errmsg) */
+} steno_session_state;
+
+/* "STREAMING" etc., never NULL. */
+const char *steno_session_state_name(steno_session_state state);
+
+typedef enum steno_encoding {
+    STENO_ENCODING_DEFAULT = 0,  /* = LINEAR16 */
+    STENO_ENCODING_LINEAR16 = 1, /* signed 16-bit little-endian PCM, interleaved channels */
+} steno_encoding;
+
+/* A provider option: a query parameter / setting of the provider's API. */
+typedef struct steno_option {
+    const char *key;
+    const char *value; /* NULL in steno_session_configure() removes the key */
+} steno_option;
+
+/*
+ * Reconnect schedule: before retry n the session waits a random delay in
+ * [0, min(cap_ms, base_ms * multiplier^n)] ("full jitter"), except that the
+ * first retry after a connection that had been healthy is immediate.
+ * A provider's Retry-After / rate-limit pushback is honoured (up to 60 s).
+ * The session gives up (FAILED, STENO_ERR_RETRIES_EXHAUSTED) after
+ * max_attempts retries in one outage or when the outage would exceed
+ * max_outage_ms.
+ */
+typedef struct steno_retry_policy {
+    uint32_t base_ms;       /* [250] */
+    uint32_t cap_ms;        /* [10000] */
+    double multiplier;      /* [2.0], >= 1.0 */
+    uint32_t max_attempts;  /* [0 = unlimited] */
+    uint32_t max_outage_ms; /* [120000]; UINT32_MAX = unlimited */
+} steno_retry_policy;
+
+/*
+ * Credential callback, called on the network thread before EVERY connection
+ * attempt, so a short-lived token is always fresh. Write a NUL-terminated
+ * credential of at most cap - 1 bytes into buf and return STENO_OK; any
+ * other return value fails the session with that status (STENO_ERR_AUTH is a
+ * good choice for "no credential"). It must not block for long: fetch tokens
+ * ahead of time on another thread.
+ *
+ * A credential is an API key (sent as Deepgram's "Authorization: Token
+ * <key>"), or a complete scheme + value such as "Bearer <jwt>" or
+ * "Token <key>", which is sent as is.
+ */
+typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
+
+/*
+ * Session configuration. Zero means the default [in brackets] for every
+ * field, so designated initialisers work; steno_session_config_init() fills
+ * the defaults in explicitly. Strings and the options array are copied at
+ * open: they need not outlive the call.
+ *
+ * Liveness defaults, and why: the ring holds ring_chunks * chunk_ms = 10 s of
+ * audio by default. A half-open connection (peer gone, no FIN) must be
+ * noticed and replaced well before that fills, or audio is evicted. steno
+ * pings every ping_interval_ms (2 s) and declares the connection dead when
+ * NOTHING (result, pong, any frame) arrived for dead_after_ms (5 s) while it
+ * had sent something; a replacement then connects within connect_timeout_ms
+ * (5 s) or is retried. So a dead connection costs at most ~5 s + the
+ * reconnect, inside the 10 s ring. Deepgram closes a connection after 10 s
+ * without audio or text, so while NO audio flows (the app stopped writing) a
+ * KeepAlive text message goes out every keepalive_ms (3 s: two can be lost
+ * before the provider's 10 s idle timeout); KeepAlive is never sent while
+ * audio flows.
+ */
+typedef struct steno_session_config {
+    /* Provider name ["deepgram"]. Unknown names are STENO_ERR_CONFIG. */
+    const char *provider;
+    /* Endpoint URL ws://host[:port]/path or wss://... [the provider's:
+     * wss://api.deepgram.com/v1/listen]. A query string in the URL is kept
+     * and the provider options are appended to it. */
+    const char *url;
+    /* Credential: either api_key, or token_cb (called on every connect; wins
+     * when both are set). One of them is required unless the endpoint needs
+     * none (then set allow_no_auth = 1). */
+    const char *api_key;
+    steno_token_fn token_cb;
+    void *token_user;
+    int allow_no_auth;
+
+    /* Audio the app writes: 16-bit PCM [LINEAR16], sample_rate [16000] Hz
+     * (8000..192000), channels [1] (1..8), interleaved. */
+    steno_encoding encoding;
+    uint32_t sample_rate;
+    uint32_t channels;
+
+    /* Chunking and buffering: chunk_ms [100] (10..1000) of audio per
+     * WebSocket message; ring_chunks [100] chunks of unacknowledged audio
+     * kept for replay (2..100000). All audio memory (ring_chunks * chunk
+     * bytes) is allocated at open; nothing grows afterwards. */
+    uint32_t chunk_ms;
+    uint32_t ring_chunks;
+
+    /* Provider options, e.g. {"model","nova-3"}, {"interim_results","true"},
+     * {"keyterm","steno"} (repeat a key to pass it several times). Unknown
+     * keys are STENO_ERR_CONFIG naming the key. Keys derived from the audio
+     * format (encoding, sample_rate, channels) may not be set here. */
+    const steno_option *options;
+    size_t n_options;
+
+    /* Reconnect schedule, see steno_retry_policy. */
+    steno_retry_policy retry;
+
+    /* Liveness and timeouts in ms (see above): keepalive_ms [3000],
+     * ping_interval_ms [2000], dead_after_ms [5000], connect_timeout_ms
+     * [5000] (TCP + TLS + WebSocket handshake), close_timeout_ms [5000]
+     * (default drain time for steno_session_close() with timeout 0). */
+    uint32_t keepalive_ms;
+    uint32_t ping_interval_ms;
+    uint32_t dead_after_ms;
+    uint32_t connect_timeout_ms;
+    uint32_t close_timeout_ms;
+
+    /* A connection counts as healthy (so the next retry after it is
+     * immediate and the attempt counter resets) once it stayed up this long
+     * and delivered a message [2000]. */
+    uint32_t healthy_after_ms;
+
+    /* Events: a callback on the network thread (see steno_event_fn) and/or
+     * the pull queue read by steno_session_next_event(). The queue is on
+     * when on_event is NULL, or when event_queue is 1. It holds at most
+     * event_queue_max events [4096]; beyond that new interim transcripts
+     * are discarded first (counted in stats.events_discarded), then the
+     * oldest interim, so finals and state events are kept as long as
+     * possible. */
+    steno_event_fn on_event;
+    void *user;
+    int event_queue;
+    uint32_t event_queue_max;
+} steno_session_config;
+
+/* Fills *cfg with the defaults (all documented above). */
+void steno_session_config_init(steno_session_config *cfg);
+
+/*
+ * Opens a session on client c and starts connecting at once (the endpoint
+ * need not be up yet: steno keeps retrying with backoff while buffering
+ * audio). Validates the whole configuration first: on failure nothing is
+ * started, *out is NULL and err (when not NULL) receives a message naming
+ * the offending field, option or value. Errors: STENO_ERR_INVALID_ARG,
+ * STENO_ERR_CONFIG, STENO_ERR_FORMAT, STENO_ERR_NOMEM,
+ * STENO_ERR_UNSUPPORTED (e.g. wss:// without TLS support).
+ */
+steno_status steno_session_open(steno_client *c, const steno_session_config *cfg,
+                                steno_session **out, char *err, size_t errlen);
+
+/*
+ * Capture thread: appends `frames` frames of interleaved 16-bit PCM
+ * (frames * channels samples). Wait-free: it copies into the ring and, when
+ * a chunk is complete, wakes the network thread (at most one wake is
+ * outstanding). Returns STENO_OK; STENO_ERR_FULL when the ring was full and
+ * a chunk was dropped (counted and reported by an AUDIO_DROPPED event with
+ * its exact range; the rest of the call's audio was still taken);
+ * STENO_ERR_STATE after close was requested or the session ended (nothing
+ * taken); STENO_ERR_INVALID_ARG for a NULL pcm with frames > 0.
+ */
+steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t frames);
+
+/*
+ * Changes provider options mid-stream. For each key named in opts, all of
+ * its current values are replaced by the values given for it in opts (so a
+ * repeatable key such as keyterm can be given several times), and a NULL
+ * value removes the key. Validated like at open (STENO_ERR_CONFIG names the
+ * key; nothing changes on error). The new configuration is remembered and
+ * used on every later (re)connect. Providers that cannot change settings
+ * live (Deepgram /v1/listen) apply it by a seamless reconnect: the current
+ * connection is finalized, then replaced, and replay from the last
+ * acknowledged chunk guarantees nothing is lost or duplicated. Returns
+ * STENO_ERR_STATE once close was requested.
+ */
+steno_status steno_session_configure(steno_session *s, const steno_option *opts, size_t n);
+
+/* Shorthand for one option. */
+steno_status steno_session_set_option(steno_session *s, const char *key, const char *value);
+
+/*
+ * Asks the provider to finalize everything written so far: publishes the
+ * partial chunk, sends it, then Finalize (ordered after all queued audio).
+ * The resulting finals have from_finalize = 1. Not needed before close.
+ * STENO_ERR_STATE once close was requested.
+ */
+steno_status steno_session_finalize(steno_session *s);
+
+/*
+ * Ends the stream in order: the partial chunk is published, everything
+ * queued is sent, then the provider is asked to flush (Deepgram
+ * CloseStream) and steno drains final results until the server closes or
+ * timeout_ms elapses (0: the config's close_timeout_ms). If the connection
+ * is down, steno keeps reconnecting (and replaying) until timeout_ms. The
+ * session then emits CLOSED. Blocks until CLOSED (or FAILED) was emitted.
+ * Returns STENO_OK when every written sample was finalized or reported
+ * dropped, STENO_ERR_TIMEOUT when the drain timed out (CLOSED is still
+ * emitted, with that status), the failure status when the session had
+ * FAILED, STENO_ERR_STATE when close was already requested. From an event
+ * callback it only requests the close and returns STENO_ERR_AGAIN.
+ */
+steno_status steno_session_close(steno_session *s, uint32_t timeout_ms);
+
+/*
+ * Pull queue: waits up to timeout_ms (0: do not wait; UINT32_MAX: forever)
+ * for the next event and copies it into *ev. Its strings stay valid until
+ * the next call on this session or destroy. Returns STENO_OK,
+ * STENO_ERR_AGAIN on timeout, STENO_ERR_STATE when the queue is off or the
+ * terminal event (CLOSED/FAILED) was already returned and nothing remains.
+ */
+steno_status steno_session_next_event(steno_session *s, steno_event *ev, uint32_t timeout_ms);
+
+/* Counters, readable from any thread at any time. Each value is coherent;
+ * the set is not one atomic snapshot. Sample counts are sample frames. */
+typedef struct steno_session_stats {
+    steno_session_state state;
+    uint64_t samples_written; /* every frame handed to steno_session_write (dropped included) */
+    uint64_t samples_sent;    /* frames sent on the wire, replays included */
+    uint64_t samples_acked;   /* frames covered by final results */
+    uint64_t samples_dropped; /* producer side: written into a full ring */
+    uint64_t samples_evicted; /* network side: evicted during an outage */
+    uint64_t chunks_sent;     /* replays included */
+    uint64_t chunks_replayed; /* re-sent after reconnects */
+    uint64_t chunks_acked;
+    uint64_t chunks_buffered; /* in the ring now: written, not yet acknowledged */
+    uint64_t bytes_sent;      /* WebSocket payload bytes, audio and text */
+    uint64_t bytes_received;
+    uint64_t messages_received;
+    uint64_t transcripts_final; /* emitted */
+    uint64_t transcripts_interim;
+    uint64_t finals_suppressed; /* finals about audio already finalized (after a replay) */
+    uint64_t parse_errors;      /* server messages that could not be understood (ignored) */
+    uint64_t keepalives_sent;
+    uint64_t pings_sent;
+    uint64_t events_discarded; /* pull queue overflow */
+    uint32_t attempts;         /* connection attempts, all of them */
+    uint32_t connects;         /* successful handshakes */
+    uint32_t reconnects;       /* successful handshakes after the first */
+    uint32_t dead_connections; /* connections declared dead by the liveness check */
+    uint32_t configures;       /* mid-stream reconfigurations applied */
+    uint64_t last_message_ms;  /* age in ms of the last frame received; UINT64_MAX if none */
+    uint64_t last_downtime_ms; /* duration of the last outage */
+    steno_status last_error;   /* cause of the last disconnect or failure, STENO_OK if none */
+} steno_session_stats;
+
+steno_status steno_session_stats_get(steno_session *s, steno_session_stats *out);
+
+/* The current state (cheap; any thread). */
+steno_session_state steno_session_state_get(steno_session *s);
+
+/*
+ * The message of the last failing call on this session from the application
+ * (e.g. which option configure rejected), or, once the session FAILED, what
+ * happened and what to fix. "" when there is none. Valid until the next
+ * call on the session from the application.
+ */
+const char *steno_session_errmsg(steno_session *s);
+
+/*
+ * Frees the session. If it is still open it is aborted (no drain; call
+ * steno_session_close() first for an orderly end): the network thread
+ * detaches and closes its connection before this returns, so it is safe
+ * while connected. NULL is a no-op. Never call it from an event callback,
+ * and make sure the capture thread no longer calls steno_session_write().
+ */
+void steno_session_destroy(steno_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STENO_SESSION_H */
