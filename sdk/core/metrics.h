@@ -31,6 +31,9 @@ typedef enum steno__metric_type {
     STENO__METRIC_HISTOGRAM,   /* observations in fixed buckets, with sum and count */
 } steno__metric_type;
 
+/* Labels per series, at most. */
+#define STENO__METRIC_MAX_LABELS 8
+
 typedef struct steno__label {
     const char *name;  /* [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__", not "le" */
     const char *value; /* any UTF-8; escaped on output */
@@ -52,10 +55,10 @@ void steno__metrics_destroy(steno__metrics *m);
 
 /*
  * Register a series. name [a-zA-Z_:][a-zA-Z0-9_:]*; help may be NULL (empty);
- * labels may be NULL when n_labels is 0. Registering the same name and label
- * set (same order) again returns the existing series (its type must match).
- * Several series may share a name (a family) if type and help agree; they
- * are rendered together under one # HELP / # TYPE.
+ * labels may be NULL when n_labels is 0; n_labels <= STENO__METRIC_MAX_LABELS. Registering the same
+ * name and label set (same order) again returns the existing series (its type must match). Several
+ * series may share a name (a family) if type and help agree; they are rendered together under one #
+ * HELP / # TYPE.
  *
  * Returns STENO_OK and *out; STENO_ERR_INVALID_ARG for bad names/labels, a
  * type or help mismatch within a family, or invalid bounds; STENO_ERR_TOO_LARGE
