@@ -280,6 +280,11 @@ int steno__ring_flush(steno__ring *r)
     return dropped ? STENO_ERR_FULL : STENO_OK;
 }
 
+int steno__ring_drop_held(const steno__ring *r)
+{
+    return r->pend_valid;
+}
+
 uint64_t steno__ring_frames_in(const steno__ring *r)
 {
     return rd(&r->frames_in);

@@ -115,6 +115,11 @@ int steno__ring_write(steno__ring *r, const void *pcm, size_t nbytes);
  * the ring was full and the partial chunk was dropped (and reported). */
 int steno__ring_flush(steno__ring *r);
 
+/* 1 while the producer still holds a drop range back because the drop queue
+ * was full (the next write or flush queues it once the consumer made room);
+ * a producer that stops writing flushes until this is 0. */
+int steno__ring_drop_held(const steno__ring *r);
+
 /* The producer's stream clock: frames ever written, dropped ones included. */
 uint64_t steno__ring_frames_in(const steno__ring *r);
 
