@@ -209,7 +209,8 @@ int steno__timeline_final(steno__timeline *t, double start, double duration,
     if (out->emit && out->end_frame > t->finalized)
         t->finalized = out->end_frame;
     out->ack_frame = t->finalized;
-    discard_final_segments(t);
+    /* Finalized segments are discarded lazily, in on_sent, only when the table
+     * is full: map_word for this result still needs them. */
     return STENO_OK;
 }
 

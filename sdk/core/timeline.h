@@ -27,7 +27,8 @@
  * starts at a chunk boundary, usually a little before finalized_frame).
  *
  * Single-threaded: the network thread owns it. Memory is the preallocated
- * segment table; segments wholly before finalized_frame are discarded.
+ * segment table; segments wholly before finalized_frame are discarded
+ * when the table is full.
  */
 
 typedef struct steno__timeline steno__timeline;
@@ -99,7 +100,9 @@ int steno__timeline_interim(const steno__timeline *t, double start, double durat
                             const steno__word_time *words, size_t n_words, steno__mapped *out);
 
 /* A kept word's session frames, clamped into the result's [start_frame,
- * end_frame] so words stay monotonic and inside their result. */
+ * end_frame] so words stay monotonic and inside their result. Call it for
+ * the result's words before the next steno__timeline_on_sent or
+ * connection_begin (either may change the mapping). */
 void steno__timeline_map_word(const steno__timeline *t, const steno__mapped *m,
                               const steno__word_time *w, uint64_t *start_frame,
                               uint64_t *end_frame);
