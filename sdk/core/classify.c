@@ -76,12 +76,14 @@ static size_t append(char *out, size_t len, size_t cap, const char *s)
     return len;
 }
 
+/* "head: detail note", or "close N detail note" for close frames (detail is
+ * then the reason text, read as part of the code: "close 1011 NET-0001"). */
 static void set_cause(steno__classification *out, const char *head, const char *detail,
                       const char *note)
 {
     size_t len = append(out->cause, 0, sizeof(out->cause), head);
     if (detail && *detail) {
-        len = append(out->cause, len, sizeof(out->cause), " ");
+        len = append(out->cause, len, sizeof(out->cause), strncmp(head, "close ", 6) ? ": " : " ");
         len = append(out->cause, len, sizeof(out->cause), detail);
     }
     if (note)
