@@ -975,6 +975,8 @@ static cJSON *conn_json(const struct conn *c, int64_t now)
     cJSON_AddNumberToObject(o, "age_ms", (double)((now - c->accepted_ns) / NS_PER_MS));
     cJSON_AddNumberToObject(o, "bytes_up", (double)c->pp[PIPE_UP].bytes_out);
     cJSON_AddNumberToObject(o, "bytes_down", (double)c->pp[PIPE_DOWN].bytes_out);
+    cJSON_AddNumberToObject(o, "received_up", (double)c->pp[PIPE_UP].bytes_in);
+    cJSON_AddNumberToObject(o, "received_down", (double)c->pp[PIPE_DOWN].bytes_in);
     cJSON_AddNumberToObject(o, "queued_up", (double)c->pp[PIPE_UP].queued);
     cJSON_AddNumberToObject(o, "queued_down", (double)c->pp[PIPE_DOWN].queued);
     cJSON *names = cJSON_AddArrayToObject(o, "toxics");
