@@ -247,6 +247,7 @@ struct srv_stream {
     /* Decoder-side state (valid while dec != NULL). */
     uint64_t dec_base; /* position of the decoder's stream frame 0 */
     int utt_open, utt_speech;
+    uint64_t utt_start; /* position of the running utterance's first sample */
     uint64_t utt_speech_pos, last_interim;
 
     /* Results timeline. */
@@ -401,6 +402,28 @@ static int is_filler(const char *w)
     return w[0] == '<' || w[0] == '[' || w[0] == '+';
 }
 
+/*
+ * Segment frames count from the front end's stream start (dec_base), but the
+ * VAD dates an utterance's first frame as if its look-back buffer were full,
+ * which it is not when speech comes right at the utterance start (after a
+ * cut, a Finalize, a decoder change), and the front end drops the partial
+ * frame it holds at each utterance start. So frames are shifted to make the
+ * first segment start no earlier than the utterance, and times clamped to
+ * the utterance's audio.
+ */
+static int64_t frame_shift(srv_stream *s, ps_decoder_t *ps)
+{
+    int64_t first = INT64_MAX;
+    for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
+        int sf, ef;
+        ps_seg_frames(seg, &sf, &ef);
+        if (sf < first)
+            first = sf;
+    }
+    int64_t utt_frame = (int64_t)((s->utt_start - s->dec_base + FRAME_SHIFT - 1) / FRAME_SHIFT);
+    return first != INT64_MAX && first < utt_frame ? utt_frame - first : 0;
+}
+
 /* Reads the decoder's current (partial or final) best path into r. */
 static int result_from_decoder(srv_stream *s, ps_decoder_t *ps, utt_result *r)
 {
@@ -408,6 +431,7 @@ static int result_from_decoder(srv_stream *s, ps_decoder_t *ps, utt_result *r)
     double csum = 0.0;
     logmath_t *lm = ps_get_logmath(ps);
     (void)ps_get_hyp(ps, NULL); /* runs the best-path search the word posteriors need */
+    int64_t shift = frame_shift(s, ps);
     for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
         const char *w = ps_seg_word(seg);
         if (!w || is_filler(w))
@@ -443,10 +467,15 @@ static int result_from_decoder(srv_stream *s, ps_decoder_t *ps, utt_result *r)
         }
         memcpy(r->pool + plen, w, wl);
         r->pool[plen + wl] = '\0';
-        uint64_t ws = s->dec_base + (uint64_t)(sf < 0 ? 0 : sf) * FRAME_SHIFT;
-        uint64_t we = s->dec_base + (uint64_t)(ef + 1) * FRAME_SHIFT;
+        int64_t fs = sf + shift, fe = ef + 1 + shift;
+        uint64_t ws = s->dec_base + (uint64_t)(fs < 0 ? 0 : fs) * FRAME_SHIFT;
+        uint64_t we = s->dec_base + (uint64_t)(fe < 0 ? 0 : fe) * FRAME_SHIFT;
+        if (ws < s->utt_start)
+            ws = s->utt_start;
         if (we > s->pos)
             we = s->pos;
+        if (we < ws)
+            we = ws;
         if (ws > we)
             ws = we;
         /* Word strings are pointed to once the pool stops moving. */
@@ -532,9 +561,10 @@ static void end_utt(srv_stream *s, ps_decoder_t *ps, utt_result *r)
     s->utt_speech = 0;
 }
 
-static void start_utt(srv_stream *s, ps_decoder_t *ps)
+static void start_utt(srv_stream *s, ps_decoder_t *ps, uint64_t at)
 {
     ps_start_utt(ps);
+    s->utt_start = at;
     s->utt_open = 1;
     s->utt_speech = 0;
 }
@@ -689,7 +719,7 @@ static ps_decoder_t *acquire(srv_stream *s, int force)
     ps_start_stream(ps);
     cmn_restore(ps, s->cmn.valid ? &s->cmn : &e->cmn_init);
     s->dec_base = s->pos - replay;
-    start_utt(s, ps);
+    start_utt(s, ps, s->dec_base);
     replay_preroll(s, ps, replay);
     return ps;
 }
@@ -777,7 +807,7 @@ static void decode(srv_stream *s, const int16_t *x, size_t n, srv_emit_fn emit, 
             s->speaking = 1;
             if (s->p.vad_events) {
                 uint64_t at = s->pos - n;
-                at = at > VAD_START ? at - VAD_START : 0;
+                at = at > s->utt_start + VAD_START ? at - VAD_START : s->utt_start;
                 srv_event ev = {.kind = SRV_EV_SPEECH_STARTED, .start = (double)at / PS_RATE};
                 emit(ctx, &ev);
             }
@@ -787,13 +817,13 @@ static void decode(srv_stream *s, const int16_t *x, size_t n, srv_emit_fn emit, 
         end_utt(s, ps, &r);
         s->speaking = 0;
         vad_final(s, &r, emit, ctx);
-        start_utt(s, ps);
+        start_utt(s, ps, s->pos);
     } else if (in && s->pos - s->utt_speech_pos >= MAX_UTT) {
         utt_result r;
         end_utt(s, ps, &r);
         emit_result(s, &r, 1, 0, 0, emit, ctx);
         result_clear(&r);
-        start_utt(s, ps);
+        start_utt(s, ps, s->pos);
     } else if (in && s->p.interim_results && s->pos - s->last_interim >= INTERIM_EVERY) {
         utt_result r = {0};
         if (result_from_decoder(s, ps, &r) == 0) {
@@ -956,13 +986,13 @@ static void flush(srv_stream *s, int from_finalize, srv_emit_fn emit, void *ctx)
         end_utt(s, ps, &r);
         emit_result(s, &r, 1, 0, from_finalize, emit, ctx);
         result_clear(&r);
-        start_utt(s, ps);
+        start_utt(s, ps, s->pos);
     } else {
         if (s->dec && s->utt_open) {
             /* Restart the silent utterance: what its VAD look-back holds is
              * now covered by a final and must not reappear in the next one. */
             ps_end_utt(s->dec->ps);
-            start_utt(s, s->dec->ps);
+            start_utt(s, s->dec->ps, s->pos);
         }
         emit_empty_final(s, s->pos, from_finalize, emit, ctx);
     }
