@@ -1,5 +1,4 @@
-/* ring: the session's SPSC chunk ring of PCM audio between the capture thread and the network
- * thread. */
+/* ring: SPSC chunk ring carrying PCM from the capture thread to the network thread. */
 #include "ring.h"
 
 #include <stdalign.h>

@@ -1,5 +1,4 @@
-/* ring: the session's SPSC chunk ring of PCM audio between the capture thread and the network
- * thread. */
+/* ring: SPSC chunk ring carrying PCM from the capture thread to the network thread. */
 #ifndef STENO_CORE_RING_H
 #define STENO_CORE_RING_H
 
@@ -19,12 +18,15 @@
  *   [acked, sent)     sent on the current connection, not yet final
  *   [sent, written)   waiting to be sent
  *
- * Threads: exactly one producer (the capture thread, calling steno__ring_write
- * and steno__ring_flush) and one consumer (the network thread, calling every
- * other function except create/destroy/stats). The producer moves only
- * `written` (and the open chunk it is filling); the consumer moves `sent` and
- * `acked`, including when it evicts. steno__ring_stats may be called from any
- * thread.
+ * Threads: exactly one producer (the capture thread: steno__ring_write,
+ * steno__ring_flush, steno__ring_drop_held) and one consumer (the network
+ * thread: every function in the consumer section below). The producer moves
+ * only `written` (and the open chunk it is filling); the consumer moves
+ * `sent` and `acked`, including when it evicts. steno__ring_frames_in,
+ * steno__ring_stats_get and the size getters may be called from any thread.
+ * If the producer role moves to another thread (e.g. a final flush at close
+ * done elsewhere), the hand-over needs its own happens-before (a join, a
+ * mutex or a release/acquire pair): the ring does not provide it.
  *
  * Memory: everything is allocated by steno__ring_create in one allocation:
  * capacity + 1 chunk slots (the extra slot is the producer's open chunk, so
@@ -120,7 +122,8 @@ int steno__ring_flush(steno__ring *r);
  * a producer that stops writing flushes until this is 0. */
 int steno__ring_drop_held(const steno__ring *r);
 
-/* The producer's stream clock: frames ever written, dropped ones included. */
+/* The producer's stream clock: frames ever written, dropped ones included.
+ * Any thread (relaxed: another thread may see a slightly older value). */
 uint64_t steno__ring_frames_in(const steno__ring *r);
 
 /* ---- consumer (network thread) only ---- */

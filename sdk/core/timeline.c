@@ -1,5 +1,4 @@
-/* timeline: maps each connection's provider timestamps onto the session's one timeline of frames.
- */
+/* timeline: maps each connection's provider timestamps onto the one session timeline. */
 #include "timeline.h"
 
 #include <math.h>

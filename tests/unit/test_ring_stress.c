@@ -1,5 +1,4 @@
-/* test_ring_stress: a real capture thread and a real network thread hammer one ring; every frame is
- * accounted for exactly once. */
+/* test_ring_stress: two real threads on one ring; every frame is accounted for exactly once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
