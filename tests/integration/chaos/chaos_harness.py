@@ -249,9 +249,12 @@ def echo(up, s, rec):
 
 
 def source(payload):
-    """Sends payload at once, then reads until the stream ends."""
+    """Once the client has sent something (so its connect() has surely returned; a
+    fast RST could otherwise fail the connect itself), sends payload at once, then
+    reads until the stream ends."""
 
     def run(up, s, rec):
+        up.add_received(rec, s.recv(65536))
         s.sendall(payload)
         up.set(rec, sent=True)
         read_all(up, s, rec)

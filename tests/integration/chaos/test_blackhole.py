@@ -1,7 +1,6 @@
 """steno-chaos blackhole toxic: nothing passes, yet both sockets stay open."""
 
 import socket
-import time
 import unittest
 
 from chaos_harness import (ChaosTest, process_cpu_seconds, recv_exactly, recv_until_end,

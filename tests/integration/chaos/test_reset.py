@@ -16,6 +16,7 @@ class ResetAfterBytesDownstream(ChaosTest):
     def test_delivers_exactly_n_bytes_then_connection_reset(self):
         self.proxy.add_toxic(type="reset", after_bytes=1000, direction="downstream")
         s = self.connect()
+        s.sendall(b"go")
         data, end = recv_until_end(s)
         self.assertEqual(end, ConnectionResetError)
         self.assertEqual(data, PAYLOAD[:1000])

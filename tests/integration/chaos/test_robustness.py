@@ -7,8 +7,8 @@ import struct
 import time
 import unittest
 
-from chaos_harness import (WAIT, ChaosTest, Proxy, free_port, pattern, process_cpu_seconds,
-                           raise_nofile, recv_exactly, recv_until_end)
+from chaos_harness import (ChaosTest, Proxy, free_port, pattern, process_cpu_seconds,
+                           raise_nofile, recv_until_end)
 
 
 def collect_then_reply(up, s, rec):
