@@ -27,6 +27,7 @@ extern "C" {
  *   STENO_BREAKER_OPEN_MS           breaker_open_ms (1..3600000)
  *   STENO_RETRY_BUDGET              retry_budget_capacity (1..1000000), or "off"
  *   STENO_LOG                       log_level: error|warn|info|debug (or 1..4)
+ *                                   (lines go to log_fn; steno never prints)
  *
  * Session variables:
  *   STENO_PROVIDER                  provider ("deepgram")
@@ -53,6 +54,12 @@ extern "C" {
  * unchanged. String fields point into the process environment: they stay
  * valid until that variable is changed (setenv/unsetenv); steno copies them
  * at open.
+ */
+/*
+ * Note on STENO_ENV_DEFAULTS: zero/NULL means "unset", so apply it to a
+ * zeroed config (`= {0}`) before setting the app's own values, not after
+ * steno_*_config_init() (whose explicit defaults count as set). Fields
+ * still zero at open get the library defaults.
  */
 typedef enum steno_env_mode {
     STENO_ENV_DEFAULTS = 0,

@@ -1,0 +1,594 @@
+/* client: the network thread, its lws context, and what sessions share (breakers, budget). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "engine.h"
+
+#define DEFAULT_MAX_CONNECTS 16u
+#define DEFAULT_BREAKER_THRESHOLD 5u
+#define DEFAULT_BREAKER_OPEN_MS 5000u
+#define DEFAULT_BUDGET 500u
+
+const char *steno_version(void)
+{
+    return "0.1.0";
+}
+
+uint64_t steno__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void steno_client_config_init(steno_client_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_concurrent_connects = DEFAULT_MAX_CONNECTS;
+    cfg->breaker_failure_threshold = DEFAULT_BREAKER_THRESHOLD;
+    cfg->breaker_open_ms = DEFAULT_BREAKER_OPEN_MS;
+    cfg->retry_budget_capacity = DEFAULT_BUDGET;
+    cfg->log_level = STENO_LOG_WARN;
+}
+
+/* ---- logging ---- */
+
+/* lws has one process-wide log sink; it reports to the most recently opened client that asked. */
+static _Atomic(steno_client *) lws_log_client;
+
+void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)
+{
+    if (!c || !c->cfg.log_fn || lvl > c->cfg.log_level)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->cfg.log_fn(c->cfg.log_user, lvl, line);
+}
+
+static void lws_emit(int level, const char *line)
+{
+    steno_client *c = atomic_load(&lws_log_client);
+    if (!c || !c->cfg.log_fn)
+        return;
+    steno_log_level l = (level & LLL_ERR)                   ? STENO_LOG_ERROR
+                        : (level & LLL_WARN)                ? STENO_LOG_WARN
+                        : (level & (LLL_NOTICE | LLL_INFO)) ? STENO_LOG_INFO
+                                                            : STENO_LOG_DEBUG;
+    if (l > c->cfg.log_level)
+        return;
+    char buf[512];
+    snprintf(buf, sizeof buf, "lws: %s", line);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    c->cfg.log_fn(c->cfg.log_user, l, buf);
+}
+
+static void setup_lws_logging(steno_client *c)
+{
+    if (!c->cfg.log_fn) {
+        lws_set_log_level(0, NULL);
+        return;
+    }
+    int mask = LLL_ERR;
+    if (c->cfg.log_level >= STENO_LOG_WARN)
+        mask |= LLL_WARN;
+    if (c->cfg.log_level >= STENO_LOG_DEBUG)
+        mask |= LLL_NOTICE;
+    atomic_store(&lws_log_client, c);
+    lws_set_log_level(mask, lws_emit);
+}
+
+/* ---- randomness for backoff jitter (xorshift64*, seeded per client) ---- */
+
+uint64_t steno__client_rand(void *ctx)
+{
+    steno_client *c = ctx;
+    uint64_t x = c->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    c->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- wakes ---- */
+
+bool steno__on_network_thread(const steno_client *c)
+{
+    return c->thread_started && pthread_equal(pthread_self(), c->thread);
+}
+
+void steno__client_wake(steno_client *c)
+{
+    /* At most one wake outstanding: the network thread clears the flag before it drains, so a
+     * wake that finds it set is covered by the drain still to come. */
+    if (!atomic_exchange_explicit(&c->wake_pending, 1, memory_order_seq_cst))
+        lws_cancel_service(c->ctx);
+}
+
+/* Network thread: everything any session needs after a wake (wakes coalesce). */
+static void service_wake(steno_client *c)
+{
+    atomic_exchange_explicit(&c->wake_pending, 0, memory_order_seq_cst);
+    pthread_mutex_lock(&c->lock);
+    steno_session *inc = c->incoming;
+    c->incoming = NULL;
+    pthread_mutex_unlock(&c->lock);
+    /* adopt in open order */
+    steno_session *rev = NULL;
+    while (inc) {
+        steno_session *nx = inc->inc_next;
+        inc->inc_next = rev;
+        rev = inc;
+        inc = nx;
+    }
+    while (rev) {
+        steno_session *nx = rev->inc_next;
+        rev->inc_next = NULL;
+        rev->next = c->sessions;
+        c->sessions = rev;
+        steno__gauge_add(c->m.sessions, 1);
+        steno__session_adopt(rev);
+        rev = nx;
+    }
+    for (steno_session *s = c->sessions, *nx; s; s = nx) {
+        nx = s->next; /* service may unlink s (destroy) */
+        steno__session_service(s);
+    }
+}
+
+void steno__client_session_gone(steno_client *c, steno_session *s)
+{
+    for (steno_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            steno__gauge_add(c->m.sessions, -1);
+            break;
+        }
+    }
+    steno__client_cq_remove(c, s);
+}
+
+/* ---- endpoints and breakers ---- */
+
+steno__endpoint *steno__client_endpoint(steno_client *c, const char *key)
+{
+    for (steno__endpoint *e = c->endpoints; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    steno__endpoint *e = steno__calloc(&c->alloc, 1, sizeof *e);
+    if (!e)
+        return NULL;
+    size_t n = strlen(key) + 1;
+    e->key = steno__alloc(&c->alloc, n);
+    if (!e->key) {
+        steno__free(&c->alloc, e);
+        return NULL;
+    }
+    memcpy(e->key, key, n);
+    steno__breaker_config bc;
+    steno__breaker_config_default(&bc);
+    bc.failure_threshold = c->cfg.breaker_failure_threshold;
+    bc.open_ms = c->cfg.breaker_open_ms;
+    bc.open_multiplier = 2.0;
+    bc.open_max_ms = bc.open_ms > 60000 ? bc.open_ms : 60000;
+    if (steno__breaker_init(&e->breaker, &bc) != STENO_OK)
+        steno__breaker_init(&e->breaker, NULL);
+    steno__label l = {"endpoint", e->key};
+    if (steno__metrics_gauge(c->metrics, "steno_breaker_state",
+                             "Circuit breaker state per endpoint: 0 closed, 1 open, 2 half-open",
+                             &l, 1, &e->m_state) != STENO_OK)
+        e->m_state = NULL;
+    e->next = c->endpoints;
+    c->endpoints = e;
+    return e;
+}
+
+/* A breaker changed (a probe reported): sessions waiting on it ask again now. */
+void steno__client_breaker_report(steno_client *c, steno__endpoint *ep)
+{
+    steno__gauge_set(ep->m_state, (double)steno__breaker_get_state(&ep->breaker));
+    for (steno_session *s = c->sessions; s; s = s->next) {
+        if (s->ep == ep && s->waiting_breaker) {
+            s->waiting_breaker = false;
+            steno__session_kick(s);
+        }
+    }
+}
+
+/* ---- connect slots ---- */
+
+void steno__client_cq_push(steno_client *c, steno_session *s)
+{
+    if (s->in_cq)
+        return;
+    s->in_cq = true;
+    s->cq_next = NULL;
+    if (c->cq_tail)
+        c->cq_tail->cq_next = s;
+    else
+        c->cq_head = s;
+    c->cq_tail = s;
+}
+
+void steno__client_cq_remove(steno_client *c, steno_session *s)
+{
+    if (!s->in_cq)
+        return;
+    steno_session *prev = NULL;
+    for (steno_session *q = c->cq_head; q; prev = q, q = q->cq_next) {
+        if (q == s) {
+            if (prev)
+                prev->cq_next = q->cq_next;
+            else
+                c->cq_head = q->cq_next;
+            if (c->cq_tail == q)
+                c->cq_tail = prev;
+            break;
+        }
+    }
+    s->in_cq = false;
+    s->cq_next = NULL;
+}
+
+void steno__client_release_slot(steno_client *c)
+{
+    if (c->active_connects)
+        c->active_connects--;
+    steno_session *s = c->cq_head;
+    if (s) {
+        steno__client_cq_remove(c, s);
+        steno__session_kick(s);
+    }
+}
+
+/* ---- the lws protocol: wakes arrive here; per-connection reasons go to the session ---- */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    steno_session *s = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        steno_client *c = lws_context_user(lws_get_context(wsi));
+        if (c && !atomic_load(&c->stop))
+            service_wake(c);
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        if (!s)
+            return -1;
+        return steno__session_append_headers(s, wsi, (unsigned char **)in,
+                                             (*(unsigned char **)in) + len);
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (!s)
+            return -1;
+        steno__session_on_established(s, wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (s) {
+            lws_set_opaque_user_data(wsi, NULL);
+            steno__session_on_connect_error(s, wsi, in ? (const char *)in : "");
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (!s)
+            return -1;
+        return steno__session_on_receive(s, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        if (s)
+            steno__session_on_pong(s);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (s)
+            steno__session_on_peer_close(s, in, len);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (!s)
+            return -1;
+        return steno__session_on_writeable(s, wsi);
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (s) {
+            lws_set_opaque_user_data(wsi, NULL);
+            steno__session_on_closed(s, wsi);
+        }
+        return 0;
+    default:
+        break;
+    }
+    return 0;
+}
+
+const struct lws_protocols steno__protocols[] = {
+    {"steno", callback, 0, 16384, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *network_thread(void *arg)
+{
+    steno_client *c = arg;
+    while (!atomic_load(&c->stop))
+        if (lws_service(c->ctx, 0) < 0)
+            break;
+    return NULL;
+}
+
+/* ---- metrics ---- */
+
+static int register_metrics(steno_client *c)
+{
+    steno__metrics_config mc = {.max_metrics = 96, .max_buckets = 64, .string_bytes = 16384};
+    int rc = steno__metrics_create(&mc, &c->alloc, &c->metrics);
+    if (rc)
+        return rc;
+    steno__metrics *m = c->metrics;
+    steno__client_metrics *k = &c->m;
+#define CTR(field, name, help) steno__metrics_counter(m, name, help, NULL, 0, &k->field)
+#define GAU(field, name, help) steno__metrics_gauge(m, name, help, NULL, 0, &k->field)
+    CTR(attempts, "steno_connect_attempts_total", "Connection attempts (TCP+TLS+WebSocket)");
+    CTR(successes, "steno_connect_successes_total", "Completed WebSocket handshakes");
+    static const char *verdicts[] = {"retry",         "retry_after",    "fatal_auth",
+                                     "fatal_request", "fatal_protocol", "done"};
+    for (int i = 0; i < 5; i++) {
+        steno__label l = {"class", verdicts[i]};
+        steno__metrics_counter(m, "steno_connect_failures_total",
+                               "Failed or lost connections by failure class", &l, 1, &k->fail[i]);
+    }
+    CTR(disconnects, "steno_disconnects_total", "Established connections lost unexpectedly");
+    CTR(dead, "steno_dead_connections_total",
+        "Connections declared dead by the liveness check (half-open, stalled)");
+    CTR(reconnects, "steno_reconnects_total", "Successful reconnections");
+    static const double bounds[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+    steno__metrics_histogram(m, "steno_reconnect_duration_seconds",
+                             "Outage duration from losing a connection to the next handshake", NULL,
+                             0, bounds, sizeof bounds / sizeof bounds[0], &k->reconnect_hist);
+    GAU(buffered, "steno_chunks_buffered", "Audio chunks held for replay (not yet final)");
+    CTR(sent, "steno_chunks_sent_total", "Audio chunks sent, replays included");
+    CTR(replayed, "steno_chunks_replayed_total", "Audio chunks re-sent after a reconnect");
+    steno__label lp = {"side", "producer"}, le = {"side", "evicted"};
+    steno__metrics_counter(m, "steno_chunks_dropped_total",
+                           "Audio chunks lost: producer = written into a full ring, evicted = "
+                           "oldest dropped during an outage",
+                           &lp, 1, &k->drop_producer);
+    steno__metrics_counter(m, "steno_chunks_dropped_total",
+                           "Audio chunks lost: producer = written into a full ring, evicted = "
+                           "oldest dropped during an outage",
+                           &le, 1, &k->drop_evicted);
+    CTR(frames_written, "steno_samples_written_total", "Sample frames written by applications");
+    CTR(frames_acked, "steno_samples_acked_total", "Sample frames covered by final results");
+    CTR(bytes_sent, "steno_bytes_sent_total", "WebSocket payload bytes sent");
+    CTR(bytes_received, "steno_bytes_received_total", "WebSocket payload bytes received");
+    CTR(breaker_waits, "steno_breaker_waits_total",
+        "Connection attempts deferred by an open circuit breaker");
+    CTR(rate_limit_waits, "steno_rate_limit_waits_total",
+        "Reconnects delayed by provider pushback (429, Retry-After)");
+    CTR(pacing_waits, "steno_pacing_waits_total",
+        "Audio chunks held back to respect the provider's maximum speed");
+    GAU(budget_tokens, "steno_budget_tokens", "Retry budget tokens available");
+    CTR(budget_exhausted, "steno_budget_exhausted_total",
+        "Sessions failed because the retry budget was empty");
+    CTR(parse_errors, "steno_parse_errors_total", "Server messages that could not be parsed");
+    GAU(sessions, "steno_sessions_active", "Open sessions");
+    CTR(finals, "steno_transcripts_final_total", "Final transcripts emitted");
+    CTR(interims, "steno_transcripts_interim_total", "Interim transcripts emitted");
+    GAU(last_msg_ts, "steno_last_message_timestamp_seconds",
+        "Unix time of the last frame received on any connection (0: none yet)");
+    GAU(last_msg_age, "steno_last_message_age_seconds",
+        "Seconds since the last frame received on any connection (-1: none yet)");
+#undef CTR
+#undef GAU
+    return STENO_OK;
+}
+
+steno_status steno_client_metrics_text(steno_client *c, char *buf, size_t len, size_t *needed)
+{
+    if (!c || (!buf && len))
+        return STENO_ERR_INVALID_ARG;
+    uint64_t last = atomic_load_explicit(&c->last_msg_unix_ms, memory_order_relaxed);
+    if (last) {
+        uint64_t now = now_unix_ms();
+        steno__gauge_set(c->m.last_msg_ts, (double)last / 1000.0);
+        steno__gauge_set(c->m.last_msg_age, now > last ? (double)(now - last) / 1000.0 : 0.0);
+    } else {
+        steno__gauge_set(c->m.last_msg_age, -1);
+    }
+    size_t full = 0;
+    int rc = steno__metrics_render(c->metrics, buf, len, &full);
+    if (needed)
+        *needed = full;
+    return (steno_status)rc;
+}
+
+void steno__client_note_rx(steno_client *c)
+{
+    atomic_store_explicit(&c->last_msg_unix_ms, now_unix_ms(), memory_order_relaxed);
+}
+
+/* ---- open / destroy ---- */
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+steno_status steno_client_open(const steno_client_config *cfg_in, steno_client **out, char *err,
+                               size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out) {
+        errf(err, errlen, "steno_client_open: out is NULL");
+        return STENO_ERR_INVALID_ARG;
+    }
+    *out = NULL;
+    steno_client_config cfg;
+    if (cfg_in)
+        cfg = *cfg_in;
+    else
+        memset(&cfg, 0, sizeof cfg);
+    if (!cfg.max_concurrent_connects)
+        cfg.max_concurrent_connects = DEFAULT_MAX_CONNECTS;
+    if (!cfg.breaker_failure_threshold)
+        cfg.breaker_failure_threshold = DEFAULT_BREAKER_THRESHOLD;
+    if (!cfg.breaker_open_ms)
+        cfg.breaker_open_ms = DEFAULT_BREAKER_OPEN_MS;
+    if (!cfg.retry_budget_capacity)
+        cfg.retry_budget_capacity = DEFAULT_BUDGET;
+    if (!cfg.log_level)
+        cfg.log_level = STENO_LOG_WARN;
+    if (cfg.log_level < STENO_LOG_ERROR || cfg.log_level > STENO_LOG_DEBUG) {
+        errf(err, errlen, "client config: log_level %d is not a steno_log_level (1..4)",
+             (int)cfg.log_level);
+        return STENO_ERR_CONFIG;
+    }
+    if ((cfg.allocator.alloc_fn == NULL) != (cfg.allocator.free_fn == NULL)) {
+        errf(err, errlen, "client config: allocator needs both alloc_fn and free_fn (or neither)");
+        return STENO_ERR_CONFIG;
+    }
+    if (cfg.ca_file && *cfg.ca_file) {
+        FILE *f = fopen(cfg.ca_file, "r");
+        if (!f) {
+            errf(err, errlen, "client config: ca_file '%s' cannot be read: %s", cfg.ca_file,
+                 strerror(errno));
+            return STENO_ERR_CONFIG;
+        }
+        fclose(f);
+    }
+
+    steno_client *c = steno__calloc(&cfg.allocator, 1, sizeof *c);
+    if (!c) {
+        errf(err, errlen, "out of memory allocating the client");
+        return STENO_ERR_NOMEM;
+    }
+    c->alloc = cfg.allocator;
+    c->cfg = cfg;
+    if (cfg.ca_file && *cfg.ca_file) {
+        size_t n = strlen(cfg.ca_file) + 1;
+        c->ca_file = steno__alloc(&c->alloc, n);
+        if (!c->ca_file) {
+            steno__free(&c->alloc, c);
+            errf(err, errlen, "out of memory");
+            return STENO_ERR_NOMEM;
+        }
+        memcpy(c->ca_file, cfg.ca_file, n);
+    }
+    c->cfg.ca_file = c->ca_file;
+    pthread_mutex_init(&c->lock, NULL);
+    if (getrandom(&c->rng, sizeof c->rng, GRND_NONBLOCK) != (ssize_t)sizeof c->rng)
+        c->rng = now_unix_ms() ^ (uintptr_t)c;
+    if (!c->rng)
+        c->rng = 0x9E3779B97F4A7C15ULL;
+
+    steno__budget_config bcfg;
+    steno__budget_config_default(&bcfg);
+    bcfg.capacity = cfg.retry_budget_capacity;
+    if (bcfg.transient_cost > bcfg.capacity)
+        bcfg.transient_cost = bcfg.capacity;
+    if (bcfg.server_cost > bcfg.capacity)
+        bcfg.server_cost = bcfg.capacity;
+    steno__budget_init(&c->budget, &bcfg);
+    c->budget_on = !cfg.retry_budget_disable;
+
+    int rc = register_metrics(c);
+    if (rc) {
+        errf(err, errlen, "could not create the metrics registry: %s", steno_strerror(rc));
+        goto fail;
+    }
+    steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
+
+    setup_lws_logging(c);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = steno__protocols;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = c->ca_file;
+    info.user = c;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    c->ctx = lws_create_context(&info);
+    if (!c->ctx) {
+        errf(err, errlen, "libwebsockets could not create its context (TLS set-up or out of fds)");
+        rc = STENO_ERR_INTERNAL;
+        goto fail;
+    }
+    if (pthread_create(&c->thread, NULL, network_thread, c) != 0) {
+        errf(err, errlen, "could not start the network thread");
+        rc = STENO_ERR_INTERNAL;
+        goto fail;
+    }
+    c->thread_started = 1;
+    *out = c;
+    return STENO_OK;
+
+fail:
+    if (c->ctx)
+        lws_context_destroy(c->ctx);
+    if (atomic_load(&lws_log_client) == c)
+        atomic_store(&lws_log_client, NULL);
+    steno__metrics_destroy(c->metrics);
+    pthread_mutex_destroy(&c->lock);
+    steno__free(&c->alloc, c->ca_file);
+    steno_allocator a = c->alloc;
+    steno__free(&a, c);
+    return (steno_status)rc;
+}
+
+void steno_client_destroy(steno_client *c)
+{
+    if (!c)
+        return;
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        steno_session *s = c->all;
+        pthread_mutex_unlock(&c->lock);
+        if (!s)
+            break;
+        steno_session_destroy(s);
+    }
+    atomic_store(&c->stop, 1);
+    lws_cancel_service(c->ctx);
+    if (c->thread_started)
+        pthread_join(c->thread, NULL);
+    c->thread_started = 0;
+    lws_context_destroy(c->ctx);
+    if (atomic_load(&lws_log_client) == c) {
+        atomic_store(&lws_log_client, NULL);
+        lws_set_log_level(0, NULL);
+    }
+    for (steno__endpoint *e = c->endpoints, *nx; e; e = nx) {
+        nx = e->next;
+        steno__free(&c->alloc, e->key);
+        steno__free(&c->alloc, e);
+    }
+    steno__metrics_destroy(c->metrics);
+    pthread_mutex_destroy(&c->lock);
+    steno__free(&c->alloc, c->ca_file);
+    steno_allocator a = c->alloc;
+    steno__free(&a, c);
+}

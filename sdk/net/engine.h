@@ -1,0 +1,246 @@
+/* engine: the client and session internals shared by the network engine's files. */
+#ifndef STENO_NET_ENGINE_H
+#define STENO_NET_ENGINE_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backoff.h"
+#include "breaker.h"
+#include "budget.h"
+#include "classify.h"
+#include "metrics.h"
+#include "pacing.h"
+#include "providers/options.h"
+#include "providers/provider.h"
+#include "providers/strbuf.h"
+#include "ring.h"
+#include "steno/client.h"
+#include "steno/session.h"
+#include "timeline.h"
+#include "url.h"
+
+/*
+ * Threads and ownership
+ * ---------------------
+ * The network thread runs lws_service() and owns everything about
+ * connections: session state machines, timers (lws_sul), endpoints with
+ * their breakers, the budget, the connect queue. Other threads reach it in
+ * exactly two ways:
+ *   - lws_cancel_service() (through steno__client_wake, with an atomic
+ *     "wake pending" flag so at most one wake is outstanding), and
+ *   - per-session command bits (atomic) plus small data guarded by the
+ *     session lock (pending options, the event queue).
+ * Every wake drains everything that is ready, for every session, because
+ * wakes coalesce.
+ */
+
+/* Commands from application threads, as bits in steno_session.cmds. */
+enum {
+    STENO__CMD_CONFIGURE = 1u << 0,
+    STENO__CMD_FINALIZE = 1u << 1,
+    STENO__CMD_CLOSE = 1u << 2,
+    STENO__CMD_DESTROY = 1u << 3,
+};
+
+/* Where the current connection is. */
+typedef enum steno__conn_state {
+    STENO__CONN_NONE = 0,  /* no wsi */
+    STENO__CONN_HANDSHAKE, /* lws_client_connect_via_info issued */
+    STENO__CONN_OPEN,      /* established */
+} steno__conn_state;
+
+typedef struct steno__endpoint {
+    struct steno__endpoint *next;
+    char *key;
+    steno__breaker breaker;
+    steno__metric *m_state;
+} steno__endpoint;
+
+typedef struct steno__evnode steno__evnode;
+
+typedef struct steno__client_metrics {
+    steno__metric *attempts, *successes, *reconnects, *disconnects, *dead;
+    steno__metric *fail[6]; /* by steno__verdict */
+    steno__metric *reconnect_hist;
+    steno__metric *buffered, *sent, *replayed, *drop_producer, *drop_evicted;
+    steno__metric *frames_written, *frames_acked;
+    steno__metric *bytes_sent, *bytes_received;
+    steno__metric *breaker_waits, *rate_limit_waits, *pacing_waits;
+    steno__metric *budget_tokens, *budget_exhausted;
+    steno__metric *parse_errors, *sessions, *finals, *interims;
+    steno__metric *last_msg_ts, *last_msg_age;
+} steno__client_metrics;
+
+struct steno_client {
+    steno_allocator alloc;
+    steno_client_config cfg;
+    char *ca_file;
+    struct lws_context *ctx;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    atomic_int wake_pending;
+
+    pthread_mutex_t lock;    /* guards incoming and all (below) */
+    steno_session *incoming; /* opened, not yet adopted by the network thread */
+    steno_session *all;      /* every live session (app-side list, for client destroy) */
+
+    /* network thread only */
+    steno_session *sessions;
+    steno__endpoint *endpoints;
+    steno__budget budget;
+    int budget_on;
+    uint32_t active_connects;
+    steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
+    uint64_t rng;
+
+    steno__metrics *metrics;
+    steno__client_metrics m;
+    atomic_uint_fast64_t last_msg_unix_ms;
+};
+
+/* A session's counters: written by the network thread, read anywhere. */
+typedef struct steno__stats {
+    atomic_uint_fast64_t samples_sent, chunks_sent, chunks_replayed, bytes_sent, bytes_received,
+        messages_received, finals, interims, finals_suppressed, parse_errors, keepalives, pings,
+        events_discarded, last_rx_mono_ms, last_downtime_ms;
+    atomic_uint attempts, connects, reconnects, dead, configures;
+    atomic_int last_error;
+} steno__stats;
+
+struct steno_session {
+    steno_client *c;
+    const steno_allocator *a;
+    const steno__provider *prov;
+    steno_session *next;     /* c->sessions (network thread) */
+    steno_session *inc_next; /* c->incoming */
+    steno_session *all_next; /* c->all */
+    steno_session *cq_next;
+    bool in_cq;
+
+    /* immutable after open */
+    steno_session_config cfg; /* strings below are our copies */
+    char *url_str, *api_key;
+    steno__audio_params ap;
+    uint32_t chunk_frames, frame_bytes, chunk_bytes;
+
+    /* options: the app thread validates configure() against app_opts (app
+     * side only), then hands a full copy over in pending_opts (lock). */
+    steno__opts app_opts;
+    steno__opts pending_opts; /* lock */
+    bool pending_valid;       /* lock */
+    steno__opts opts;         /* network thread */
+    steno__url url;           /* network thread: the request URL for opts */
+    steno__endpoint *ep;
+
+    /* data plane */
+    steno__ring *ring;
+    steno__timeline *tl;
+    steno__pacing pacing;
+    steno__backoff bo;
+    steno__retry_token tok;
+    uint8_t *scratch; /* LWS_PRE + max frame */
+    size_t scratch_cap;
+    uint32_t prod_fill; /* producer only: frames in the open chunk */
+
+    /* connection (network thread) */
+    struct lws *wsi;
+    steno__conn_state conn;
+    bool holds_slot, is_probe, breaker_passed, waiting_breaker;
+    bool ever_connected;
+    uint32_t outage_attempts; /* connection attempts in this outage */
+    uint64_t down_since_ms;   /* when the current outage began */
+    uint64_t connected_at_ms, last_rx_ms, last_audio_tx_ms, last_ka_ms, next_ping_ms;
+    uint64_t conn_rx_frames;
+    uint64_t high_sent; /* highest seq ever sent + 1 */
+    bool ping_pending, ka_pending, dead;
+    bool initial_pending;
+    bool conn_timed_out;
+    int http_status, close_code;
+    char close_reason[128];
+    char prov_err[256];
+    char request_id[128];
+    char retry_after[64];
+    char cred[4200];
+    steno__sb rx;
+    bool rx_skip; /* the message being received was too large: drop its remaining parts */
+    steno__sb tx; /* framed text / initial message */
+
+    /* finalize / close / configure */
+    bool finalize_pending, finalize_outstanding;
+    uint64_t finalize_target;
+    bool close_requested, closestream_sent;
+    bool switching, switch_sent; /* seamless reconnect for a configuration change */
+    uint64_t close_deadline_ms;
+    bool terminal;
+    bool detached;
+
+    lws_sorted_usec_list_t sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict,
+        sul_switch;
+
+    /* cross-thread */
+    atomic_int state;   /* steno_session_state */
+    atomic_uint cmds;   /* STENO__CMD_* */
+    atomic_int closing; /* write() refuses once set */
+    atomic_uint close_timeout_ms;
+    steno__stats st;
+    uint64_t m_buffered_reported; /* network thread: chunks_buffered gauge contribution */
+    uint64_t m_written_reported, m_acked_reported, m_dropped_reported;
+
+    /* events and waits (lock) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool queue_on;
+    uint32_t queue_max;
+    steno__evnode *q_head, *q_tail;
+    uint32_t q_len;
+    steno__evnode *q_current; /* returned by next_event, freed on the next call */
+    bool terminal_emitted, terminal_returned;
+    steno_status terminal_status;
+    uint64_t ev_seq;
+    char fail_msg[512];
+    char app_err[1024]; /* application thread only */
+};
+
+/* ---- client.c ---- */
+uint64_t steno__now_ms(void);
+void steno__client_wake(steno_client *c);
+bool steno__on_network_thread(const steno_client *c);
+void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+uint64_t steno__client_rand(void *ctx);
+steno__endpoint *steno__client_endpoint(steno_client *c, const char *key);
+void steno__client_breaker_report(steno_client *c, steno__endpoint *ep);
+void steno__client_release_slot(steno_client *c);
+void steno__client_cq_remove(steno_client *c, steno_session *s);
+void steno__client_cq_push(steno_client *c, steno_session *s);
+void steno__client_session_gone(steno_client *c, steno_session *s);
+void steno__client_note_rx(steno_client *c); /* a frame arrived: for last-message metrics */
+
+/* ---- session.c (network thread unless noted) ---- */
+void steno__session_adopt(steno_session *s);
+void steno__session_kick(steno_session *s);    /* try to connect again now */
+void steno__session_service(steno_session *s); /* after a wake: commands, drops, sending */
+void steno__session_on_established(steno_session *s, struct lws *wsi);
+void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const char *why);
+void steno__session_on_closed(steno_session *s, struct lws *wsi);
+void steno__session_on_peer_close(steno_session *s, const uint8_t *payload, size_t len);
+int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in, size_t len);
+void steno__session_on_pong(steno_session *s);
+int steno__session_on_writeable(steno_session *s, struct lws *wsi);
+int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned char **p,
+                                  unsigned char *end);
+void steno__session_free(steno_session *s); /* app thread, after detach */
+
+/* ---- events.c ---- */
+void steno__emit(steno_session *s, steno_event *ev); /* network thread */
+void steno__events_free_all(steno_session *s);       /* after detach */
+
+extern const struct lws_protocols steno__protocols[];
+
+#endif

@@ -1,0 +1,1825 @@
+/* session: one audio stream's connection state machine (network thread) and its public API. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "engine.h"
+
+/* ---- defaults (see session.h for the reasoning) ---- */
+#define D_PROVIDER "deepgram"
+#define D_SAMPLE_RATE 16000u
+#define D_CHANNELS 1u
+#define D_CHUNK_MS 100u
+#define D_RING_CHUNKS 100u
+#define D_RETRY_BASE_MS 250u
+#define D_RETRY_CAP_MS 10000u
+#define D_RETRY_MULT 2.0
+#define D_MAX_OUTAGE_MS 120000u
+#define D_KEEPALIVE_MS 3000u
+#define D_PING_MS 2000u
+#define D_DEAD_AFTER_MS 5000u
+#define D_CONNECT_TIMEOUT_MS 5000u
+#define D_CLOSE_TIMEOUT_MS 5000u
+#define D_HEALTHY_AFTER_MS 2000u
+#define D_EVENT_QUEUE_MAX 4096u
+#define RETRY_AFTER_CAP_MS 60000u
+#define MAX_MESSAGE_BYTES (4u << 20)
+
+static const char *state_names[] = {"IDLE",    "CONNECTING", "STREAMING", "RECONNECTING",
+                                    "CLOSING", "CLOSED",     "FAILED"};
+
+const char *steno_session_state_name(steno_session_state st)
+{
+    if ((int)st < 0 || (size_t)st >= sizeof state_names / sizeof state_names[0])
+        return "UNKNOWN";
+    return state_names[st];
+}
+
+void steno_session_config_init(steno_session_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->provider = D_PROVIDER;
+    cfg->encoding = STENO_ENCODING_LINEAR16;
+    cfg->sample_rate = D_SAMPLE_RATE;
+    cfg->channels = D_CHANNELS;
+    cfg->chunk_ms = D_CHUNK_MS;
+    cfg->ring_chunks = D_RING_CHUNKS;
+    cfg->retry.base_ms = D_RETRY_BASE_MS;
+    cfg->retry.cap_ms = D_RETRY_CAP_MS;
+    cfg->retry.multiplier = D_RETRY_MULT;
+    cfg->retry.max_attempts = 0;
+    cfg->retry.max_outage_ms = D_MAX_OUTAGE_MS;
+    cfg->keepalive_ms = D_KEEPALIVE_MS;
+    cfg->ping_interval_ms = D_PING_MS;
+    cfg->dead_after_ms = D_DEAD_AFTER_MS;
+    cfg->connect_timeout_ms = D_CONNECT_TIMEOUT_MS;
+    cfg->close_timeout_ms = D_CLOSE_TIMEOUT_MS;
+    cfg->healthy_after_ms = D_HEALTHY_AFTER_MS;
+    cfg->event_queue_max = D_EVENT_QUEUE_MAX;
+}
+
+/* ---- small helpers ---- */
+
+static void set_state(steno_session *s, steno_session_state st)
+{
+    atomic_store_explicit(&s->state, (int)st, memory_order_release);
+}
+
+static steno_session_state get_state(const steno_session *s)
+{
+    return (steno_session_state)atomic_load_explicit(&s->state, memory_order_acquire);
+}
+
+#define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
+
+static void sched(steno_session *s, lws_sorted_usec_list_t *sul, sul_cb_t cb, uint64_t ms)
+{
+    /* 0 would mean "cancel" to lws: the soonest is 1 us */
+    lws_sul_schedule(s->c->ctx, 0, sul, cb, ms ? (lws_usec_t)ms * 1000 : 1);
+}
+
+static void cancel_timers(steno_session *s)
+{
+    lws_sul_cancel(&s->sul_retry);
+    lws_sul_cancel(&s->sul_conn_to);
+    lws_sul_cancel(&s->sul_live);
+    lws_sul_cancel(&s->sul_pace);
+    lws_sul_cancel(&s->sul_close);
+    lws_sul_cancel(&s->sul_evict);
+    lws_sul_cancel(&s->sul_switch);
+}
+
+static double secs(const steno_session *s, uint64_t frame)
+{
+    return steno__timeline_seconds(s->tl, frame);
+}
+
+static uint64_t unfinalized_frames(const steno_session *s)
+{
+    steno__ring_stats rs;
+    steno__ring_stats_get(s->ring, &rs);
+    uint64_t gone = rs.frames_acked + rs.frames_dropped + rs.frames_evicted;
+    return rs.frames_in > gone ? rs.frames_in - gone : 0;
+}
+
+static void retry_cb(lws_sorted_usec_list_t *sul);
+static void conn_timeout_cb(lws_sorted_usec_list_t *sul);
+static void live_cb(lws_sorted_usec_list_t *sul);
+static void pace_cb(lws_sorted_usec_list_t *sul);
+static void close_cb(lws_sorted_usec_list_t *sul);
+static void evict_cb(lws_sorted_usec_list_t *sul);
+static void switch_cb(lws_sorted_usec_list_t *sul);
+static void try_connect(steno_session *s);
+
+/* Metrics fed from ring counters, as deltas since the last sync (network thread). */
+static void sync_metrics(steno_session *s)
+{
+    steno__client_metrics *m = &s->c->m;
+    steno__ring_stats rs;
+    steno__ring_stats_get(s->ring, &rs);
+    if (rs.frames_in > s->m_written_reported) {
+        steno__counter_add(m->frames_written, rs.frames_in - s->m_written_reported);
+        s->m_written_reported = rs.frames_in;
+    }
+    if (rs.frames_acked > s->m_acked_reported) {
+        steno__counter_add(m->frames_acked, rs.frames_acked - s->m_acked_reported);
+        s->m_acked_reported = rs.frames_acked;
+    }
+    uint64_t buffered = steno__ring_written(s->ring) - steno__ring_acked(s->ring);
+    steno__gauge_add(m->buffered, (double)buffered - (double)s->m_buffered_reported);
+    s->m_buffered_reported = buffered;
+}
+
+/* Drop our hold on the current wsi: lws finishes it asynchronously; its callbacks find no
+ * session (opaque NULL) and are ignored. */
+static void abandon_conn(steno_session *s)
+{
+    if (s->wsi) {
+        lws_set_opaque_user_data(s->wsi, NULL);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        s->wsi = NULL;
+    }
+    s->conn = STENO__CONN_NONE;
+    lws_sul_cancel(&s->sul_conn_to);
+    lws_sul_cancel(&s->sul_live);
+    lws_sul_cancel(&s->sul_pace);
+    if (s->holds_slot) {
+        s->holds_slot = false;
+        steno__client_release_slot(s->c);
+    }
+}
+
+/* Give back a half-open breaker probe we hold without an outcome. */
+static void drop_probe(steno_session *s)
+{
+    if (s->is_probe && s->breaker_passed && s->ep) {
+        steno__breaker_probe_abandoned(&s->ep->breaker);
+        steno__client_breaker_report(s->c, s->ep);
+    }
+    s->is_probe = false;
+    s->breaker_passed = false;
+}
+
+static void emit_dropped(steno_session *s, const steno__range *r, int producer)
+{
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_AUDIO_DROPPED;
+    ev.u.audio_dropped.first_sample = r->first_frame;
+    ev.u.audio_dropped.last_sample = r->last_frame;
+    ev.u.audio_dropped.samples = r->frames;
+    ev.u.audio_dropped.producer_side = producer;
+    steno__emit(s, &ev);
+}
+
+static void drain_dropped(steno_session *s)
+{
+    steno__range r;
+    while (steno__ring_take_dropped(s->ring, &r) == STENO_OK)
+        emit_dropped(s, &r, 1);
+}
+
+/* The producer-drop counter in metrics follows the ring's count. */
+static uint64_t reported_chunks_dropped(steno_session *s, int evicted)
+{
+    steno__ring_stats rs;
+    steno__ring_stats_get(s->ring, &rs);
+    return evicted ? rs.chunks_evicted : rs.chunks_dropped;
+}
+
+static void terminal_cleanup(steno_session *s)
+{
+    abandon_conn(s);
+    drop_probe(s);
+    cancel_timers(s);
+    steno__client_cq_remove(s->c, s);
+    s->waiting_breaker = false;
+    s->terminal = true;
+}
+
+static void fail_session(steno_session *s, steno_status status, int http_status, int close_code,
+                         const char *message, const char *provider_message)
+{
+    if (s->terminal)
+        return;
+    drain_dropped(s);
+    terminal_cleanup(s);
+    pthread_mutex_lock(&s->lock);
+    snprintf(s->fail_msg, sizeof s->fail_msg, "%s", message);
+    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->st.last_error, (int)status);
+    set_state(s, STENO_STATE_FAILED);
+    steno__log(s->c, STENO_LOG_WARN, "session failed: %s", message);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_FAILED;
+    ev.u.failed.status = status;
+    ev.u.failed.http_status = http_status;
+    ev.u.failed.close_code = close_code;
+    ev.u.failed.message = message;
+    ev.u.failed.provider_message = provider_message ? provider_message : "";
+    ev.u.failed.request_id = s->request_id;
+    steno__emit(s, &ev);
+    sync_metrics(s);
+}
+
+static void finish_close(steno_session *s, steno_status status)
+{
+    if (s->terminal)
+        return;
+    drain_dropped(s);
+    terminal_cleanup(s);
+    set_state(s, STENO_STATE_CLOSED);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_CLOSED;
+    ev.u.closed.status = status;
+    ev.u.closed.unfinalized_samples = unfinalized_frames(s);
+    steno__emit(s, &ev);
+    sync_metrics(s);
+}
+
+/* ---- eviction during outages ---- */
+
+static uint32_t evict_min_free(const steno_session *s)
+{
+    uint32_t cap = steno__ring_capacity(s->ring);
+    uint32_t m = cap / 20;
+    return m < 2 ? (cap > 2 ? 2 : 1) : m;
+}
+
+static void evict(steno_session *s)
+{
+    if (s->conn == STENO__CONN_OPEN || s->terminal)
+        return;
+    uint64_t before = reported_chunks_dropped(s, 1);
+    steno__range r;
+    while (steno__ring_evict(s->ring, evict_min_free(s), &r) == STENO_OK)
+        emit_dropped(s, &r, 0);
+    uint64_t after = reported_chunks_dropped(s, 1);
+    if (after > before)
+        steno__counter_add(s->c->m.drop_evicted, after - before);
+}
+
+static void evict_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_evict);
+    if (s->terminal || s->conn == STENO__CONN_OPEN)
+        return;
+    evict(s);
+    sync_metrics(s);
+    sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/* ---- reconnect scheduling ---- */
+
+static void format_cause(char *buf, size_t len, const steno__classification *cls, const char *why)
+{
+    if (why && *why && strcmp(why, cls->cause) != 0)
+        snprintf(buf, len, "%s (%s)", cls->cause, why);
+    else
+        snprintf(buf, len, "%s", cls->cause);
+}
+
+static void schedule_retry(steno_session *s, const steno__classification *cls, int http_status,
+                           int close_code, const char *why)
+{
+    steno_client *c = s->c;
+    uint64_t now = steno__now_ms();
+    char cause[300];
+    format_cause(cause, sizeof cause, cls, why);
+    if (c->budget_on) {
+        if (steno__budget_acquire(&c->budget, cls->failure_class, &s->tok) != STENO_OK) {
+            steno__counter_inc(c->m.budget_exhausted);
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "the client's retry budget is exhausted (too many failures across its "
+                     "sessions); last error: %s",
+                     cause);
+            fail_session(s, STENO_ERR_BUDGET_EXHAUSTED, http_status, close_code, msg, s->prov_err);
+            return;
+        }
+        steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
+    }
+    uint64_t delay = 0;
+    if (steno__backoff_next(&s->bo, now, cls->retry_after_ms, &delay) != STENO_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "gave up reconnecting after %u attempts over %llu ms (retry.max_attempts / "
+                 "retry.max_outage_ms); last error: %s",
+                 s->outage_attempts, (unsigned long long)(now - s->down_since_ms), cause);
+        fail_session(s, STENO_ERR_RETRIES_EXHAUSTED, http_status, close_code, msg, s->prov_err);
+        return;
+    }
+    if (cls->verdict == STENO__RETRY_AFTER)
+        steno__counter_inc(c->m.rate_limit_waits);
+    if (!s->close_requested)
+        set_state(s, s->ever_connected ? STENO_STATE_RECONNECTING : STENO_STATE_CONNECTING);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_RECONNECTING;
+    ev.u.reconnecting.attempt = steno__backoff_attempts(&s->bo);
+    ev.u.reconnecting.delay_ms = delay > UINT32_MAX ? UINT32_MAX : (uint32_t)delay;
+    ev.u.reconnecting.cause = cls->status;
+    ev.u.reconnecting.http_status = http_status;
+    ev.u.reconnecting.close_code = close_code;
+    ev.u.reconnecting.message = cause;
+    steno__log(c, STENO_LOG_INFO, "reconnecting in %llu ms: %s", (unsigned long long)delay, cause);
+    steno__emit(s, &ev);
+    if (s->terminal)
+        return;
+    sched(s, &s->sul_retry, retry_cb, delay);
+    sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/* A planned reconnect (configuration change): no backoff, breaker or budget involved. */
+static void planned_reconnect(steno_session *s, const char *why)
+{
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_RECONNECTING;
+    ev.u.reconnecting.attempt = 0;
+    ev.u.reconnecting.delay_ms = 0;
+    ev.u.reconnecting.cause = STENO_OK;
+    ev.u.reconnecting.message = why;
+    steno__emit(s, &ev);
+    if (s->terminal)
+        return;
+    if (!s->close_requested)
+        set_state(s, STENO_STATE_RECONNECTING);
+    sched(s, &s->sul_retry, retry_cb, 0);
+    sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/*
+ * The current connection ended (was_open) or never opened. info says how;
+ * decides between finishing a close, a planned reconnect, failing, or a
+ * retry following backoff, breaker and budget.
+ */
+static void conn_ended(steno_session *s, steno__failure_info *info, bool was_open, const char *why)
+{
+    steno_client *c = s->c;
+    uint64_t now = steno__now_ms();
+    steno__classification cls;
+    info->now_unix = (int64_t)time(NULL);
+    steno__classify(info, &cls);
+    if (cls.status != STENO_OK)
+        atomic_store(&s->st.last_error, (int)cls.status);
+    bool healthy = false;
+    if (was_open) {
+        healthy = now - s->connected_at_ms >= s->cfg.healthy_after_ms && s->conn_rx_frames > 0;
+        steno__backoff_on_disconnect(&s->bo, now, healthy);
+        s->down_since_ms = now;
+        s->outage_attempts = 0;
+    }
+    bool was_switching = s->switching;
+    s->switching = s->switch_sent = false;
+    lws_sul_cancel(&s->sul_switch);
+    if (s->terminal)
+        return;
+
+    if (s->close_requested && was_open && s->closestream_sent &&
+        (cls.verdict == STENO__DONE || info->close_code == 1000) &&
+        steno__ring_sent(s->ring) >= steno__ring_written(s->ring)) {
+        /* The provider flushed everything we sent and closed: the drain is complete. */
+        finish_close(s, STENO_OK);
+        return;
+    }
+    if (was_switching && !steno__verdict_is_fatal(cls.verdict)) {
+        ST_ADD(s, configures, 1);
+        planned_reconnect(s, "applying a configuration change (seamless reconnect)");
+        return;
+    }
+    if (steno__verdict_is_fatal(cls.verdict)) {
+        steno__counter_inc(c->m.fail[cls.verdict]);
+        if (!was_open)
+            drop_probe(s);
+        char msg[512];
+        char cause[300];
+        format_cause(cause, sizeof cause, &cls, why);
+        snprintf(msg, sizeof msg, "%s: %s", cause, steno_strerror(cls.status));
+        fail_session(s, cls.status, info->http_status, info->close_code, msg, s->prov_err);
+        return;
+    }
+    if (cls.verdict == STENO__DONE) {
+        /* A clean close we did not ask for (or after a switch): just reconnect. */
+        cls.verdict = STENO__RETRY;
+        cls.status = STENO_ERR_CLOSED;
+    }
+    steno__counter_inc(c->m.fail[cls.verdict]);
+    if (!was_open) {
+        if (s->breaker_passed && s->ep) {
+            steno__breaker_on_failure(&s->ep->breaker, now);
+            s->breaker_passed = false;
+            s->is_probe = false;
+            steno__client_breaker_report(c, s->ep);
+        }
+    } else {
+        steno__counter_inc(c->m.disconnects);
+    }
+    schedule_retry(s, &cls, info->http_status, info->close_code, why);
+}
+
+/* ---- connecting ---- */
+
+static void retry_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_retry);
+    try_connect(s);
+}
+
+static void conn_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_conn_to);
+    if (s->conn != STENO__CONN_HANDSHAKE)
+        return;
+    steno__failure_info info;
+    memset(&info, 0, sizeof info);
+    info.phase = STENO__PHASE_HANDSHAKE;
+    info.connect_timeout = true;
+    abandon_conn(s);
+    char why[96];
+    snprintf(why, sizeof why, "no WebSocket handshake within connect_timeout_ms=%u",
+             s->cfg.connect_timeout_ms);
+    conn_ended(s, &info, false, why);
+}
+
+static int rebuild_url(steno_session *s, char *err, size_t errlen)
+{
+    steno__sb b;
+    steno__sb_init(&b, s->a);
+    int rc = s->prov->build_url(s->url_str, &s->ap, &s->opts, &b);
+    if (rc == STENO_OK) {
+        steno__url u;
+        rc = steno__url_parse(s->a, steno__sb_cstr(&b), &u, err, errlen);
+        if (rc == STENO_OK) {
+            steno__url_free(s->a, &s->url);
+            s->url = u;
+        }
+    } else if (err && errlen) {
+        snprintf(err, errlen, "could not build the request URL: %s", steno_strerror(rc));
+    }
+    steno__sb_free(&b);
+    return rc;
+}
+
+static void try_connect(steno_session *s)
+{
+    steno_client *c = s->c;
+    if (s->terminal || s->conn != STENO__CONN_NONE)
+        return;
+    uint64_t now = steno__now_ms();
+    if (!s->breaker_passed) {
+        bool probe = false;
+        uint64_t retry_at = now;
+        if (steno__breaker_allow(&s->ep->breaker, now, &probe, &retry_at) != STENO_OK) {
+            steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
+            if (s->cfg.retry.max_outage_ms != UINT32_MAX &&
+                now - s->down_since_ms >= s->cfg.retry.max_outage_ms) {
+                char msg[300];
+                snprintf(msg, sizeof msg,
+                         "gave up: the circuit breaker of %s stayed open for the whole "
+                         "retry.max_outage_ms=%u",
+                         s->ep->key, s->cfg.retry.max_outage_ms);
+                fail_session(s, STENO_ERR_BREAKER_OPEN, 0, 0, msg, "");
+                return;
+            }
+            steno__counter_inc(c->m.breaker_waits);
+            s->waiting_breaker = true;
+            sched(s, &s->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
+            return;
+        }
+        s->is_probe = probe;
+        s->breaker_passed = true;
+        steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
+    }
+    if (!s->holds_slot) {
+        if (c->active_connects >= c->cfg.max_concurrent_connects) {
+            steno__client_cq_push(c, s);
+            return;
+        }
+        c->active_connects++;
+        s->holds_slot = true;
+    }
+    /* a fresh credential for every connection */
+    s->cred[0] = '\0';
+    if (s->cfg.token_cb) {
+        steno_status rc = s->cfg.token_cb(s->cfg.token_user, s->cred, sizeof s->cred);
+        if (rc != STENO_OK || !memchr(s->cred, '\0', sizeof s->cred)) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "the token callback failed (%s): no credential to connect",
+                     rc != STENO_OK ? steno_status_name(rc) : "unterminated credential");
+            s->cred[0] = '\0';
+            fail_session(s, rc != STENO_OK ? rc : STENO_ERR_AUTH, 0, 0, msg, "");
+            return;
+        }
+    } else if (s->api_key) {
+        snprintf(s->cred, sizeof s->cred, "%s", s->api_key);
+    }
+
+    s->outage_attempts++;
+    atomic_fetch_add_explicit(&s->st.attempts, 1, memory_order_relaxed);
+    steno__counter_inc(c->m.attempts);
+    s->http_status = s->close_code = 0;
+    s->close_reason[0] = s->prov_err[0] = s->request_id[0] = s->retry_after[0] = '\0';
+    s->dead = s->conn_timed_out = false;
+    s->conn_rx_frames = 0;
+    s->conn = STENO__CONN_HANDSHAKE;
+    if (get_state(s) == STENO_STATE_IDLE)
+        set_state(s, STENO_STATE_CONNECTING);
+
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_CONNECTING;
+    ev.u.connecting.attempt = s->outage_attempts;
+    steno__emit(s, &ev);
+    if (s->terminal || s->conn != STENO__CONN_HANDSHAKE)
+        return;
+
+    struct lws_client_connect_info i;
+    memset(&i, 0, sizeof i);
+    i.context = c->ctx;
+    i.address = s->url.host;
+    i.port = s->url.port;
+    i.path = s->url.path;
+    i.host = s->url.hostport;
+    i.origin = s->url.hostport;
+    i.ssl_connection = s->url.tls ? LCCSCF_USE_SSL : 0;
+    i.local_protocol_name = steno__protocols[0].name;
+    i.protocol = NULL;
+    i.pwsi = &s->wsi;
+    i.opaque_user_data = s;
+    s->wsi = NULL;
+    struct lws *w = lws_client_connect_via_info(&i);
+    if (!w) {
+        if (s->conn == STENO__CONN_HANDSHAKE) {
+            /* lws refused without a callback (e.g. DNS failure, no fds) */
+            s->wsi = NULL;
+            abandon_conn(s);
+            steno__failure_info info;
+            memset(&info, 0, sizeof info);
+            info.phase = STENO__PHASE_HANDSHAKE;
+            conn_ended(s, &info, false, "could not start the connection");
+        }
+        return;
+    }
+    s->wsi = w;
+    sched(s, &s->sul_conn_to, conn_timeout_cb, s->cfg.connect_timeout_ms);
+}
+
+struct hdr_ctx {
+    struct lws *wsi;
+    unsigned char **p, *end;
+};
+
+static int add_header(void *ctx, const char *name, const char *value)
+{
+    struct hdr_ctx *h = ctx;
+    return lws_add_http_header_by_name(h->wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), h->p,
+                                       h->end);
+}
+
+int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned char **p,
+                                  unsigned char *end)
+{
+    struct hdr_ctx h = {wsi, p, end};
+    int rc = s->prov->handshake_headers(s->cred, add_header, &h);
+    /* the credential is not needed any more: do not keep it around */
+    memset(s->cred, 0, sizeof s->cred);
+    return rc == STENO_OK ? 0 : -1;
+}
+
+static void copy_hdr(struct lws *wsi, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!name)
+        return;
+    int n = lws_hdr_custom_copy(wsi, buf, (int)len, name, (int)strlen(name));
+    if (n < 0)
+        buf[0] = '\0';
+}
+
+void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const char *why)
+{
+    if (s->conn != STENO__CONN_HANDSHAKE)
+        return;
+    steno__failure_info info;
+    memset(&info, 0, sizeof info);
+    info.phase = STENO__PHASE_HANDSHAKE;
+    info.http_status = (int)lws_http_client_http_response(wsi);
+    if (info.http_status && info.http_status != 101) {
+        if (lws_hdr_copy(wsi, s->retry_after, sizeof s->retry_after, WSI_TOKEN_HTTP_RETRY_AFTER) >
+            0)
+            info.retry_after = s->retry_after;
+        copy_hdr(wsi, s->prov->error_header, s->prov_err, sizeof s->prov_err);
+        copy_hdr(wsi, s->prov->request_id_header, s->request_id, sizeof s->request_id);
+        if (s->prov_err[0])
+            info.provider_error = s->prov_err;
+    }
+    if (why && (strstr(why, "cert") || strstr(why, "CERT")))
+        info.tls = STENO__TLS_CERTIFICATE;
+    else if (why &&
+             (strstr(why, "tls") || strstr(why, "TLS") || strstr(why, "SSL") || strstr(why, "ssl")))
+        info.tls = STENO__TLS_INTERRUPTED;
+    s->http_status = info.http_status;
+    s->wsi = NULL; /* lws frees it after this callback */
+    abandon_conn(s);
+    char whybuf[300];
+    if (s->prov_err[0])
+        snprintf(whybuf, sizeof whybuf, "%s; %s%s", why && *why ? why : "handshake failed",
+                 s->prov->error_header, s->prov_err);
+    else
+        snprintf(whybuf, sizeof whybuf, "%s", why && *why ? why : "connection failed");
+    conn_ended(s, &info, false, whybuf);
+}
+
+static bool has_audio_to_send(steno_session *s)
+{
+    return steno__ring_sent(s->ring) < steno__ring_written(s->ring);
+}
+
+static bool wants_write(steno_session *s)
+{
+    if (s->conn != STENO__CONN_OPEN)
+        return false;
+    if (s->ping_pending || s->ka_pending || s->initial_pending)
+        return true;
+    if (s->switching)
+        return !s->switch_sent;
+    if (s->closestream_sent)
+        return false;
+    if (has_audio_to_send(s))
+        return true;
+    if (s->finalize_pending)
+        return true;
+    if (s->close_requested)
+        return true;
+    return false;
+}
+
+static void want_write(steno_session *s)
+{
+    if (s->wsi && wants_write(s))
+        lws_callback_on_writable(s->wsi);
+}
+
+static void schedule_live(steno_session *s, uint64_t now)
+{
+    uint64_t next = s->next_ping_ms;
+    uint64_t dead_at = s->last_rx_ms + s->cfg.dead_after_ms;
+    if (dead_at < next)
+        next = dead_at;
+    if (s->prov->keepalive_text) {
+        uint64_t last = s->last_audio_tx_ms > s->last_ka_ms ? s->last_audio_tx_ms : s->last_ka_ms;
+        uint64_t ka_at = last + s->cfg.keepalive_ms;
+        if (ka_at < next)
+            next = ka_at;
+    }
+    sched(s, &s->sul_live, live_cb, next > now ? next - now : 1);
+}
+
+static void live_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_live);
+    if (s->conn != STENO__CONN_OPEN || s->terminal)
+        return;
+    uint64_t now = steno__now_ms();
+    if (now - s->last_rx_ms >= s->cfg.dead_after_ms) {
+        /* Half-open or stalled: nothing (not even a pong) for dead_after_ms. */
+        s->dead = true;
+        atomic_fetch_add_explicit(&s->st.dead, 1, memory_order_relaxed);
+        steno__counter_inc(s->c->m.dead);
+        steno__failure_info info;
+        memset(&info, 0, sizeof info);
+        info.phase =
+            (s->closestream_sent || s->switch_sent) ? STENO__PHASE_CLOSING : STENO__PHASE_OPEN;
+        info.liveness_timeout = true;
+        abandon_conn(s);
+        char why[96];
+        snprintf(why, sizeof why, "nothing received for dead_after_ms=%u", s->cfg.dead_after_ms);
+        conn_ended(s, &info, true, why);
+        return;
+    }
+    if (now >= s->next_ping_ms) {
+        s->ping_pending = true;
+        s->next_ping_ms = now + s->cfg.ping_interval_ms;
+    }
+    if (s->prov->keepalive_text && !s->closestream_sent && !s->switch_sent) {
+        uint64_t last = s->last_audio_tx_ms > s->last_ka_ms ? s->last_audio_tx_ms : s->last_ka_ms;
+        if (now - last >= s->cfg.keepalive_ms && !has_audio_to_send(s))
+            s->ka_pending = true;
+    }
+    want_write(s);
+    schedule_live(s, now);
+}
+
+static void pace_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_pace);
+    want_write(s);
+}
+
+static void close_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_close);
+    steno__log(s->c, STENO_LOG_INFO, "close: drain timed out");
+    finish_close(s, STENO_ERR_TIMEOUT);
+}
+
+static void switch_cb(lws_sorted_usec_list_t *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_switch);
+    if (!s->switching || s->terminal)
+        return;
+    /* The old connection did not finish in time: drop it; replay covers what it held. */
+    abandon_conn(s);
+    s->switching = s->switch_sent = false;
+    ST_ADD(s, configures, 1);
+    planned_reconnect(s, "applying a configuration change (old connection did not close in time)");
+}
+
+void steno__session_on_established(steno_session *s, struct lws *wsi)
+{
+    steno_client *c = s->c;
+    if (s->conn != STENO__CONN_HANDSHAKE) {
+        /* not ours any more */
+        lws_set_opaque_user_data(wsi, NULL);
+        return;
+    }
+    uint64_t now = steno__now_ms();
+    s->wsi = wsi;
+    s->conn = STENO__CONN_OPEN;
+    lws_sul_cancel(&s->sul_conn_to);
+    lws_sul_cancel(&s->sul_evict);
+    if (s->holds_slot) {
+        s->holds_slot = false;
+        steno__client_release_slot(c);
+    }
+    if (s->breaker_passed && s->ep) {
+        steno__breaker_on_success(&s->ep->breaker, now);
+        steno__client_breaker_report(c, s->ep);
+    }
+    s->breaker_passed = false;
+    s->is_probe = false;
+    if (c->budget_on) {
+        steno__budget_on_success(&c->budget, &s->tok);
+        steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
+    }
+    steno__backoff_on_connected(&s->bo, now);
+    copy_hdr(wsi, s->prov->request_id_header, s->request_id, sizeof s->request_id);
+    atomic_fetch_add_explicit(&s->st.connects, 1, memory_order_relaxed);
+    steno__counter_inc(c->m.successes);
+
+    /* A new connection: the provider's clock restarts; replay what is not final. */
+    steno__timeline_connection_begin(s->tl);
+    uint64_t acked = steno__ring_acked(s->ring);
+    uint64_t written = steno__ring_written(s->ring);
+    uint64_t hi = s->high_sent < written ? s->high_sent : written;
+    uint32_t replay = hi > acked ? (uint32_t)(hi - acked) : 0;
+    steno__ring_rewind(s->ring);
+    steno__pacing_reset(&s->pacing, now);
+    s->connected_at_ms = now;
+    s->last_rx_ms = now;
+    s->last_audio_tx_ms = now;
+    s->last_ka_ms = now;
+    s->next_ping_ms = now + s->cfg.ping_interval_ms;
+    s->ping_pending = s->ka_pending = false;
+    s->closestream_sent = false;
+    s->switching = s->switch_sent = false;
+    s->rx.len = 0;
+    if (s->finalize_outstanding && steno__ring_acked(s->ring) < s->finalize_target) {
+        s->finalize_pending = true; /* its answer was lost with the old connection */
+        s->finalize_outstanding = false;
+    }
+    s->initial_pending = s->prov->initial_message != NULL;
+
+    uint32_t attempts = s->outage_attempts;
+    s->outage_attempts = 0;
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    if (!s->ever_connected) {
+        s->ever_connected = true;
+        ev.type = STENO_EVENT_CONNECTED;
+        ev.u.connected.request_id = s->request_id;
+    } else {
+        uint64_t down = now - s->down_since_ms;
+        atomic_fetch_add_explicit(&s->st.reconnects, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->st.last_downtime_ms, down, memory_order_relaxed);
+        steno__counter_inc(c->m.reconnects);
+        steno__histogram_observe(c->m.reconnect_hist, (double)down / 1000.0);
+        ev.type = STENO_EVENT_RECONNECTED;
+        ev.u.reconnected.attempts = attempts ? attempts : 1;
+        ev.u.reconnected.downtime_ms = down > UINT32_MAX ? UINT32_MAX : (uint32_t)down;
+        ev.u.reconnected.replayed_chunks = replay;
+        ev.u.reconnected.request_id = s->request_id;
+    }
+    set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
+    steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks)", s->url.endpoint, replay);
+    steno__emit(s, &ev);
+    if (s->terminal || s->conn != STENO__CONN_OPEN)
+        return;
+    drain_dropped(s);
+    schedule_live(s, now);
+    want_write(s);
+}
+
+void steno__session_on_peer_close(steno_session *s, const uint8_t *payload, size_t len)
+{
+    if (len >= 2) {
+        s->close_code = (payload[0] << 8) | payload[1];
+        size_t n = len - 2 < sizeof s->close_reason - 1 ? len - 2 : sizeof s->close_reason - 1;
+        memcpy(s->close_reason, payload + 2, n);
+        s->close_reason[n] = '\0';
+    } else {
+        s->close_code = 1005; /* no status received */
+    }
+}
+
+void steno__session_on_closed(steno_session *s, struct lws *wsi)
+{
+    if (s->conn == STENO__CONN_HANDSHAKE) {
+        steno__session_on_connect_error(s, wsi, "connection closed during the handshake");
+        return;
+    }
+    if (s->conn != STENO__CONN_OPEN)
+        return;
+    steno__failure_info info;
+    memset(&info, 0, sizeof info);
+    info.phase = (s->closestream_sent || s->switch_sent) ? STENO__PHASE_CLOSING : STENO__PHASE_OPEN;
+    info.close_code = s->close_code;
+    info.close_reason = s->close_reason[0] ? s->close_reason : NULL;
+    info.provider_error = s->prov_err[0] ? s->prov_err : NULL;
+    s->wsi = NULL; /* lws frees it after this callback */
+    abandon_conn(s);
+    char why[300];
+    if (s->close_code)
+        snprintf(why, sizeof why, "server closed the connection with %d%s%s", s->close_code,
+                 s->close_reason[0] ? " " : "", s->close_reason);
+    else
+        snprintf(why, sizeof why, "connection lost");
+    conn_ended(s, &info, true, why);
+}
+
+void steno__session_on_pong(steno_session *s)
+{
+    s->last_rx_ms = steno__now_ms();
+    s->conn_rx_frames++;
+}
+
+/* ---- results ---- */
+
+static void handle_results(steno_session *s, const steno__msg *m)
+{
+    steno_client *c = s->c;
+    steno__word_time *wt = NULL;
+    steno_word *words = NULL;
+    if (m->n_words) {
+        wt = steno__calloc(s->a, m->n_words, sizeof *wt);
+        if (!wt)
+            return;
+        for (size_t i = 0; i < m->n_words; i++) {
+            wt[i].start = m->words[i].start;
+            wt[i].end = m->words[i].end;
+        }
+    }
+    steno__mapped mp;
+    int rc = m->is_final
+                 ? steno__timeline_final(s->tl, m->start, m->duration, wt, m->n_words, &mp)
+                 : steno__timeline_interim(s->tl, m->start, m->duration, wt, m->n_words, &mp);
+    if (rc != STENO_OK) {
+        ST_ADD(s, parse_errors, 1);
+        steno__counter_inc(c->m.parse_errors);
+        goto out;
+    }
+    if (m->is_final && m->from_finalize)
+        s->finalize_outstanding = false;
+    if (!mp.emit) {
+        if (m->is_final) {
+            ST_ADD(s, finals_suppressed, 1);
+            steno__ring_ack_through(s->ring, mp.ack_frame);
+        }
+        goto out;
+    }
+    steno__sb text;
+    steno__sb_init(&text, s->a);
+    if (mp.n_words) {
+        words = steno__calloc(s->a, mp.n_words, sizeof *words);
+        if (!words)
+            goto out;
+        for (size_t k = 0; k < mp.n_words; k++) {
+            const steno__pword *pw = &m->words[mp.first_word + k];
+            uint64_t a = 0, b = 0;
+            steno__timeline_map_word(s->tl, &mp, &wt[mp.first_word + k], &a, &b);
+            words[k].word = pw->word;
+            words[k].punctuated_word = pw->punctuated_word;
+            words[k].start = secs(s, a);
+            words[k].end = secs(s, b);
+            words[k].confidence = pw->confidence;
+            words[k].speaker = pw->speaker;
+            if (mp.first_word > 0) {
+                if (k)
+                    steno__sb_puts(&text, " ");
+                steno__sb_puts(&text, pw->punctuated_word);
+            }
+        }
+    }
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_TRANSCRIPT;
+    steno_transcript *t = &ev.u.transcript;
+    t->is_final = m->is_final;
+    t->speech_final = m->speech_final;
+    t->from_finalize = m->from_finalize;
+    t->text = mp.first_word > 0 ? steno__sb_cstr(&text) : (m->transcript ? m->transcript : "");
+    t->start = secs(s, mp.start_frame);
+    t->end = secs(s, mp.end_frame);
+    t->confidence = m->confidence;
+    t->words = words;
+    t->n_words = mp.n_words;
+    t->first_sample = mp.start_frame;
+    t->end_sample = mp.end_frame;
+    t->channel = m->channel;
+    if (m->is_final) {
+        ST_ADD(s, finals, 1);
+        steno__counter_inc(c->m.finals);
+    } else {
+        ST_ADD(s, interims, 1);
+        steno__counter_inc(c->m.interims);
+    }
+    steno__emit(s, &ev);
+    steno__sb_free(&text);
+    if (m->is_final)
+        steno__ring_ack_through(s->ring, mp.ack_frame);
+out:
+    steno__free(s->a, words);
+    steno__free(s->a, wt);
+}
+
+static void handle_message(steno_session *s, const char *text, size_t len)
+{
+    steno__msg m;
+    int rc = s->prov->parse(s->a, text, len, &m);
+    if (rc != STENO_OK) {
+        ST_ADD(s, parse_errors, 1);
+        steno__counter_inc(s->c->m.parse_errors);
+        steno__log(s->c, STENO_LOG_DEBUG, "unparseable server message (%zu bytes)", len);
+        return;
+    }
+    ST_ADD(s, messages_received, 1);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    switch (m.type) {
+    case STENO__MSG_RESULTS:
+        handle_results(s, &m);
+        break;
+    case STENO__MSG_UTTERANCE_END:
+        ev.type = STENO_EVENT_UTTERANCE_END;
+        ev.u.utterance_end.last_word_end =
+            secs(s, steno__timeline_to_session(s->tl, m.last_word_end));
+        steno__emit(s, &ev);
+        break;
+    case STENO__MSG_SPEECH_STARTED:
+        ev.type = STENO_EVENT_SPEECH_STARTED;
+        ev.u.speech_started.timestamp = secs(s, steno__timeline_to_session(s->tl, m.timestamp));
+        steno__emit(s, &ev);
+        break;
+    case STENO__MSG_METADATA:
+        ev.type = STENO_EVENT_METADATA;
+        ev.u.metadata.request_id = m.request_id ? m.request_id : "";
+        ev.u.metadata.duration = m.meta_duration;
+        ev.u.metadata.json = m.raw ? m.raw : "";
+        steno__emit(s, &ev);
+        break;
+    case STENO__MSG_ERROR:
+        snprintf(s->prov_err, sizeof s->prov_err, "%s%s%s", m.error_code,
+                 (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
+        steno__log(s->c, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
+        break;
+    default:
+        break;
+    }
+    steno__msg_release(&m);
+}
+
+int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in, size_t len)
+{
+    if (s->conn != STENO__CONN_OPEN)
+        return 0;
+    uint64_t now = steno__now_ms();
+    s->last_rx_ms = now;
+    s->conn_rx_frames++;
+    ST_ADD(s, bytes_received, len);
+    atomic_store_explicit(&s->st.last_rx_mono_ms, now, memory_order_relaxed);
+    steno__counter_add(s->c->m.bytes_received, len);
+    steno__client_note_rx(s->c);
+    if (lws_frame_is_binary(wsi)) {
+        s->rx.len = 0; /* no binary messages in this protocol: ignore */
+        return 0;
+    }
+    steno__sb_append(&s->rx, in, len);
+    if (steno__sb_status(&s->rx)) {
+        /* Larger than any sane message: the peer is broken. Count it and move on. */
+        steno__log(s->c, STENO_LOG_WARN, "server message too large or out of memory: dropped");
+        ST_ADD(s, parse_errors, 1);
+        steno__counter_inc(s->c->m.parse_errors);
+        steno__sb_reset(&s->rx);
+        s->rx_skip = true;
+    }
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        if (!s->rx_skip && s->rx.len)
+            handle_message(s, s->rx.p, s->rx.len);
+        s->rx_skip = false;
+        if (s->rx.cap > 65536)
+            steno__sb_free(&s->rx); /* do not keep a huge buffer for one odd message */
+        steno__sb_reset(&s->rx);
+        sync_metrics(s);
+        if (s->conn == STENO__CONN_OPEN)
+            want_write(s);
+    }
+    return 0;
+}
+
+/* ---- sending ---- */
+
+static int send_text(steno_session *s, struct lws *wsi, const char *text)
+{
+    size_t n = strlen(text);
+    if (n + LWS_PRE > s->scratch_cap)
+        return -1;
+    memcpy(s->scratch + LWS_PRE, text, n);
+    if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+        return -1;
+    ST_ADD(s, bytes_sent, n);
+    steno__counter_add(s->c->m.bytes_sent, n);
+    return 0;
+}
+
+/* One lws_write per WRITEABLE callback; ask for another when more is ready. */
+int steno__session_on_writeable(steno_session *s, struct lws *wsi)
+{
+    if (s->conn != STENO__CONN_OPEN || wsi != s->wsi)
+        return 0;
+    steno_client *c = s->c;
+    uint64_t now = steno__now_ms();
+    if (s->ping_pending) {
+        s->ping_pending = false;
+        if (lws_write(wsi, s->scratch + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        ST_ADD(s, pings, 1);
+        goto more;
+    }
+    if (s->initial_pending) {
+        s->initial_pending = false;
+        steno__sb_reset(&s->tx);
+        if (s->prov->initial_message(&s->ap, &s->opts, &s->tx) != STENO_OK ||
+            send_text(s, wsi, steno__sb_cstr(&s->tx)))
+            return -1;
+        goto more;
+    }
+    if (s->switching) {
+        if (!s->switch_sent) {
+            s->switch_sent = true;
+            if (send_text(s, wsi, s->prov->close_text))
+                return -1;
+        }
+        return 0;
+    }
+    if (s->closestream_sent)
+        return 0;
+    if (s->finalize_pending && steno__ring_sent(s->ring) >= s->finalize_target) {
+        s->finalize_pending = false;
+        if (!s->close_requested && s->prov->finalize_text) {
+            s->finalize_outstanding = true;
+            if (send_text(s, wsi, s->prov->finalize_text))
+                return -1;
+            goto more;
+        }
+    }
+    steno__chunk ch;
+    if (steno__ring_next_to_send(s->ring, &ch) == STENO_OK) {
+        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames);
+        if (wait) {
+            if (!s->pacing.waiting)
+                steno__counter_inc(c->m.pacing_waits);
+            steno__pacing_allow(&s->pacing, now, ch.frames); /* counts the wait */
+            sched(s, &s->sul_pace, pace_cb, wait);
+            return 0;
+        }
+        if (steno__timeline_on_sent(s->tl, ch.first_frame, ch.frames) != STENO_OK) {
+            /* segment table full: wait for a final to free segments */
+            sched(s, &s->sul_pace, pace_cb, 50);
+            return 0;
+        }
+        steno__pacing_allow(&s->pacing, now, ch.frames);
+        uint32_t n = ch.bytes;
+        if (s->prov->frame_audio) {
+            steno__sb_reset(&s->tx);
+            if (s->prov->frame_audio(ch.data, ch.bytes, &s->tx) != STENO_OK ||
+                s->tx.len + LWS_PRE > s->scratch_cap)
+                return -1;
+            memcpy(s->scratch + LWS_PRE, s->tx.p, s->tx.len);
+            n = (uint32_t)s->tx.len;
+            if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+                return -1;
+        } else {
+            /* lws masks in place: never hand it the ring's copy */
+            memcpy(s->scratch + LWS_PRE, ch.data, ch.bytes);
+            if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
+                return -1;
+        }
+        steno__ring_mark_sent(s->ring, ch.seq);
+        if (ch.seq < s->high_sent) {
+            ST_ADD(s, chunks_replayed, 1);
+            steno__counter_inc(c->m.replayed);
+        } else {
+            s->high_sent = ch.seq + 1;
+        }
+        ST_ADD(s, chunks_sent, 1);
+        ST_ADD(s, samples_sent, ch.frames);
+        ST_ADD(s, bytes_sent, n);
+        steno__counter_inc(c->m.sent);
+        steno__counter_add(c->m.bytes_sent, n);
+        s->last_audio_tx_ms = now;
+        s->ka_pending = false;
+        goto more;
+    }
+    if (s->finalize_pending)
+        goto more; /* target not reached yet (should not happen: it was <= written) */
+    if (s->close_requested && atomic_load(&s->closing)) {
+        s->closestream_sent = true;
+        if (send_text(s, wsi, s->prov->close_text))
+            return -1;
+        return 0;
+    }
+    if (s->ka_pending) {
+        s->ka_pending = false;
+        s->last_ka_ms = now;
+        if (send_text(s, wsi, s->prov->keepalive_text))
+            return -1;
+        ST_ADD(s, keepalives, 1);
+        goto more;
+    }
+    return 0;
+more:
+    want_write(s);
+    return 0;
+}
+
+/* ---- commands from the application ---- */
+
+static void adopt_config(steno_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->pending_valid) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    steno__opts next = s->pending_opts;
+    s->pending_opts.v = NULL;
+    s->pending_opts.n = 0;
+    s->pending_valid = false;
+    pthread_mutex_unlock(&s->lock);
+    steno__opts old = s->opts;
+    s->opts = next;
+    char err[256];
+    if (rebuild_url(s, err, sizeof err) != STENO_OK) {
+        /* validated at configure(); keep the previous settings */
+        steno__log(s->c, STENO_LOG_ERROR, "configure: %s", err);
+        steno__opts_free(s->a, &s->opts);
+        s->opts = old;
+        return;
+    }
+    steno__opts_free(s->a, &old);
+    if (s->conn == STENO__CONN_OPEN && !s->close_requested) {
+        if (s->prov->configure_message) {
+            /* a provider with live settings would queue its message here */
+            ST_ADD(s, configures, 1);
+        } else if (!s->switching) {
+            s->switching = true;
+            s->switch_sent = false;
+            sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
+            want_write(s);
+        }
+    } else if (s->conn == STENO__CONN_HANDSHAKE) {
+        /* the attempt in flight carries the old settings: start over with the new ones */
+        abandon_conn(s);
+        drop_probe(s);
+        ST_ADD(s, configures, 1);
+        sched(s, &s->sul_retry, retry_cb, 0);
+    } else {
+        ST_ADD(s, configures, 1); /* used by the next connection */
+    }
+}
+
+static void start_close(steno_session *s)
+{
+    if (s->close_requested)
+        return;
+    s->close_requested = true;
+    set_state(s, STENO_STATE_CLOSING);
+    uint32_t to = atomic_load(&s->close_timeout_ms);
+    if (!to)
+        to = s->cfg.close_timeout_ms;
+    s->close_deadline_ms = steno__now_ms() + to;
+    sched(s, &s->sul_close, close_cb, to);
+    if (s->conn != STENO__CONN_OPEN && steno__ring_acked(s->ring) >= steno__ring_written(s->ring)) {
+        /* nothing to deliver and no connection to drain */
+        finish_close(s, STENO_OK);
+        return;
+    }
+    want_write(s);
+}
+
+static void detach(steno_session *s)
+{
+    steno_client *c = s->c;
+    if (!s->terminal) {
+        drain_dropped(s);
+        terminal_cleanup(s);
+        set_state(s, STENO_STATE_CLOSED);
+        steno_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = STENO_EVENT_CLOSED;
+        ev.u.closed.status = STENO_ERR_CLOSED;
+        ev.u.closed.unfinalized_samples = unfinalized_frames(s);
+        steno__emit(s, &ev);
+    } else {
+        terminal_cleanup(s);
+    }
+    sync_metrics(s);
+    steno__gauge_add(c->m.buffered, -(double)s->m_buffered_reported);
+    s->m_buffered_reported = 0;
+    steno__client_session_gone(c, s);
+    pthread_mutex_lock(&s->lock);
+    s->detached = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    /* s belongs to the destroying thread from here on */
+}
+
+void steno__session_adopt(steno_session *s)
+{
+    s->ep = steno__client_endpoint(s->c, s->url.endpoint);
+    s->down_since_ms = steno__now_ms();
+    if (!s->ep) {
+        fail_session(s, STENO_ERR_NOMEM, 0, 0, "out of memory creating the endpoint", "");
+        return;
+    }
+    try_connect(s);
+}
+
+void steno__session_service(steno_session *s)
+{
+    unsigned cmds = atomic_exchange_explicit(&s->cmds, 0, memory_order_acq_rel);
+    if (cmds & STENO__CMD_DESTROY) {
+        detach(s);
+        return;
+    }
+    if (s->terminal)
+        return;
+    if (cmds & STENO__CMD_CONFIGURE)
+        adopt_config(s);
+    if (cmds & STENO__CMD_FINALIZE) {
+        s->finalize_pending = true;
+        s->finalize_target = steno__ring_written(s->ring);
+    }
+    if (cmds & STENO__CMD_CLOSE)
+        start_close(s);
+    if (s->terminal)
+        return;
+    drain_dropped(s);
+    uint64_t pd = reported_chunks_dropped(s, 0);
+    if (pd > s->m_dropped_reported) {
+        steno__counter_add(s->c->m.drop_producer, pd - s->m_dropped_reported);
+        s->m_dropped_reported = pd;
+    }
+    if (s->conn == STENO__CONN_OPEN)
+        want_write(s);
+    else
+        evict(s);
+    sync_metrics(s);
+}
+
+void steno__session_kick(steno_session *s)
+{
+    sched(s, &s->sul_retry, retry_cb, 0);
+}
+
+/* ---- public API (application threads) ---- */
+
+static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static char *dupstr(const steno_allocator *a, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = steno__alloc(a, n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+#define RANGE(field, lo, hi, name)                                                                 \
+    do {                                                                                           \
+        if ((field) < (lo) || (field) > (hi))                                                      \
+            return errf(err, errlen, STENO_ERR_CONFIG,                                             \
+                        "session config: %s = %lu is out of range (%lu..%lu)", name,               \
+                        (unsigned long)(field), (unsigned long)(lo), (unsigned long)(hi));         \
+    } while (0)
+
+/* Fills zeros with defaults and checks every field. */
+static steno_status check_config(steno_session_config *cfg, const steno__provider **prov, char *err,
+                                 size_t errlen)
+{
+    if (!cfg->provider || !*cfg->provider)
+        cfg->provider = D_PROVIDER;
+    *prov = steno__provider_find(cfg->provider);
+    if (!*prov)
+        return errf(err, errlen, STENO_ERR_CONFIG,
+                    "session config: unknown provider '%s' (known: %s)", cfg->provider,
+                    steno__provider_names());
+    if (cfg->encoding == STENO_ENCODING_DEFAULT)
+        cfg->encoding = STENO_ENCODING_LINEAR16;
+    if (cfg->encoding != STENO_ENCODING_LINEAR16)
+        return errf(err, errlen, STENO_ERR_FORMAT,
+                    "session config: encoding %d is not supported (use STENO_ENCODING_LINEAR16)",
+                    (int)cfg->encoding);
+#define DEF(f, v)                                                                                  \
+    if (!cfg->f)                                                                                   \
+    cfg->f = (v)
+    DEF(sample_rate, D_SAMPLE_RATE);
+    DEF(channels, D_CHANNELS);
+    DEF(chunk_ms, D_CHUNK_MS);
+    DEF(ring_chunks, D_RING_CHUNKS);
+    DEF(retry.base_ms, D_RETRY_BASE_MS);
+    DEF(retry.cap_ms, D_RETRY_CAP_MS);
+    DEF(retry.multiplier, D_RETRY_MULT);
+    DEF(retry.max_outage_ms, D_MAX_OUTAGE_MS);
+    DEF(keepalive_ms, D_KEEPALIVE_MS);
+    DEF(ping_interval_ms, D_PING_MS);
+    DEF(dead_after_ms, D_DEAD_AFTER_MS);
+    DEF(connect_timeout_ms, D_CONNECT_TIMEOUT_MS);
+    DEF(close_timeout_ms, D_CLOSE_TIMEOUT_MS);
+    DEF(healthy_after_ms, D_HEALTHY_AFTER_MS);
+    DEF(event_queue_max, D_EVENT_QUEUE_MAX);
+#undef DEF
+    RANGE(cfg->sample_rate, 8000u, 192000u, "sample_rate");
+    RANGE(cfg->channels, 1u, 8u, "channels");
+    RANGE(cfg->chunk_ms, 10u, 1000u, "chunk_ms");
+    RANGE(cfg->ring_chunks, 2u, 100000u, "ring_chunks");
+    RANGE(cfg->retry.base_ms, 1u, 3600000u, "retry.base_ms");
+    RANGE(cfg->retry.cap_ms, 1u, 3600000u, "retry.cap_ms");
+    RANGE(cfg->keepalive_ms, 100u, 3600000u, "keepalive_ms");
+    RANGE(cfg->ping_interval_ms, 100u, 3600000u, "ping_interval_ms");
+    RANGE(cfg->dead_after_ms, 100u, 3600000u, "dead_after_ms");
+    RANGE(cfg->connect_timeout_ms, 100u, 3600000u, "connect_timeout_ms");
+    RANGE(cfg->close_timeout_ms, 100u, 3600000u, "close_timeout_ms");
+    RANGE(cfg->healthy_after_ms, 1u, 3600000u, "healthy_after_ms");
+    RANGE(cfg->event_queue_max, 16u, 10000000u, "event_queue_max");
+    if (cfg->retry.cap_ms < cfg->retry.base_ms)
+        return errf(err, errlen, STENO_ERR_CONFIG,
+                    "session config: retry.cap_ms (%u) is below retry.base_ms (%u)",
+                    cfg->retry.cap_ms, cfg->retry.base_ms);
+    if (!isfinite(cfg->retry.multiplier) || cfg->retry.multiplier < 1.0 ||
+        cfg->retry.multiplier > 100.0)
+        return errf(err, errlen, STENO_ERR_CONFIG,
+                    "session config: retry.multiplier %g is out of range (1.0..100.0)",
+                    cfg->retry.multiplier);
+    if (!cfg->token_cb && !(cfg->api_key && *cfg->api_key) && !cfg->allow_no_auth)
+        return errf(err, errlen, STENO_ERR_CONFIG,
+                    "session config: no credential: set api_key (or STENO_API_KEY / "
+                    "DEEPGRAM_API_KEY) or token_cb; for a local endpoint without "
+                    "authentication set allow_no_auth = 1");
+    if (cfg->api_key && strpbrk(cfg->api_key, "\r\n"))
+        return errf(err, errlen, STENO_ERR_CONFIG, "session config: api_key contains a line break");
+    if (cfg->n_options && !cfg->options)
+        return errf(err, errlen, STENO_ERR_INVALID_ARG,
+                    "session config: n_options is %zu but options is NULL", cfg->n_options);
+    for (size_t i = 0; i < cfg->n_options; i++)
+        if (!cfg->options[i].key || !cfg->options[i].value)
+            return errf(err, errlen, STENO_ERR_CONFIG,
+                        "session config: options[%zu] has a NULL key or value", i);
+    return STENO_OK;
+}
+
+void steno__session_free(steno_session *s)
+{
+    const steno_allocator *a = s->a;
+    steno__events_free_all(s);
+    steno__ring_destroy(s->ring);
+    steno__timeline_destroy(s->tl);
+    steno__free(a, s->scratch);
+    steno__free(a, s->url_str);
+    steno__free(a, s->api_key);
+    steno__opts_free(a, &s->app_opts);
+    steno__opts_free(a, &s->pending_opts);
+    steno__opts_free(a, &s->opts);
+    steno__url_free(a, &s->url);
+    steno__sb_free(&s->rx);
+    steno__sb_free(&s->tx);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    memset(s->cred, 0, sizeof s->cred);
+    steno__free(a, s);
+}
+
+steno_status steno_session_open(steno_client *c, const steno_session_config *in,
+                                steno_session **out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!out)
+        return errf(err, errlen, STENO_ERR_INVALID_ARG, "steno_session_open: out is NULL");
+    *out = NULL;
+    if (!c || !in)
+        return errf(err, errlen, STENO_ERR_INVALID_ARG,
+                    "steno_session_open: client and config are required");
+    steno_session_config cfg = *in;
+    const steno__provider *prov = NULL;
+    steno_status rc = check_config(&cfg, &prov, err, errlen);
+    if (rc)
+        return rc;
+    const steno_allocator *a = &c->alloc;
+    uint64_t chunk_frames = (uint64_t)cfg.sample_rate * cfg.chunk_ms / 1000u;
+    if (chunk_frames == 0)
+        return errf(err, errlen, STENO_ERR_CONFIG, "session config: chunk_ms is too short");
+
+    steno_session *s = steno__calloc(a, 1, sizeof *s);
+    if (!s)
+        return errf(err, errlen, STENO_ERR_NOMEM, "out of memory allocating the session");
+    s->c = c;
+    s->a = a;
+    s->prov = prov;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    steno__sb_init(&s->rx, a);
+    s->rx.max = MAX_MESSAGE_BYTES;
+    steno__sb_init(&s->tx, a);
+    s->tx.max = MAX_MESSAGE_BYTES;
+
+    s->url_str = dupstr(a, cfg.url && *cfg.url ? cfg.url : prov->default_url);
+    s->api_key = dupstr(a, cfg.api_key && *cfg.api_key ? cfg.api_key : NULL);
+    if (!s->url_str || (cfg.api_key && *cfg.api_key && !s->api_key)) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    rc = steno__opts_copy(a, cfg.options, cfg.n_options, &s->opts);
+    if (rc) {
+        rc = errf(err, errlen, rc, "could not copy the options: %s", steno_strerror(rc));
+        goto fail;
+    }
+    for (size_t i = 0; i < s->opts.n; i++) {
+        char e2[700];
+        rc = prov->check_option(s->opts.v[i].key, s->opts.v[i].value, e2, sizeof e2);
+        if (rc) {
+            errf(err, errlen, rc, "session config: %s", e2);
+            goto fail;
+        }
+    }
+    {
+        char e2[700];
+        rc = prov->check_set(&s->opts, e2, sizeof e2);
+        if (rc) {
+            errf(err, errlen, rc, "session config: %s", e2);
+            goto fail;
+        }
+    }
+    rc = steno__opts_dup(a, &s->opts, &s->app_opts);
+    if (rc) {
+        errf(err, errlen, rc, "out of memory");
+        goto fail;
+    }
+    s->ap.encoding = cfg.encoding;
+    s->ap.sample_rate = cfg.sample_rate;
+    s->ap.channels = cfg.channels;
+    rc = rebuild_url(s, err, errlen);
+    if (rc)
+        goto fail;
+
+    s->chunk_frames = (uint32_t)chunk_frames;
+    s->frame_bytes = 2u * cfg.channels;
+    s->chunk_bytes = s->chunk_frames * s->frame_bytes;
+    rc = steno__ring_create(&s->ring, a, cfg.ring_chunks, s->chunk_frames, s->frame_bytes);
+    if (rc == STENO_OK)
+        rc = steno__timeline_create(&s->tl, a, cfg.sample_rate, cfg.ring_chunks + 2);
+    if (rc) {
+        errf(err, errlen, rc, "could not allocate the audio ring (%u chunks of %u bytes): %s",
+             cfg.ring_chunks, s->chunk_bytes, steno_strerror(rc));
+        goto fail;
+    }
+    s->scratch_cap = LWS_PRE + (s->chunk_bytes > 4096 ? s->chunk_bytes : 4096);
+    s->scratch = steno__alloc(a, s->scratch_cap);
+    if (!s->scratch) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    steno__backoff_config bc;
+    steno__backoff_config_default(&bc);
+    bc.base_ms = cfg.retry.base_ms;
+    bc.cap_ms = cfg.retry.cap_ms;
+    bc.multiplier = cfg.retry.multiplier;
+    bc.max_attempts = cfg.retry.max_attempts;
+    bc.max_outage_ms = cfg.retry.max_outage_ms == UINT32_MAX ? 0 : cfg.retry.max_outage_ms;
+    bc.retry_after_cap_ms = RETRY_AFTER_CAP_MS;
+    rc = steno__backoff_init(&s->bo, &bc, steno__client_rand, c);
+    if (rc) {
+        errf(err, errlen, STENO_ERR_CONFIG, "session config: invalid retry policy");
+        rc = STENO_ERR_CONFIG;
+        goto fail;
+    }
+    steno__pacing_config pc;
+    steno__pacing_config_default(&pc, cfg.sample_rate);
+    pc.speed_permille = prov->speed_permille;
+    pc.burst_ms = prov->burst_ms;
+    rc = steno__pacing_init(&s->pacing, &pc, steno__now_ms());
+    if (rc) {
+        errf(err, errlen, STENO_ERR_INTERNAL, "pacing set-up failed");
+        goto fail;
+    }
+
+    cfg.provider = prov->name;
+    cfg.url = s->url_str;
+    cfg.api_key = s->api_key;
+    cfg.options = NULL;
+    cfg.n_options = 0;
+    s->cfg = cfg;
+    s->queue_on = !cfg.on_event || cfg.event_queue;
+    s->queue_max = cfg.event_queue_max;
+    atomic_store(&s->state, STENO_STATE_IDLE);
+    atomic_store(&s->st.last_error, STENO_OK);
+    atomic_store(&s->st.last_rx_mono_ms, UINT64_MAX);
+
+    pthread_mutex_lock(&c->lock);
+    s->inc_next = c->incoming;
+    c->incoming = s;
+    s->all_next = c->all;
+    c->all = s;
+    pthread_mutex_unlock(&c->lock);
+    steno__client_wake(c);
+    *out = s;
+    return STENO_OK;
+
+fail:
+    steno__session_free(s);
+    return rc;
+}
+
+steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t frames)
+{
+    if (!s || (!pcm && frames))
+        return STENO_ERR_INVALID_ARG;
+    if (atomic_load_explicit(&s->closing, memory_order_acquire))
+        return STENO_ERR_STATE;
+    if (frames == 0)
+        return STENO_OK;
+    if (frames > SIZE_MAX / s->frame_bytes)
+        return STENO_ERR_INVALID_ARG;
+    int rc = steno__ring_write(s->ring, pcm, frames * s->frame_bytes);
+    uint64_t fill = (uint64_t)s->prod_fill + frames;
+    s->prod_fill = (uint32_t)(fill % s->chunk_frames);
+    if (fill >= s->chunk_frames)
+        steno__client_wake(s->c); /* a chunk was published (or dropped): tell the network */
+    return (steno_status)rc;
+}
+
+static void app_err_clear(steno_session *s)
+{
+    s->app_err[0] = '\0';
+}
+
+static bool ended(const steno_session *s)
+{
+    steno_session_state st = get_state(s);
+    return st == STENO_STATE_CLOSED || st == STENO_STATE_FAILED;
+}
+
+steno_status steno_session_configure(steno_session *s, const steno_option *opts, size_t n)
+{
+    if (!s || (n && !opts))
+        return STENO_ERR_INVALID_ARG;
+    app_err_clear(s);
+    if (atomic_load(&s->closing) || ended(s)) {
+        snprintf(s->app_err, sizeof s->app_err, "configure: the session is closing or has ended");
+        return STENO_ERR_STATE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!opts[i].key) {
+            snprintf(s->app_err, sizeof s->app_err, "configure: opts[%zu].key is NULL", i);
+            return STENO_ERR_INVALID_ARG;
+        }
+        char e2[700];
+        int rc = s->prov->check_option(opts[i].key, opts[i].value, e2, sizeof e2);
+        if (rc) {
+            snprintf(s->app_err, sizeof s->app_err, "configure: %s", e2);
+            return (steno_status)rc;
+        }
+    }
+    steno__opts next, copy;
+    int rc = steno__opts_apply(s->a, &s->app_opts, opts, n, &next);
+    if (rc) {
+        snprintf(s->app_err, sizeof s->app_err, "configure: %s", steno_strerror(rc));
+        return (steno_status)rc;
+    }
+    char e2[700];
+    rc = s->prov->check_set(&next, e2, sizeof e2);
+    if (rc == STENO_OK) {
+        steno__sb b;
+        steno__sb_init(&b, s->a);
+        rc = s->prov->build_url(s->url_str, &s->ap, &next, &b);
+        steno__sb_free(&b);
+        if (rc)
+            snprintf(e2, sizeof e2, "the request URL cannot be built: %s", steno_strerror(rc));
+    }
+    if (rc == STENO_OK)
+        rc = steno__opts_dup(s->a, &next, &copy);
+    if (rc) {
+        snprintf(s->app_err, sizeof s->app_err, "configure: %s", e2);
+        steno__opts_free(s->a, &next);
+        return (steno_status)rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    steno__opts_free(s->a, &s->pending_opts);
+    s->pending_opts = copy;
+    s->pending_valid = true;
+    pthread_mutex_unlock(&s->lock);
+    steno__opts_free(s->a, &s->app_opts);
+    s->app_opts = next;
+    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CONFIGURE, memory_order_acq_rel);
+    steno__client_wake(s->c);
+    return STENO_OK;
+}
+
+steno_status steno_session_set_option(steno_session *s, const char *key, const char *value)
+{
+    steno_option o = {key, value};
+    if (!key)
+        return STENO_ERR_INVALID_ARG;
+    return steno_session_configure(s, &o, 1);
+}
+
+steno_status steno_session_finalize(steno_session *s)
+{
+    if (!s)
+        return STENO_ERR_INVALID_ARG;
+    app_err_clear(s);
+    if (atomic_load(&s->closing) || ended(s)) {
+        snprintf(s->app_err, sizeof s->app_err, "finalize: the session is closing or has ended");
+        return STENO_ERR_STATE;
+    }
+    int rc = steno__ring_flush(s->ring);
+    s->prod_fill = 0;
+    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_FINALIZE, memory_order_acq_rel);
+    steno__client_wake(s->c);
+    return (steno_status)rc;
+}
+
+steno_status steno_session_close(steno_session *s, uint32_t timeout_ms)
+{
+    if (!s)
+        return STENO_ERR_INVALID_ARG;
+    if (!steno__on_network_thread(s->c))
+        app_err_clear(s);
+    if (atomic_exchange(&s->closing, 1)) {
+        if (!steno__on_network_thread(s->c))
+            snprintf(s->app_err, sizeof s->app_err, "close: already requested");
+        return STENO_ERR_STATE;
+    }
+    steno__ring_flush(s->ring); /* a drop here is reported by an AUDIO_DROPPED event */
+    s->prod_fill = 0;
+    atomic_store(&s->close_timeout_ms, timeout_ms ? timeout_ms : s->cfg.close_timeout_ms);
+    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CLOSE, memory_order_acq_rel);
+    steno__client_wake(s->c);
+    if (steno__on_network_thread(s->c))
+        return STENO_ERR_AGAIN;
+    /* The network thread enforces the drain timeout; the margin only guards against a
+     * connection attempt that is still in its own connect timeout. */
+    uint64_t wait_ms = (uint64_t)(timeout_ms ? timeout_ms : s->cfg.close_timeout_ms) +
+                       s->cfg.connect_timeout_ms + 2000u;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += (time_t)(wait_ms / 1000u);
+    dl.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->lock);
+    int w = 0;
+    while (!s->terminal_emitted && w == 0)
+        w = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+    steno_status rc = s->terminal_emitted ? s->terminal_status : STENO_ERR_TIMEOUT;
+    pthread_mutex_unlock(&s->lock);
+    if (rc != STENO_OK)
+        snprintf(s->app_err, sizeof s->app_err, "close: %s", steno_strerror(rc));
+    return rc;
+}
+
+steno_session_state steno_session_state_get(steno_session *s)
+{
+    return s ? get_state(s) : STENO_STATE_CLOSED;
+}
+
+#define LD(f) atomic_load_explicit(&s->st.f, memory_order_relaxed)
+
+steno_status steno_session_stats_get(steno_session *s, steno_session_stats *o)
+{
+    if (!s || !o)
+        return STENO_ERR_INVALID_ARG;
+    memset(o, 0, sizeof *o);
+    steno__ring_stats rs;
+    steno__ring_stats_get(s->ring, &rs);
+    o->state = get_state(s);
+    o->samples_written = rs.frames_in;
+    o->samples_sent = LD(samples_sent);
+    o->samples_acked = rs.frames_acked;
+    o->samples_dropped = rs.frames_dropped;
+    o->samples_evicted = rs.frames_evicted;
+    o->chunks_sent = LD(chunks_sent);
+    o->chunks_replayed = LD(chunks_replayed);
+    o->chunks_acked = rs.chunks_acked;
+    uint64_t gone = rs.chunks_acked + rs.chunks_evicted;
+    o->chunks_buffered = rs.chunks_published > gone ? rs.chunks_published - gone : 0;
+    o->bytes_sent = LD(bytes_sent);
+    o->bytes_received = LD(bytes_received);
+    o->messages_received = LD(messages_received);
+    o->transcripts_final = LD(finals);
+    o->transcripts_interim = LD(interims);
+    o->finals_suppressed = LD(finals_suppressed);
+    o->parse_errors = LD(parse_errors);
+    o->keepalives_sent = LD(keepalives);
+    o->pings_sent = LD(pings);
+    o->events_discarded = LD(events_discarded);
+    o->attempts = LD(attempts);
+    o->connects = LD(connects);
+    o->reconnects = LD(reconnects);
+    o->dead_connections = LD(dead);
+    o->configures = LD(configures);
+    uint64_t last = LD(last_rx_mono_ms);
+    uint64_t now = steno__now_ms();
+    o->last_message_ms = last == UINT64_MAX ? UINT64_MAX : (now > last ? now - last : 0);
+    o->last_downtime_ms = LD(last_downtime_ms);
+    o->last_error = (steno_status)LD(last_error);
+    return STENO_OK;
+}
+
+const char *steno_session_errmsg(steno_session *s)
+{
+    if (!s)
+        return "";
+    if (!s->app_err[0] && get_state(s) == STENO_STATE_FAILED) {
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->app_err, sizeof s->app_err, "%s", s->fail_msg);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return s->app_err;
+}
+
+void steno_session_destroy(steno_session *s)
+{
+    if (!s)
+        return;
+    steno_client *c = s->c;
+    if (steno__on_network_thread(c)) {
+        steno__log(c, STENO_LOG_ERROR,
+                   "steno_session_destroy called from an event callback: ignored (leaks)");
+        return;
+    }
+    atomic_store(&s->closing, 1);
+    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_DESTROY, memory_order_acq_rel);
+    steno__client_wake(c);
+    pthread_mutex_lock(&s->lock);
+    while (!s->detached)
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&c->lock);
+    for (steno_session **pp = &c->all; *pp; pp = &(*pp)->all_next) {
+        if (*pp == s) {
+            *pp = s->all_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    steno__session_free(s);
+}

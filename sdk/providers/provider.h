@@ -1,0 +1,141 @@
+/* provider: the table of functions that keeps everything provider-specific out of the engine. */
+#ifndef STENO_PROVIDERS_PROVIDER_H
+#define STENO_PROVIDERS_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "options.h"
+#include "steno/alloc.h"
+#include "steno/session.h"
+#include "strbuf.h"
+
+/*
+ * The session engine speaks to a provider only through this table: adding
+ * AssemblyAI, OpenAI Realtime, ElevenLabs or Gemini means adding a table,
+ * never touching the engine. Every function is pure (no I/O, no clock) and
+ * reentrant, so each is unit-tested on its own.
+ */
+
+/* What the engine knows about the audio, for URLs and setup messages. */
+typedef struct steno__audio_params {
+    steno_encoding encoding; /* LINEAR16 */
+    uint32_t sample_rate;
+    uint32_t channels;
+} steno__audio_params;
+
+/* Receives one handshake header. name is lower-case and carries its colon ("authorization:"),
+ * as lws 4.1 wants it. Returns 0, or nonzero to abort. */
+typedef int (*steno__header_fn)(void *ctx, const char *name, const char *value);
+
+typedef enum steno__msg_type {
+    STENO__MSG_IGNORED = 0,    /* well-formed but of no interest (unknown type) */
+    STENO__MSG_RESULTS,        /* a transcript, interim or final */
+    STENO__MSG_UTTERANCE_END,  /* last_word_end */
+    STENO__MSG_SPEECH_STARTED, /* timestamp */
+    STENO__MSG_METADATA,       /* request_id, duration, raw */
+    STENO__MSG_ERROR,          /* error_code, error_message */
+} steno__msg_type;
+
+typedef struct steno__pword {
+    const char *word;
+    const char *punctuated_word; /* == word when absent */
+    double start, end, confidence;
+    int speaker; /* -1 when absent */
+} steno__pword;
+
+/* A parsed server message. Strings point into the parser's tree and live until
+ * steno__msg_release(); times are provider seconds on this connection. */
+typedef struct steno__msg {
+    steno__msg_type type;
+    /* RESULTS */
+    int is_final, speech_final, from_finalize;
+    double start, duration, confidence;
+    const char *transcript;
+    steno__pword *words;
+    size_t n_words;
+    int channel;
+    /* UTTERANCE_END */
+    double last_word_end;
+    /* SPEECH_STARTED */
+    double timestamp;
+    /* METADATA */
+    const char *request_id;
+    double meta_duration;
+    /* ERROR */
+    const char *error_code;
+    const char *error_message;
+    /* the message text (NUL-terminated copy), for METADATA events */
+    const char *raw;
+    /* private */
+    const steno_allocator *a_;
+    void *root_;
+    char *raw_;
+} steno__msg;
+
+typedef struct steno__provider {
+    const char *name;        /* "deepgram" */
+    const char *default_url; /* "wss://api.deepgram.com/v1/listen" */
+
+    /* Pacing: the fastest the provider accepts audio, in thousandths of real
+     * time, and the burst (ms of audio) it tolerates above that. */
+    uint32_t speed_permille;
+    uint32_t burst_ms;
+
+    /* Handshake response headers worth reporting: the provider's error text
+     * and request id ("dg-error:", "dg-request-id:"), or NULL. */
+    const char *error_header;
+    const char *request_id_header;
+
+    /* Text control messages; NULL when the provider has none. */
+    const char *keepalive_text; /* sent only while no audio flows */
+    const char *finalize_text;  /* flush: finals for all audio sent so far */
+    const char *close_text;     /* end of stream: flush, then the server closes */
+
+    /*
+     * Option validation: STENO_OK, or STENO_ERR_CONFIG with a message in err
+     * naming the key (unknown key, bad value, or a key the engine derives
+     * from the audio format). check_set validates the whole set (e.g. a
+     * non-repeatable key given twice).
+     */
+    int (*check_option)(const char *key, const char *value, char *err, size_t errlen);
+    int (*check_set)(const steno__opts *o, char *err, size_t errlen);
+
+    /* The full request URL for base_url (ws[s]://host[:port]/path[?query]; an
+     * existing query is kept), audio and options, percent-escaped. */
+    int (*build_url)(const char *base_url, const steno__audio_params *ap, const steno__opts *o,
+                     steno__sb *out);
+
+    /* Handshake headers for a credential (a bare key, or "Scheme value"). */
+    int (*handshake_headers)(const char *credential, steno__header_fn add, void *ctx);
+
+    /* First message after the handshake (a session setup), or NULL when
+     * none: everything is in the URL. */
+    int (*initial_message)(const steno__audio_params *ap, const steno__opts *o, steno__sb *out);
+
+    /* Audio framing: NULL means raw binary frames. Otherwise writes a text
+     * frame for pcm into out (e.g. base64 JSON). */
+    int (*frame_audio)(const uint8_t *pcm, size_t bytes, steno__sb *out);
+
+    /* Live settings change: NULL when the provider cannot change settings on
+     * an open connection (the engine then reconnects seamlessly); otherwise
+     * writes the message that applies o. */
+    int (*configure_message)(const steno__opts *o, steno__sb *out);
+
+    /* Parses one text message. STENO_OK (out->type says what it was, possibly
+     * IGNORED), STENO_ERR_PARSE for anything malformed (wrong types, missing
+     * required fields, non-finite times), STENO_ERR_NOMEM. On error nothing
+     * needs releasing; on success call steno__msg_release(). */
+    int (*parse)(const steno_allocator *a, const char *text, size_t len, steno__msg *out);
+} steno__provider;
+
+/* The provider named name (case-sensitive), or NULL. */
+const steno__provider *steno__provider_find(const char *name);
+/* Comma-separated list of known provider names, for error messages. */
+const char *steno__provider_names(void);
+
+void steno__msg_release(steno__msg *m);
+
+extern const steno__provider steno__deepgram;
+
+#endif
