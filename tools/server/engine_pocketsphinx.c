@@ -907,11 +907,13 @@ static void feed_mono(srv_stream *s, const int16_t *x, size_t n, int drain, srv_
         size_t take = r->hcap - r->hlen;
         if (take > n)
             take = n;
-        memcpy(r->hist + r->hlen, x, take * sizeof(*x));
-        r->hlen += take;
-        r->in_total += (int64_t)take;
-        x += take;
-        n -= take;
+        if (take > 0) {
+            memcpy(r->hist + r->hlen, x, take * sizeof(*x));
+            r->hlen += take;
+            r->in_total += (int64_t)take;
+            x += take;
+            n -= take;
+        }
         size_t got;
         while ((got = rs_run(r, drain && n == 0, out, RS_CHUNK)) > 0)
             push_pcm16k(s, out, got, emit, ctx);
