@@ -38,6 +38,7 @@ struct control {
     struct watch lw;
     int lfd;
     struct client *clients;
+    struct client *dropped; /* freed at the next tick */
     size_t nclients;
     char name[64];
 };
@@ -234,7 +235,11 @@ static const char *reason(int status)
     }
 }
 
-static void client_free(struct client *cl)
+/*
+ * Closes the socket now but keeps the memory until the loop's batch of events
+ * is over: another event in the same batch may still point at this client.
+ */
+static void client_drop(struct client *cl)
 {
     struct control *ctl = cl->ctl;
     if (cl->prev)
@@ -245,9 +250,20 @@ static void client_free(struct client *cl)
         cl->next->prev = cl->prev;
     ctl->nclients--;
     close(cl->fd);
-    free(cl->in);
-    free(cl->out);
-    free(cl);
+    cl->fd = -1;
+    cl->next = ctl->dropped;
+    ctl->dropped = cl;
+}
+
+static void free_dropped(struct control *ctl)
+{
+    while (ctl->dropped) {
+        struct client *cl = ctl->dropped;
+        ctl->dropped = cl->next;
+        free(cl->in);
+        free(cl->out);
+        free(cl);
+    }
 }
 
 static void set_reply(struct client *cl, struct control_reply *r)
@@ -308,8 +324,8 @@ static const char *header(const char *head, const char *name, size_t *len)
 static bool handle_request(struct client *cl)
 {
     char *end = memmem(cl->in, cl->inlen, "\r\n\r\n", 4);
-    if (!end) {
-        if (cl->inlen >= MAX_HEAD) {
+    if (!end || end - cl->in > MAX_HEAD) {
+        if (end || cl->inlen >= MAX_HEAD) {
             set_error(cl, 431, "request head too large");
             return true;
         }
@@ -410,6 +426,8 @@ static bool client_flush(struct client *cl)
 static void client_event(struct watch *w, uint32_t ev)
 {
     struct client *cl = container_of(w, struct client, w);
+    if (cl->fd < 0)
+        return;
     if (ev & EPOLLOUT)
         cl->writable = true;
     if (!cl->replied && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
@@ -419,7 +437,7 @@ static void client_event(struct watch *w, uint32_t ev)
                 break;
             }
             if (!cl->in && !(cl->in = malloc(MAX_HEAD + MAX_BODY + 1))) {
-                client_free(cl);
+                client_drop(cl);
                 return;
             }
             ssize_t n = recv(cl->fd, cl->in + cl->inlen, MAX_HEAD + MAX_BODY - cl->inlen, 0);
@@ -435,12 +453,12 @@ static void client_event(struct watch *w, uint32_t ev)
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 return;
             /* EOF or error before a whole request: nothing to answer. */
-            client_free(cl);
+            client_drop(cl);
             return;
         }
     }
     if (cl->replied && cl->writable && !client_flush(cl))
-        client_free(cl);
+        client_drop(cl);
 }
 
 static void listen_event(struct watch *w, uint32_t ev)
@@ -458,7 +476,7 @@ static void listen_event(struct watch *w, uint32_t ev)
             struct client *old = ctl->clients;
             while (old->next)
                 old = old->next;
-            client_free(old);
+            client_drop(old);
         }
         struct client *cl = calloc(1, sizeof(*cl));
         if (!cl) {
@@ -475,7 +493,7 @@ static void listen_event(struct watch *w, uint32_t ev)
         ctl->clients = cl;
         ctl->nclients++;
         if (steno__loop_add(ctl->loop, fd, &cl->w) < 0)
-            client_free(cl);
+            client_drop(cl);
     }
 }
 
@@ -483,10 +501,11 @@ static int64_t control_tick(struct loop_hook *h, int64_t now)
 {
     struct control *ctl = container_of(h, struct control, hook);
     int64_t deadline = NEVER;
+    free_dropped(ctl);
     for (struct client *cl = ctl->clients, *next; cl; cl = next) {
         next = cl->next;
         if (cl->deadline <= now)
-            client_free(cl);
+            client_drop(cl);
         else if (cl->deadline < deadline)
             deadline = cl->deadline;
     }
@@ -539,7 +558,8 @@ void steno__control_close(struct control *ctl)
     if (!ctl)
         return;
     while (ctl->clients)
-        client_free(ctl->clients);
+        client_drop(ctl->clients);
+    free_dropped(ctl);
     close(ctl->lfd);
     free(ctl);
 }

@@ -1,6 +1,7 @@
 """steno-chaos control API and command line: answers, and precise errors."""
 
 import json
+import random
 import socket
 import subprocess
 import unittest
@@ -130,6 +131,35 @@ class ControlApi(ChaosTest):
             self.proxy.control_port,
             b"POST /toxics HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n")
         self.assertEqual(status, 413)
+
+    def test_head_over_16_kib_is_431(self):
+        status, _, _ = raw_request(self.proxy.control_port,
+                                   b"GET /health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        self.assertEqual(status, 431)
+
+    def test_random_garbage_never_hurts_the_proxy(self):
+        rng = random.Random(7)
+        pieces = [b"GET ", b"POST ", b"DELETE ", b"/toxics", b"/connections/", b"1", b"/reset",
+                  b" HTTP/1.1", b"\r\n", b"Content-Length: ", b"5", b"Expect: 100-continue",
+                  b"{", b"}", b'"type":', b'"latency"', b"\x00", b"\xff", b" ", b":"]
+        for _ in range(300):
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+            with socket.create_connection(("127.0.0.1", self.proxy.control_port)) as s:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(WAIT)
+                reply = s.recv(65536)
+                self.assertTrue(reply == b"" or reply.startswith(b"HTTP/1.1 "), (data, reply))
+        self.assertEqual(self.proxy.api("GET", "/health")[0], 200)
+
+    def test_idle_control_clients_cannot_lock_out_the_api(self):
+        idle = [socket.create_connection(("127.0.0.1", self.proxy.control_port))
+                for _ in range(100)]
+        try:
+            self.assertEqual(self.proxy.api("GET", "/health")[0], 200)
+        finally:
+            for s in idle:
+                s.close()
 
     def test_body_may_arrive_after_the_head(self):
         body = b'{"type":"close","name":"late"}'
