@@ -278,6 +278,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         return steno__session_append_headers(s, wsi, (unsigned char **)in,
                                              (*(unsigned char **)in) + len);
+    case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+        /* the response headers are still there: keep the provider's request id */
+        if (s)
+            steno__session_on_pre_establish(s, wsi);
+        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (!s)
             return -1;

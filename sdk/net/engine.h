@@ -226,6 +226,7 @@ void steno__client_note_rx(steno_client *c); /* a frame arrived: for last-messag
 void steno__session_adopt(steno_session *s);
 void steno__session_kick(steno_session *s);    /* try to connect again now */
 void steno__session_service(steno_session *s); /* after a wake: commands, drops, sending */
+void steno__session_on_pre_establish(steno_session *s, struct lws *wsi);
 void steno__session_on_established(steno_session *s, struct lws *wsi);
 void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const char *why);
 void steno__session_on_closed(steno_session *s, struct lws *wsi);

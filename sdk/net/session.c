@@ -630,13 +630,9 @@ void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const ch
     s->http_status = info.http_status;
     s->wsi = NULL; /* lws frees it after this callback */
     abandon_conn(s);
-    char whybuf[300];
-    if (s->prov_err[0])
-        snprintf(whybuf, sizeof whybuf, "%s; %s%s", why && *why ? why : "handshake failed",
-                 s->prov->error_header, s->prov_err);
-    else
-        snprintf(whybuf, sizeof whybuf, "%s", why && *why ? why : "connection failed");
-    conn_ended(s, &info, false, whybuf);
+    /* With an HTTP status the classifier's cause (status + provider error) says it all; lws's
+     * own text only helps when there was no HTTP answer. */
+    conn_ended(s, &info, false, info.http_status ? NULL : (why && *why ? why : NULL));
 }
 
 static bool has_audio_to_send(steno_session *s)
@@ -744,6 +740,12 @@ static void switch_cb(lws_sorted_usec_list_t *sul)
     planned_reconnect(s, "applying a configuration change (old connection did not close in time)");
 }
 
+void steno__session_on_pre_establish(steno_session *s, struct lws *wsi)
+{
+    if (s->conn == STENO__CONN_HANDSHAKE)
+        copy_hdr(wsi, s->prov->request_id_header, s->request_id, sizeof s->request_id);
+}
+
 void steno__session_on_established(steno_session *s, struct lws *wsi)
 {
     steno_client *c = s->c;
@@ -772,7 +774,6 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
     }
     steno__backoff_on_connected(&s->bo, now);
-    copy_hdr(wsi, s->prov->request_id_header, s->request_id, sizeof s->request_id);
     atomic_fetch_add_explicit(&s->st.connects, 1, memory_order_relaxed);
     steno__counter_inc(c->m.successes);
 
