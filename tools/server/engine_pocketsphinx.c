@@ -996,7 +996,9 @@ static void flush(srv_stream *s, int from_finalize, srv_emit_fn emit, void *ctx)
             ps_end_utt(s->dec->ps);
             start_utt(s, s->dec->ps, s->pos);
         }
-        emit_empty_final(s, s->pos, from_finalize, emit, ctx);
+        /* Finalize is always answered; a close only covers what is left. */
+        if (from_finalize || s->pos > s->final_cursor)
+            emit_empty_final(s, s->pos, from_finalize, emit, ctx);
     }
     s->speaking = 0;
 }
