@@ -66,8 +66,8 @@
 #define INTERIM_EVERY 8000     /* 0.5 s of audio between interim results */
 #define MAX_UTT (10 * PS_RATE) /* speech after which an utterance is cut */
 #define SILENCE_FINAL (2 * PS_RATE)
-#define BACKLOG (20 * PS_RATE / BLOCK * BLOCK) /* queued audio before cutting another stream */
-#define FRAME_SHIFT 160                        /* 100 frames/s at 16 kHz */
+#define BACKLOG (5 * PS_RATE / BLOCK * BLOCK) /* queued audio before cutting another stream */
+#define FRAME_SHIFT 160                       /* 100 frames/s at 16 kHz */
 #define VAD_START 1600 /* the VAD needs ~10 frames of speech before it reports it */
 #define POOL_MAX 16
 #define CMN_MAX 64
