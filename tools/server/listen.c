@@ -47,6 +47,8 @@ struct srv_conn {
     int delay_ms;   /* -1: the global delay */
     int input_done; /* CloseStream seen, or closing: ignore further input */
     int close_pending, close_after_flush, close_code;
+    int close_sent; /* returned -1 once: lws now owns the close handshake */
+    int dropping;   /* abort without a close frame */
     char close_reason[124];
     const char *close_cause;
 };
@@ -720,9 +722,19 @@ static void account_sent(srv_conn *c, const srv_out *o)
 
 static int on_writeable(struct lws *wsi, srv_conn *c)
 {
+    /* Once lws owns the close, a second -1 (say from a writable request
+     * made before) would make it kill the socket before the peer has read
+     * the close frame. */
+    if (c->close_sent)
+        return 0;
+    if (c->dropping) {
+        c->close_sent = 1;
+        return -1; /* no close reason set: no close frame */
+    }
     if (c->stalled && !c->close_pending)
         return 0;
     if (c->close_pending && (!c->close_after_flush || (!c->q_head && !c->inj_head))) {
+        c->close_sent = 1;
         srv_record *r = c->rec;
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
@@ -915,7 +927,9 @@ void srv_conn_fault_drop(srv_conn *c)
     c->close_cause = "fault_drop";
     c->input_done = 1;
     c->close_pending = 1; /* nothing more goes out */
+    c->dropping = 1;
     free_list(&c->q_head, &c->q_tail);
+    free_list(&c->inj_head, &c->inj_tail);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 

@@ -292,7 +292,11 @@ int main(int argc, char **argv)
 
     int fd_limit = raise_fd_limit();
     srv_g.rng = srv_rng_seed();
-    lws_set_log_level(LLL_ERR | LLL_WARN | (cfg->verbose ? LLL_NOTICE | LLL_USER : 0), NULL);
+    int lws_levels = LLL_ERR | LLL_WARN | (cfg->verbose ? LLL_NOTICE | LLL_USER : 0);
+    /* For debugging lws itself: STENO_SERVER_LWS_LOG=<lws log bitmask>. */
+    if (getenv("STENO_SERVER_LWS_LOG"))
+        lws_levels = atoi(getenv("STENO_SERVER_LWS_LOG"));
+    lws_set_log_level(lws_levels, NULL);
 
     char err[256] = "";
     if (srv_g.engine_ops->engine_create(&srv_g.engine, cfg->engine_opt, err, sizeof(err))) {

@@ -268,6 +268,8 @@ class Client:
         """The next message (validated), or Closed when the connection ends."""
         try:
             raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError("timed out waiting for a message") from None
         except websockets.ConnectionClosed as e:
             self.close_code, self.close_reason = e.code, e.reason
             raise Closed() from None
