@@ -424,83 +424,83 @@ static int64_t frame_shift(srv_stream *s, ps_decoder_t *ps)
     return first != INT64_MAX && first < utt_frame ? utt_frame - first : 0;
 }
 
+/* The word of a segment without an alternate pronunciation's "(2)"; its
+ * length, or 0 for silence and noise fillers. */
+static size_t seg_word(ps_seg_t *seg, const char **out)
+{
+    const char *w = ps_seg_word(seg);
+    if (!w || is_filler(w))
+        return 0;
+    size_t wl = strlen(w);
+    const char *alt = strchr(w, '(');
+    if (alt && alt > w && w[wl - 1] == ')')
+        wl = (size_t)(alt - w);
+    *out = w;
+    return wl;
+}
+
+static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* Reads the decoder's current (partial or final) best path into r. */
 static int result_from_decoder(srv_stream *s, ps_decoder_t *ps, utt_result *r)
 {
-    size_t cap = 0, plen = 0, pcap = 0;
-    double csum = 0.0;
-    logmath_t *lm = ps_get_logmath(ps);
     (void)ps_get_hyp(ps, NULL); /* runs the best-path search the word posteriors need */
-    int64_t shift = frame_shift(s, ps);
+    size_t n = 0, chars = 0;
+    const char *w;
     for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
-        const char *w = ps_seg_word(seg);
-        if (!w || is_filler(w))
+        size_t wl = seg_word(seg, &w);
+        if (wl) {
+            n++;
+            chars += wl + 1;
+        }
+    }
+    r->text = malloc(chars + 1);
+    r->pool = malloc(chars + 1);
+    r->words = malloc((n ? n : 1) * sizeof(*r->words));
+    if (!r->text || !r->pool || !r->words)
+        return -1;
+    r->text[0] = '\0';
+
+    logmath_t *lm = ps_get_logmath(ps);
+    int64_t shift = frame_shift(s, ps);
+    size_t plen = 0, tlen = 0;
+    double csum = 0.0;
+    for (ps_seg_t *seg = ps_seg_iter(ps); seg; seg = ps_seg_next(seg)) {
+        size_t wl = seg_word(seg, &w);
+        if (!wl)
             continue;
-        size_t wl = strlen(w);
-        const char *alt = strchr(w, '(');
-        if (alt && alt > w && w[wl - 1] == ')')
-            wl = (size_t)(alt - w); /* "read(2)": an alternate pronunciation */
+        if (r->n_words == n) { /* cannot happen: the same best path twice */
+            ps_seg_free(seg);
+            break;
+        }
         int sf, ef;
         ps_seg_frames(seg, &sf, &ef);
-        double c = logmath_exp(lm, ps_seg_prob(seg, NULL, NULL, NULL));
-        if (!(c >= 0.0))
-            c = 0.0;
-        if (c > 1.0)
-            c = 1.0;
-        if (r->n_words == cap) {
-            cap = cap ? 2 * cap : 16;
-            srv_word *nw = realloc(r->words, cap * sizeof(*nw));
-            if (!nw) {
-                ps_seg_free(seg);
-                return -1;
-            }
-            r->words = nw;
-        }
-        if (plen + wl + 1 > pcap) {
-            pcap = 2 * (plen + wl + 1) + 64;
-            char *np = realloc(r->pool, pcap);
-            if (!np) {
-                ps_seg_free(seg);
-                return -1;
-            }
-            r->pool = np;
-        }
-        memcpy(r->pool + plen, w, wl);
-        r->pool[plen + wl] = '\0';
         int64_t fs = sf + shift, fe = ef + 1 + shift;
         uint64_t ws = s->dec_base + (uint64_t)(fs < 0 ? 0 : fs) * FRAME_SHIFT;
         uint64_t we = s->dec_base + (uint64_t)(fe < 0 ? 0 : fe) * FRAME_SHIFT;
-        if (ws < s->utt_start)
-            ws = s->utt_start;
-        if (we > s->pos)
-            we = s->pos;
-        if (we < ws)
-            we = ws;
-        if (ws > we)
-            ws = we;
-        /* Word strings are pointed to once the pool stops moving. */
-        r->words[r->n_words] = (srv_word){.word = (const char *)(uintptr_t)plen,
-                                          .start = (double)ws / PS_RATE,
-                                          .end = (double)we / PS_RATE,
-                                          .confidence = c};
-        r->n_words++;
+        ws = clamp_u64(ws, s->utt_start, s->pos);
+        we = clamp_u64(we, ws, s->pos);
+        double c = logmath_exp(lm, ps_seg_prob(seg, NULL, NULL, NULL));
+        c = c >= 0.0 && c <= 1.0 ? c : c > 1.0 ? 1.0 : 0.0;
+
+        char *word = r->pool + plen;
+        memcpy(word, w, wl);
+        word[wl] = '\0';
         plen += wl + 1;
+        if (tlen)
+            r->text[tlen++] = ' ';
+        memcpy(r->text + tlen, w, wl);
+        tlen += wl;
+        r->text[tlen] = '\0';
+        r->words[r->n_words++] = (srv_word){.word = word,
+                                            .start = (double)ws / PS_RATE,
+                                            .end = (double)we / PS_RATE,
+                                            .confidence = c};
         csum += c;
         r->lwe = we;
-    }
-    r->text = malloc(plen ? plen : 1);
-    if (!r->text)
-        return -1;
-    r->text[0] = '\0';
-    size_t tl = 0;
-    for (size_t i = 0; i < r->n_words; i++) {
-        size_t off = (size_t)(uintptr_t)r->words[i].word;
-        r->words[i].word = r->pool + off;
-        size_t wl = strlen(r->pool + off);
-        if (i)
-            r->text[tl++] = ' ';
-        memcpy(r->text + tl, r->pool + off, wl + 1);
-        tl += wl;
     }
     r->conf = r->n_words ? csum / (double)r->n_words : 0.0;
     r->valid = 1;
