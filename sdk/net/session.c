@@ -192,8 +192,11 @@ static uint64_t reported_chunks_dropped(steno_session *s, int evicted)
     return evicted ? rs.chunks_evicted : rs.chunks_dropped;
 }
 
+static void flush_evicted(steno_session *s);
+
 static void terminal_cleanup(steno_session *s)
 {
+    flush_evicted(s);
     abandon_conn(s);
     drop_probe(s);
     cancel_timers(s);
@@ -253,14 +256,38 @@ static uint32_t evict_min_free(const steno_session *s)
     return m < 2 ? (cap > 2 ? 2 : 1) : m;
 }
 
+/* Evictions during a long outage come one chunk at a time; adjacent ones are reported as one
+ * range, at most EVICT_REPORT_MS late (and at once when the outage or the session ends). */
+#define EVICT_REPORT_MS 1000u
+
+static void flush_evicted(steno_session *s)
+{
+    if (!s->evict_pending)
+        return;
+    s->evict_pending = false;
+    emit_dropped(s, &s->evict_range, 0);
+}
+
 static void evict(steno_session *s)
 {
     if (s->conn == STENO__CONN_OPEN || s->terminal)
         return;
     uint64_t before = reported_chunks_dropped(s, 1);
+    uint64_t now = steno__now_ms();
     steno__range r;
-    while (steno__ring_evict(s->ring, evict_min_free(s), &r) == STENO_OK)
-        emit_dropped(s, &r, 0);
+    while (steno__ring_evict(s->ring, evict_min_free(s), &r) == STENO_OK) {
+        if (s->evict_pending && r.first_frame == s->evict_range.last_frame + 1) {
+            s->evict_range.last_frame = r.last_frame;
+            s->evict_range.frames += r.frames;
+        } else {
+            flush_evicted(s);
+            s->evict_range = r;
+            s->evict_pending = true;
+            s->evict_since_ms = now;
+        }
+    }
+    if (s->evict_pending && now - s->evict_since_ms >= EVICT_REPORT_MS)
+        flush_evicted(s);
     uint64_t after = reported_chunks_dropped(s, 1);
     if (after > before)
         steno__counter_add(s->c->m.drop_evicted, after - before);
@@ -821,6 +848,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         ev.u.reconnected.request_id = s->request_id;
     }
     set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
+    flush_evicted(s); /* the outage's losses are known before the app hears it is over */
     steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks)", s->url.endpoint, replay);
     steno__emit(s, &ev);
     if (s->terminal || s->conn != STENO__CONN_OPEN)
@@ -880,6 +908,7 @@ static void handle_results(steno_session *s, const steno__msg *m)
     steno_client *c = s->c;
     steno__word_time *wt = NULL;
     steno_word *words = NULL;
+    bool m_empty = false;
     if (m->n_words) {
         wt = steno__calloc(s->a, m->n_words, sizeof *wt);
         if (!wt)
@@ -901,11 +930,18 @@ static void handle_results(steno_session *s, const steno__msg *m)
     if (m->is_final && m->from_finalize)
         s->finalize_outstanding = false;
     if (!mp.emit) {
-        if (m->is_final) {
+        if (!m->is_final)
+            goto out;
+        steno__ring_ack_through(s->ring, mp.ack_frame);
+        if (!m->from_finalize) {
             ST_ADD(s, finals_suppressed, 1);
-            steno__ring_ack_through(s->ring, mp.ack_frame);
+            goto out;
         }
-        goto out;
+        /* The answer to a Finalize the app may be waiting for: deliver it as an empty final at
+         * the finalized point, which repeats no audio. */
+        mp.start_frame = mp.end_frame = steno__timeline_finalized_frame(s->tl);
+        mp.first_word = mp.n_words = 0;
+        m_empty = true;
     }
     steno__sb text;
     steno__sb_init(&text, s->a);
@@ -937,7 +973,9 @@ static void handle_results(steno_session *s, const steno__msg *m)
     t->is_final = m->is_final;
     t->speech_final = m->speech_final;
     t->from_finalize = m->from_finalize;
-    t->text = mp.first_word > 0 ? steno__sb_cstr(&text) : (m->transcript ? m->transcript : "");
+    t->text = m_empty             ? ""
+              : mp.first_word > 0 ? steno__sb_cstr(&text)
+                                  : (m->transcript ? m->transcript : "");
     t->start = secs(s, mp.start_frame);
     t->end = secs(s, mp.end_frame);
     t->confidence = m->confidence;
@@ -955,7 +993,7 @@ static void handle_results(steno_session *s, const steno__msg *m)
     }
     steno__emit(s, &ev);
     steno__sb_free(&text);
-    if (m->is_final)
+    if (m->is_final && !m_empty)
         steno__ring_ack_through(s->ring, mp.ack_frame);
 out:
     steno__free(s->a, words);
