@@ -335,16 +335,21 @@ int srv_control_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         route(p);
         return 0;
     }
-    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY: {
         if (p->body_len + len > BODY_MAX) {
             p->body_too_big = 1;
             return 0;
         }
-        if (!p->body && !(p->body = malloc(BODY_MAX + 1)))
+        if (!len)
+            return 0;
+        char *b = realloc(p->body, p->body_len + len + 1);
+        if (!b)
             return -1;
+        p->body = b;
         memcpy(p->body + p->body_len, in, len);
         p->body_len += len;
         return 0;
+    }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         route(p);
         return 0;
