@@ -67,7 +67,7 @@ typedef struct steno_client_config {
 
     /* Circuit breaker per endpoint: consecutive connect failures that open
      * it [5], and how long it stays open before one probe is let through
-     * [5000 ms; it doubles on each failed probe, up to 60 s]. */
+     * [2000 ms; it doubles on each failed probe, up to 60 s]. */
     uint32_t breaker_failure_threshold;
     uint32_t breaker_open_ms;
 

@@ -11,7 +11,7 @@
 
 #define DEFAULT_MAX_CONNECTS 16u
 #define DEFAULT_BREAKER_THRESHOLD 5u
-#define DEFAULT_BREAKER_OPEN_MS 5000u
+#define DEFAULT_BREAKER_OPEN_MS 2000u
 #define DEFAULT_BUDGET 500u
 
 const char *steno_version(void)

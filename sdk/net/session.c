@@ -313,14 +313,21 @@ static void format_cause(char *buf, size_t len, const steno__classification *cls
         snprintf(buf, len, "%s", cls->cause);
 }
 
+/*
+ * charge: whether this retry spends the client's retry budget. Reconnecting
+ * after a healthy connection dropped is a new stream, not a retry of a failed
+ * attempt, so it is free (otherwise one server restart seen by hundreds of
+ * sessions would empty the bucket at once); retries after failed attempts or
+ * connections that died before they were healthy pay.
+ */
 static void schedule_retry(steno_session *s, const steno__classification *cls, int http_status,
-                           int close_code, const char *why)
+                           int close_code, const char *why, bool charge)
 {
     steno_client *c = s->c;
     uint64_t now = steno__now_ms();
     char cause[300];
     format_cause(cause, sizeof cause, cls, why);
-    if (c->budget_on) {
+    if (c->budget_on && charge) {
         if (steno__budget_acquire(&c->budget, cls->failure_class, &s->tok) != STENO_OK) {
             steno__counter_inc(c->m.budget_exhausted);
             char msg[512];
@@ -449,7 +456,7 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     } else {
         steno__counter_inc(c->m.disconnects);
     }
-    schedule_retry(s, &cls, info->http_status, info->close_code, why);
+    schedule_retry(s, &cls, info->http_status, info->close_code, why, !(was_open && healthy));
 }
 
 /* ---- connecting ---- */
@@ -501,11 +508,23 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_NONE)
         return;
     uint64_t now = steno__now_ms();
+    /* A connect slot first, the breaker second: a session that waited in line for a slot asks
+     * the breaker when it is its turn, so a breaker that opened meanwhile still holds it back. */
+    if (!s->holds_slot) {
+        if (c->active_connects >= c->cfg.max_concurrent_connects) {
+            steno__client_cq_push(c, s);
+            return;
+        }
+        c->active_connects++;
+        s->holds_slot = true;
+    }
     if (!s->breaker_passed) {
         bool probe = false;
         uint64_t retry_at = now;
         if (steno__breaker_allow(&s->ep->breaker, now, &probe, &retry_at) != STENO_OK) {
             steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
+            s->holds_slot = false;
+            steno__client_release_slot(c);
             if (s->cfg.retry.max_outage_ms != UINT32_MAX &&
                 now - s->down_since_ms >= s->cfg.retry.max_outage_ms) {
                 char msg[300];
@@ -523,15 +542,8 @@ static void try_connect(steno_session *s)
         }
         s->is_probe = probe;
         s->breaker_passed = true;
+        s->waiting_breaker = false;
         steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
-    }
-    if (!s->holds_slot) {
-        if (c->active_connects >= c->cfg.max_concurrent_connects) {
-            steno__client_cq_push(c, s);
-            return;
-        }
-        c->active_connects++;
-        s->holds_slot = true;
     }
     /* a fresh credential for every connection */
     s->cred[0] = '\0';
