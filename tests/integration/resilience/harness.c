@@ -589,6 +589,11 @@ size_t res_producer_join(res_producer *p)
     return atomic_load(&p->written);
 }
 
+size_t res_producer_written(res_producer *p)
+{
+    return atomic_load(&p->written);
+}
+
 void res_producer_stop(res_producer *p)
 {
     atomic_store(&p->stop, 1);
@@ -843,6 +848,7 @@ size_t res_find(const res_collector *c, steno_event_type type, size_t from)
 
 typedef struct conn_info {
     const char *rid;
+    size_t ev_index;       /* its CONNECTED / RECONNECTED event */
     uint64_t ack_at_start; /* finals' high-water mark when it was established */
     bool base_known;
     uint64_t base; /* session sample of its first audio sample, from its finals */
@@ -888,7 +894,7 @@ static bool check(res_collector *c, bool spans, const int16_t *pcm, uint64_t wri
                   size_t errlen)
 {
     bool ok = true;
-    uint8_t *cover = NULL, *dropped = NULL;
+    uint8_t *cover = NULL, *dropped = NULL, *skip = NULL;
     conn_info *conns = NULL;
     size_t nconn = 0;
     res_accounting acc;
@@ -899,8 +905,9 @@ static bool check(res_collector *c, bool spans, const int16_t *pcm, uint64_t wri
 
     cover = calloc(written + 1, 1);
     dropped = calloc(written + 1, 1);
+    skip = calloc(written + 1, 1);
     conns = calloc(c->n + 1, sizeof *conns);
-    if (!cover || !dropped || !conns)
+    if (!cover || !dropped || !skip || !conns)
         ERR("out of memory");
     if (c->order_error)
         ERR("event seq numbers are not 1, 2, 3, ... in emission order");
@@ -937,6 +944,7 @@ static bool check(res_collector *c, bool spans, const int16_t *pcm, uint64_t wri
         const res_ev *e = &c->ev[k];
         if (e->type == STENO_EVENT_CONNECTED || e->type == STENO_EVENT_RECONNECTED) {
             conns[nconn].rid = e->request_id;
+            conns[nconn].ev_index = k;
             conns[nconn].ack_at_start = acked;
             cur = (long)nconn++;
             continue;
@@ -1051,8 +1059,16 @@ static bool check(res_collector *c, bool spans, const int16_t *pcm, uint64_t wri
             continue;
         }
         acc.connections++;
+        /* what it cannot have received: chunks the producer dropped, and chunks evicted
+         * before it opened (chunks evicted later may well have been sent on it) */
+        memset(skip, 0, written + 1);
+        for (size_t q = 0; q < c->n; q++) {
+            const res_ev *e = &c->ev[q];
+            if (e->type == STENO_EVENT_AUDIO_DROPPED && (e->producer_side || q < ci->ev_index))
+                memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
+        }
         uint64_t base = ci->ack_at_start / chunk_frames * chunk_frames;
-        while (base < written && dropped[base])
+        while (base < written && skip[base])
             base++; /* evicted during the outage: replay starts after it */
         if (ci->base_known && ci->base != base)
             ERR("connection %zu ('%s'): its finals put its first sample at %" PRIu64
@@ -1060,7 +1076,7 @@ static bool check(res_collector *c, bool spans, const int16_t *pcm, uint64_t wri
                 k + 1, ci->rid, ci->base, base);
         uint64_t end;
         bool over;
-        uint64_t h = fnv_skipping(dropped, pcm, written, base, n, &end, &over);
+        uint64_t h = fnv_skipping(skip, pcm, written, base, n, &end, &over);
         char hex[17];
         snprintf(hex, sizeof hex, "%016" PRIx64, h);
         if (over)
@@ -1083,6 +1099,7 @@ out:
     pthread_mutex_unlock(&c->mu);
     free(cover);
     free(dropped);
+    free(skip);
     free(conns);
     if (out)
         *out = acc;

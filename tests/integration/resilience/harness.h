@@ -132,6 +132,8 @@ void res_producer_start(res_producer *p, steno_session *s, const int16_t *pcm, s
 /* Waits for the end (or a stop); returns the frames written. */
 size_t res_producer_join(res_producer *p);
 void res_producer_stop(res_producer *p);
+/* Frames written so far. */
+size_t res_producer_written(res_producer *p);
 /* Waits until at least `frames` were written; false on timeout. */
 bool res_producer_wait(res_producer *p, size_t frames, uint32_t timeout_ms);
 

@@ -1,0 +1,260 @@
+/* test_zero_loss_under_mixed_faults: 60 s through 20 mixed faults; every sample finalized once. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/*
+ * Invariants 1-3 under the faults a real network produces. A 60 s stream
+ * (null engine: every final names its samples and their checksum) goes
+ * through the chaos proxy while 20 faults of six kinds hit it, spread over
+ * the stream by acknowledged progress:
+ *   reset      the proxy RSTs the connection
+ *   close1011  the server closes with 1011
+ *   blackhole  the proxy stops forwarding both ways (half-open)
+ *   reject503  the next two handshakes get 503, then the proxy RSTs
+ *   ratelimit  the next handshake gets 429 Retry-After: 1, then close 1011
+ *   stall      the server stops reading and sending (TCP stays open)
+ * At the end every written sample must be covered by exactly one final, no
+ * AUDIO_DROPPED may have been reported, each connection's audio (server
+ * record: sample count + checksum) must be the written stream from the first
+ * chunk not yet acknowledged when it opened, and timestamps must be
+ * monotonic. The reconnect gap (fault -> first audio byte of the next
+ * connection at the server) is printed per fault kind.
+ */
+
+#define RATE 16000u
+#define CHUNK_MS 100u
+#define CHUNK_FRAMES (RATE * CHUNK_MS / 1000u)
+#define STREAM_S 60u
+#define FAULTS 20
+
+enum kind { RESET, CLOSE1011, BLACKHOLE, REJECT503, RATELIMIT, STALL, KINDS };
+static const char *kind_names[KINDS] = {"reset",     "close1011", "blackhole",
+                                        "reject503", "ratelimit", "stall"};
+
+typedef struct fault_rec {
+    enum kind kind;
+    double t_wall; /* when it was injected */
+    uint64_t t_ms;
+    size_t reconnected_ev; /* index of the RECONNECTED event that ended it */
+    char rid[128];         /* the request id of the connection that replaced it */
+} fault_rec;
+
+typedef struct after_arg {
+    size_t n;
+} after_arg;
+
+static bool pred_reconnected(res_collector *c, void *arg)
+{
+    const after_arg *a = arg;
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        n += c->ev[i].type == STENO_EVENT_RECONNECTED;
+    return n >= a->n || c->terminal;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(void)
+{
+    res_init("zero_loss_under_mixed_faults");
+    res_proc srv, chaos;
+    res_server_start(&srv, NULL);
+    res_chaos_start(&chaos, srv.port);
+
+    const size_t total = (size_t)STREAM_S * RATE;
+    int16_t *pcm = malloc(total * sizeof *pcm);
+    RES_CHECK(pcm, "out of memory");
+    res_pattern(7, 0, total, pcm);
+
+    steno_client *cl = res_client_open(NULL);
+    res_collector col;
+    res_collector_init(&col, "session");
+    steno_session_config sc;
+    char url[96];
+    res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    double send_speed = res_fast_send(&sc, 6.0);
+    /* faster than real time only when the SDK may send faster than that */
+    double speed = send_speed >= 3.0 ? 2.5 : 1.0;
+    res_log("sending at up to %.2fx, capturing at %.2fx real time", send_speed, speed);
+    steno_session *s = NULL;
+    char err[256] = "";
+    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
+    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    RES_CHECK(res_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * res_slow()), "never connected");
+
+    res_producer prod;
+    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, speed);
+
+    fault_rec faults[FAULTS];
+    memset(faults, 0, sizeof faults);
+    size_t reconnects = 0;
+    for (int i = 0; i < FAULTS; i++) {
+        fault_rec *f = &faults[i];
+        f->kind = (enum kind)(i % KINDS);
+        /* spread the faults over the stream by acknowledged audio */
+        uint64_t target = (uint64_t)(i + 1) * total / (FAULTS + 2);
+        RES_CHECK(res_wait_acked(&col, target, 60000 * res_slow()),
+                  "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i,
+                  target, col.acked);
+        /* strike mid-span, so the fault catches audio sent but not yet acknowledged */
+        RES_CHECK(res_producer_wait(&prod, (size_t)target + RATE / 2, 60000 * res_slow()),
+                  "producer stalled");
+        int conn = -1;
+        char name[32];
+        snprintf(name, sizeof name, "bh%d", i);
+        if (f->kind == BLACKHOLE) {
+            conn = res_chaos_open_conn(&chaos);
+            RES_CHECK(conn > 0, "no open proxy connection to blackhole");
+        }
+        f->t_wall = res_wall_s();
+        f->t_ms = res_now_ms();
+        switch (f->kind) {
+        case RESET:
+            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            break;
+        case CLOSE1011:
+            res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+            break;
+        case BLACKHOLE:
+            res_toxic_add(&chaos, "{\"name\":\"%s\",\"type\":\"blackhole\",\"connection\":%d}",
+                          name, conn);
+            break;
+        case REJECT503:
+            res_fault(&srv, "{\"reject_next\":2,\"status\":503}");
+            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            break;
+        case RATELIMIT:
+            res_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
+            res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+            break;
+        case STALL:
+            res_fault(&srv, "{\"action\":\"stall\"}");
+            break;
+        default:
+            break;
+        }
+        res_log("fault %d: %s", i + 1, kind_names[f->kind]);
+        after_arg a = {reconnects + 1};
+        RES_CHECK(res_wait(&col, pred_reconnected, &a, 30000 * res_slow()),
+                  "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
+        RES_CHECK(!col.terminal, "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
+        reconnects++;
+        if (f->kind == BLACKHOLE)
+            res_toxic_remove(&chaos, name);
+        if (f->kind == STALL)
+            res_fault(&srv, "{\"action\":\"unstall\"}");
+        pthread_mutex_lock(&col.mu);
+        size_t k = 0, seen = 0;
+        for (k = 0; k < col.n; k++)
+            if (col.ev[k].type == STENO_EVENT_RECONNECTED && ++seen == reconnects)
+                break;
+        f->reconnected_ev = k;
+        snprintf(f->rid, sizeof f->rid, "%s", col.ev[k].request_id);
+        pthread_mutex_unlock(&col.mu);
+    }
+
+    size_t written = res_producer_join(&prod);
+    RES_CHECK(written == total, "producer wrote %zu of %zu frames", written, total);
+    RES_CHECK(prod.full_returns == 0 && prod.bad_status == 0,
+              "steno_session_write returned FULL %" PRIu64 " times / status %d",
+              (uint64_t)prod.full_returns, prod.bad_status);
+    rc = steno_session_close(s, 60000 * res_slow());
+    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+
+    steno_session_stats st;
+    steno_session_stats_get(s, &st);
+    res_log("stats: attempts %u connects %u reconnects %u dead %u, chunks sent %" PRIu64
+            " replayed %" PRIu64 ", finals %" PRIu64 " suppressed %" PRIu64,
+            st.attempts, st.connects, st.reconnects, st.dead_connections, st.chunks_sent,
+            st.chunks_replayed, st.transcripts_final, st.finals_suppressed);
+
+    cJSON *recs = res_server_records(&srv);
+    res_accounting acc;
+    bool ok =
+        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err);
+    RES_CHECK(ok, "accounting: %s", err);
+    res_log("accounting: %" PRIu64 " written, %" PRIu64 " covered once by %zu finals over %zu "
+            "connections, %" PRIu64 " replayed, %" PRIu64 " dropped",
+            acc.written, acc.covered, acc.finals, acc.connections, acc.replayed, acc.dropped);
+    RES_CHECK(acc.drop_events == 0 && acc.dropped == 0, "audio was dropped");
+    RES_CHECK(res_count(&col, STENO_EVENT_AUDIO_DROPPED) == 0, "AUDIO_DROPPED reported");
+    RES_CHECK(st.samples_written == total && st.samples_acked == total && st.samples_dropped == 0 &&
+                  st.samples_evicted == 0,
+              "stats: written %" PRIu64 " acked %" PRIu64 " dropped %" PRIu64 " evicted %" PRIu64,
+              st.samples_written, st.samples_acked, st.samples_dropped, st.samples_evicted);
+    RES_CHECK(st.reconnects >= FAULTS, "only %u reconnects for %d faults", st.reconnects, FAULTS);
+    RES_CHECK(st.dead_connections >= 6,
+              "%u connections declared dead, want >= 6 (3 blackholes, "
+              "3 stalls)",
+              st.dead_connections);
+
+    /* every connection that carried audio is one the session knew */
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
+    size_t with_audio = 0;
+    cJSON_ArrayForEach(r, arr) with_audio += res_jnum(r, "audio_samples", 0) > 0;
+    RES_CHECK(with_audio == acc.connections,
+              "the server saw %zu connections with audio, the session accounted for %zu",
+              with_audio, acc.connections);
+
+    /* each fault kind left its mark in the RECONNECTING events */
+    pthread_mutex_lock(&col.mu);
+    int n503 = 0, n429 = 0, n1011 = 0, n_dead = 0;
+    for (size_t k = 0; k < col.n; k++) {
+        const res_ev *e = &col.ev[k];
+        if (e->type != STENO_EVENT_RECONNECTING)
+            continue;
+        n503 += e->http_status == 503;
+        n1011 += e->close_code == 1011;
+        n_dead += e->cause == STENO_ERR_TIMEOUT;
+        if (e->http_status == 429) {
+            n429++;
+            RES_CHECK(e->delay_ms >= 1000, "429 Retry-After: 1 answered with a %u ms delay",
+                      e->delay_ms);
+        }
+    }
+    pthread_mutex_unlock(&col.mu);
+    RES_CHECK(n503 == 6 && n429 == 3 && n1011 >= 7 && n_dead >= 6,
+              "RECONNECTING causes: %d x 503 (want 6), %d x 429 (want 3), %d x close 1011 "
+              "(want >= 7), %d timeouts (want >= 6)",
+              n503, n429, n1011, n_dead);
+
+    /* reconnect gap: fault -> first audio byte of the replacing connection at the server */
+    double gaps[KINDS][FAULTS];
+    int ngaps[KINDS] = {0};
+    for (int i = 0; i < FAULTS; i++) {
+        const cJSON *rec = res_record_by_rid(recs, faults[i].rid);
+        RES_CHECK(rec, "fault %d: no record for %s", i + 1, faults[i].rid);
+        double first = res_jnum(rec, "first_audio", NAN);
+        if (isnan(first))
+            continue;
+        double gap = res_jnum(rec, "start", 0) + first - faults[i].t_wall;
+        gaps[faults[i].kind][ngaps[faults[i].kind]++] = gap * 1000.0;
+    }
+    for (int k = 0; k < KINDS; k++) {
+        if (!ngaps[k])
+            continue;
+        qsort(gaps[k], (size_t)ngaps[k], sizeof gaps[k][0], cmp_double);
+        res_log("reconnect gap %-9s n=%d min %.0f ms median %.0f ms max %.0f ms", kind_names[k],
+                ngaps[k], gaps[k][0], gaps[k][ngaps[k] / 2], gaps[k][ngaps[k] - 1]);
+    }
+    cJSON_Delete(recs);
+
+    steno_session_destroy(s);
+    steno_client_destroy(cl);
+    res_collector_free(&col);
+    free(pcm);
+    res_proc_stop(&chaos);
+    res_proc_stop(&srv);
+    res_log("PASS");
+    return 0;
+}
