@@ -51,8 +51,9 @@ typedef enum steno_event_type {
     STENO_EVENT_AUDIO_DROPPED = 9,
     /* Terminal: the session gave up (fatal error, retries/outage/budget exhausted). */
     STENO_EVENT_FAILED = 10,
-    /* Terminal: the session closed after steno_session_close() (or destroy). Always last. */
+    /* Terminal: the session closed after steno_session_close() (or was aborted by destroy). */
     STENO_EVENT_CLOSED = 11,
+    /* Exactly one of FAILED or CLOSED is the last event of every session. */
 } steno_event_type;
 
 /* A short name for an event type ("TRANSCRIPT"), never NULL. */
@@ -84,7 +85,8 @@ typedef struct steno_transcript {
 } steno_transcript;
 
 typedef struct steno_event_connecting {
-    uint32_t attempt; /* 1 for the first connection; counts up during an outage */
+    uint32_t attempt; /* 1-based attempt number within the first connect or the current
+                         outage: 1, 2, 3... (reset by every successful handshake) */
 } steno_event_connecting;
 
 typedef struct steno_event_connected {
@@ -105,8 +107,14 @@ typedef struct steno_event_metadata {
     const char *json;       /* the provider's message, verbatim */
 } steno_event_metadata;
 
+/*
+ * Also emitted, with attempt 0, delay 0 and cause STENO_OK, when steno
+ * replaces the connection on purpose to apply steno_session_configure() on a
+ * provider without live settings; RECONNECTED follows as usual.
+ */
 typedef struct steno_event_reconnecting {
-    uint32_t attempt;    /* the retry about to be made: 1, 2, ... within this outage */
+    uint32_t attempt;    /* retries scheduled in this outage so far, this one included:
+                            1, 2, ... (the first connect's failures count too) */
     uint32_t delay_ms;   /* wait before it (0: immediate retry after a healthy connection) */
     steno_status cause;  /* why the previous connection ended or failed */
     int http_status;     /* handshake status of the failed attempt, 0 if none */
@@ -141,9 +149,10 @@ typedef struct steno_event_failed {
 } steno_event_failed;
 
 typedef struct steno_event_closed {
-    steno_status status; /* STENO_OK: every written sample was finalized (or reported dropped);
-                            STENO_ERR_TIMEOUT: the drain timed out before the server closed;
-                            other values: closed by destroy or after an unrecoverable error */
+    steno_status status;          /* STENO_OK: the provider flushed and closed after everything was
+                                     sent (unfinalized_samples says if it left any audio without a
+                                     final); STENO_ERR_TIMEOUT: the drain timed out;
+                                     STENO_ERR_CLOSED: aborted by steno_session_destroy() */
     uint64_t unfinalized_samples; /* samples still unacknowledged at close (0 on a clean close) */
 } steno_event_closed;
 

@@ -191,6 +191,13 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *cfg
                                 steno_session **out, char *err, size_t errlen);
 
 /*
+ * Pacing: steno sends at most as fast as the provider accepts (Deepgram:
+ * 1.25x real time, after a 2 s burst). Live audio never hits that limit, but
+ * after an outage the buffered audio is replayed at that rate, so results
+ * lag behind live audio for a while (catching up at 0.25x real time), and
+ * an application that writes a file faster than real time fills the ring:
+ * write at about real time, or size ring_chunks for the file.
+ *
  * Capture thread: appends `frames` frames of interleaved 16-bit PCM
  * (frames * channels samples). Wait-free: it copies into the ring and, when
  * a chunk is complete, wakes the network thread (at most one wake is
@@ -222,8 +229,13 @@ steno_status steno_session_set_option(steno_session *s, const char *key, const c
 /*
  * Asks the provider to finalize everything written so far: publishes the
  * partial chunk, sends it, then Finalize (ordered after all queued audio).
- * The resulting finals have from_finalize = 1. Not needed before close.
+ * The resulting finals have from_finalize = 1 (when nothing was pending the
+ * answer is an empty final, start == end). Not needed before close.
  * STENO_ERR_STATE once close was requested.
+ *
+ * finalize() and close() publish the partial chunk, a producer-side step:
+ * call them from the capture thread, or once it no longer calls
+ * steno_session_write(), never concurrently with it.
  */
 steno_status steno_session_finalize(steno_session *s);
 

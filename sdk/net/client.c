@@ -278,6 +278,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         return steno__session_append_headers(s, wsi, (unsigned char **)in,
                                              (*(unsigned char **)in) + len);
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /* len is OpenSSL's preverify_ok: remember a rejected certificate, so the failure is
+         * classified as a configuration error (fatal) rather than a network blip. The
+         * verdict itself stays OpenSSL's (return 0). */
+        if (s && !len)
+            s->tls_cert_failed = true;
+        return 0;
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* the response headers are still there: keep the provider's request id */
         if (s)

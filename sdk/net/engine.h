@@ -164,6 +164,7 @@ struct steno_session {
     uint64_t evict_since_ms;
     bool initial_pending;
     bool conn_timed_out;
+    bool tls_cert_failed; /* OpenSSL rejected the server certificate on this attempt */
     int http_status, close_code;
     char close_reason[128];
     char prov_err[256];

@@ -566,7 +566,7 @@ static void try_connect(steno_session *s)
     steno__counter_inc(c->m.attempts);
     s->http_status = s->close_code = 0;
     s->close_reason[0] = s->prov_err[0] = s->request_id[0] = s->retry_after[0] = '\0';
-    s->dead = s->conn_timed_out = false;
+    s->dead = s->conn_timed_out = s->tls_cert_failed = false;
     s->conn_rx_frames = 0;
     s->conn = STENO__CONN_HANDSHAKE;
     if (get_state(s) == STENO_STATE_IDLE)
@@ -661,7 +661,7 @@ void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const ch
         if (s->prov_err[0])
             info.provider_error = s->prov_err;
     }
-    if (why && (strstr(why, "cert") || strstr(why, "CERT")))
+    if (s->tls_cert_failed || (why && (strstr(why, "cert") || strstr(why, "CERT"))))
         info.tls = STENO__TLS_CERTIFICATE;
     else if (why &&
              (strstr(why, "tls") || strstr(why, "TLS") || strstr(why, "SSL") || strstr(why, "ssl")))

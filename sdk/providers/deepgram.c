@@ -18,6 +18,7 @@ enum opt_kind {
     K_UINT,          /* decimal integer >= 0 */
     K_UINT_OR_FALSE, /* endpointing: milliseconds, or "false" to disable */
     K_RESERVED,      /* derived from the audio format by the engine */
+    K_FALSE_ONLY,    /* a feature the engine does not support yet: only "false" */
 };
 
 struct opt_def {
@@ -47,7 +48,7 @@ static const struct opt_def opts[] = {
     {"search", K_STRING, 1},
     {"tag", K_STRING, 1},
     {"extra", K_STRING, 1},
-    {"multichannel", K_BOOL, 0},
+    {"multichannel", K_FALSE_ONLY, 0},
     {"detect_entities", K_BOOL, 0},
     {"dictation", K_BOOL, 0},
     {"mip_opt_out", K_BOOL, 0},
@@ -123,6 +124,15 @@ static int dg_check_option(const char *key, const char *value, char *err, size_t
         if (strcmp(value, "true") && strcmp(value, "false")) {
             snprintf(err, errlen, "deepgram option '%s' must be \"true\" or \"false\", not \"%s\"",
                      key, value);
+            return STENO_ERR_CONFIG;
+        }
+        break;
+    case K_FALSE_ONLY:
+        if (strcmp(value, "false")) {
+            snprintf(err, errlen,
+                     "deepgram option '%s' is not supported by steno yet (one transcript timeline "
+                     "per session): only \"false\" is accepted",
+                     key);
             return STENO_ERR_CONFIG;
         }
         break;
