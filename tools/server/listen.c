@@ -20,6 +20,8 @@
 /* Stop reading a connection whose audio waits for a worker beyond this. */
 #define BACKLOG_HIGH (4u << 20)
 #define MAX_ARGS 256
+/* Results waiting for a client that does not read: beyond this it is cut off. */
+#define QUEUE_MAX (16u << 20)
 
 struct srv_conn {
     struct lws *wsi;
@@ -28,7 +30,8 @@ struct srv_conn {
     srv_msginfo mi;
     int established;
 
-    srv_out *q_head, *q_tail;     /* results, in order, each with a due time */
+    srv_out *q_head, *q_tail; /* results, in order, each with a due time */
+    size_t q_bytes;
     srv_out *inj_head, *inj_tail; /* fault frames: sent first, never delayed */
     lws_sorted_usec_list_t sul_idle, sul_due;
     int due_scheduled;
@@ -117,8 +120,10 @@ static void conn_close(srv_conn *c, int code, const char *reason, const char *ca
     c->close_cause = cause;
     c->input_done = 1;
     c->stalled = 0;
-    if (!after_flush)
+    if (!after_flush) {
         free_list(&c->q_head, &c->q_tail);
+        c->q_bytes = 0;
+    }
     update_rx(c);
     lws_callback_on_writable(c->wsi);
 }
@@ -395,16 +400,24 @@ static int handshake(struct lws *wsi)
     r->path = dup_header(wsi, WSI_TOKEN_GET_URI);
     record_headers(wsi, r);
 
-    for (int i = 0; nargs < MAX_ARGS; i++) {
-        char frag[2048];
-        int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+    /* Any one fragment fits in a buffer as long as all of them. */
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char *frag = malloc(total > 0 ? (size_t)total + 1 : 1);
+    int too_many = 0;
+    for (int i = 0; frag && total > 0; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0)
             break;
+        if (nargs == MAX_ARGS) {
+            too_many = 1;
+            break;
+        }
         if (!(args[nargs] = strdup(frag)))
             break;
         qlen += (size_t)n + 1;
         nargs++;
     }
+    free(frag);
     r->query = malloc(qlen + 1);
     if (r->query) {
         r->query[0] = 0;
@@ -430,6 +443,8 @@ static int handshake(struct lws *wsi)
                     f->reject_retry_after);
     } else if (check_auth(wsi)) {
         rc = reject(wsi, r, 401, "Invalid credentials.", NULL);
+    } else if (too_many) {
+        rc = reject(wsi, r, 400, "Too many query parameters", NULL);
     } else {
         srv_params_rules rules = {
             .strict = srv_g.cfg.strict_params,
@@ -763,6 +778,7 @@ static int on_writeable(struct lws *wsi, srv_conn *c)
             return 0;
         }
         pop_out(&c->q_head, &c->q_tail);
+        c->q_bytes -= o->len;
     }
     int n = lws_write(wsi, o->data, o->len, LWS_WRITE_TEXT);
     account_sent(c, o);
@@ -798,8 +814,12 @@ static void deliver(void)
         } else if (o->kind == SRV_OUT_MSG) {
             int delay = c->delay_ms >= 0 ? c->delay_ms : srv_g.faults.delay_results_ms;
             o->due_us = now + (int64_t)delay * 1000;
+            c->q_bytes += o->len;
             push_out(&c->q_head, &c->q_tail, o);
-            lws_callback_on_writable(c->wsi);
+            if (c->q_bytes > QUEUE_MAX)
+                conn_close(c, 1011, "NET-0000 client is not reading", "send_queue", 0);
+            else
+                lws_callback_on_writable(c->wsi);
         } else {
             if (o->kind == SRV_OUT_ERROR)
                 conn_close(c, 1011, "ENGINE-0000 recognition engine failed", "engine", 0);

@@ -323,6 +323,8 @@ int main(int argc, char **argv)
     info.fd_limit_per_thread = (unsigned int)fd_limit;
     info.count_threads = 1;
     info.pt_serv_buf_size = 32768;
+    /* Deepgram URLs with many keyterms are long; lws's default is 4 KiB. */
+    info.max_http_header_data = 32768;
     srv_g.ctx = lws_create_context(&info);
     if (!srv_g.ctx) {
         fputs("steno-server: cannot create the lws context\n", stderr);
