@@ -352,10 +352,16 @@ int srv_control_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         route(p);
+        free(p->body);
+        p->body = NULL;
+        p->body_len = 0;
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return write_some(wsi, p);
     case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        /* Either may be the last word on a connection, depending on how it
+         * ended; both are safe to repeat. */
         if (p)
             reset_request(p);
         return 0;
