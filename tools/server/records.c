@@ -47,8 +47,50 @@ srv_record *srv_rec_find(uint64_t id)
     return NULL;
 }
 
+static void flog_unlink(srv_record *r)
+{
+    if (!r->in_flog)
+        return;
+    if (r->flog_prev)
+        r->flog_prev->flog_next = r->flog_next;
+    else
+        srv_g.flog_head = r->flog_next;
+    if (r->flog_next)
+        r->flog_next->flog_prev = r->flog_prev;
+    else
+        srv_g.flog_tail = r->flog_prev;
+    r->flog_prev = r->flog_next = NULL;
+    r->in_flog = 0;
+    srv_g.n_flog--;
+}
+
+/* Keeps frame logs for the newest ended connections only, so a long run of
+ * long streams cannot grow memory without bound. */
+static void flog_push(srv_record *r)
+{
+    if (!r->frames)
+        return;
+    r->in_flog = 1;
+    r->flog_prev = srv_g.flog_tail;
+    if (srv_g.flog_tail)
+        srv_g.flog_tail->flog_next = r;
+    else
+        srv_g.flog_head = r;
+    srv_g.flog_tail = r;
+    srv_g.n_flog++;
+    while (srv_g.n_flog > SRV_FRAME_LOGS_KEPT) {
+        srv_record *o = srv_g.flog_head;
+        flog_unlink(o);
+        free(o->frames);
+        o->frames = NULL;
+        o->n_frames = o->cap_frames = 0;
+        o->frames_evicted = 1;
+    }
+}
+
 static void rec_free(srv_record *r)
 {
+    flog_unlink(r);
     free(r->handshake_error);
     free(r->path);
     free(r->query);
@@ -89,6 +131,7 @@ void srv_rec_ended(srv_record *r)
     r->end_wall = srv_wall_s();
     r->conn = NULL;
     srv_g.n_ended++;
+    flog_push(r);
     /* Live records are never forgotten, so a long-lived one cannot block the
      * eviction of the ended ones behind it. */
     srv_record *o = srv_g.rec_head;
@@ -139,6 +182,8 @@ void srv_rec_add_fault(srv_record *r, const char *what)
 
 void srv_rec_add_frame(srv_record *r, uint64_t offset, uint32_t bytes, uint64_t fnv, double t)
 {
+    if (r->frames_evicted)
+        return;
     if (r->n_frames >= srv_g.cfg.frame_log) {
         r->frames_truncated = srv_g.cfg.frame_log > 0 || r->frames_truncated;
         return;
@@ -292,7 +337,8 @@ cJSON *srv_rec_frames_json(const srv_record *r)
     char hex[17];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)r->id);
-    cJSON_AddBoolToObject(o, "truncated", r->frames_truncated);
+    cJSON_AddBoolToObject(o, "truncated", r->frames_truncated || r->frames_evicted);
+    cJSON_AddBoolToObject(o, "evicted", r->frames_evicted);
     cJSON *a = cJSON_AddArrayToObject(o, "frames");
     for (size_t i = 0; i < r->n_frames; i++) {
         cJSON *f = cJSON_CreateObject();

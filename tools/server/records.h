@@ -24,6 +24,8 @@ typedef enum srv_control_kind {
 } srv_control_kind;
 
 #define SRV_CONTROL_LOG_MAX 1000
+/* Frame logs of ended connections are kept for this many of the newest. */
+#define SRV_FRAME_LOGS_KEPT 1000
 
 typedef struct srv_frame {
     uint64_t offset; /* bytes before this frame */
@@ -69,6 +71,10 @@ typedef struct srv_record {
     srv_frame *frames;
     size_t n_frames, cap_frames;
     int frames_truncated;
+    int frames_evicted; /* the log was freed to bound memory */
+    /* ended records still holding a frame log, oldest first */
+    struct srv_record *flog_prev, *flog_next;
+    int in_flog;
 
     struct srv_conn *conn; /* while the connection is live */
 } srv_record;

@@ -68,6 +68,8 @@ typedef struct srv_state {
     uint64_t next_id;
     srv_record *rec_head, *rec_tail;
     size_t n_records, n_ended;
+    srv_record *flog_head, *flog_tail; /* ended records with a frame log */
+    size_t n_flog;
     size_t n_active; /* established WebSockets */
     srv_faults faults;
     srv_stats stats;

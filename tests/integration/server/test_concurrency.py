@@ -59,6 +59,21 @@ async def test_thousand_concurrent_streams():
     stats = await asyncio.to_thread(srv.get, "/stats")
     assert stats["connections_active"] == 0 and stats["finals_sent"] >= 2 * N
     print("%d connections open in %.1f s, all done in %.1f s" % (N, t_open, t_all))
+    if N != 1000:
+        return
+    # Frame logs are kept for the newest 1,000 ended connections: one more
+    # ended connection evicts the oldest log, and only that one.
+    c = await Client.connect(srv)
+    await c.audio(pcm(160))
+    await c.close()
+    last = await srv.record_closed(c.request_id)
+    first = min(r["id"] for r in recs.values())
+    f0 = await asyncio.to_thread(srv.get, "/connections/%d/frames" % first)
+    f1 = await asyncio.to_thread(srv.get, "/connections/%d/frames" % (first + 1))
+    fl = await asyncio.to_thread(srv.get, "/connections/%d/frames" % last["id"])
+    assert f0["evicted"] and f0["frames"] == [] and f0["truncated"]
+    assert not f1["evicted"] and len(f1["frames"]) == 2
+    assert not fl["evicted"] and len(fl["frames"]) == 1
 
 
 if __name__ == "__main__":
