@@ -275,13 +275,19 @@ static void rec_add_header(srv_record *r, const char *name, char *value)
     r->n_headers++;
 }
 
+static size_t auth_scheme(const char *v);
+
+/* Keeps the scheme, hides the credential. */
 static char *redact_auth(const char *v)
 {
-    const char *sp = strchr(v, ' ');
-    size_t n = sp ? (size_t)(sp - v) : 0;
+    size_t n = auth_scheme(v);
+    if (!n) {
+        const char *sp = strchr(v, ' ');
+        n = sp ? (size_t)(sp - v) : 0;
+    }
     char *out = malloc(n + 16);
     if (out)
-        snprintf(out, n + 16, "%.*s%s<redacted>", (int)n, v, n ? " " : "");
+        snprintf(out, n + 16, "%.*s%s<redacted>", (int)n, v, n ? (v[n] == ',' ? ", " : " ") : "");
     return out;
 }
 
@@ -300,7 +306,7 @@ static void record_headers(struct lws *wsi, srv_record *r)
         for (size_t i = 0; i < n - 1; i++)
             name[i] = (char)tolower((unsigned char)tn[i]);
         name[n - 1] = 0;
-        if (t == WSI_TOKEN_HTTP_AUTHORIZATION) {
+        if (t == WSI_TOKEN_HTTP_AUTHORIZATION || (t == WSI_TOKEN_PROTOCOL && auth_scheme(v))) {
             char *red = redact_auth(v);
             free(v);
             v = red;
@@ -333,23 +339,38 @@ static void record_headers(struct lws *wsi, srv_record *r)
     }
 }
 
+/* "token KEY" / "Bearer KEY" (Authorization) or "token, KEY" (the
+ * Sec-WebSocket-Protocol form browsers use): the scheme's length, or 0. */
+static size_t auth_scheme(const char *v)
+{
+    if (!strncasecmp(v, "token", 5) && (v[5] == ' ' || v[5] == ','))
+        return 5;
+    if (!strncasecmp(v, "bearer", 6) && (v[6] == ' ' || v[6] == ','))
+        return 6;
+    return 0;
+}
+
+static int credential_matches(const char *v, const char *key)
+{
+    size_t n = v ? auth_scheme(v) : 0;
+    if (!n)
+        return 0;
+    v += n;
+    while (*v == ' ' || *v == ',')
+        v++;
+    return !strcmp(v, key);
+}
+
 static int check_auth(struct lws *wsi)
 {
     const char *key = srv_g.cfg.api_key;
     if (!key)
         return 0;
-    char *v = dup_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    int ok = 0;
-    if (v) {
-        const char *sp = strchr(v, ' ');
-        if (sp && ((sp - v == 5 && !strncasecmp(v, "token", 5)) ||
-                   (sp - v == 6 && !strncasecmp(v, "bearer", 6)))) {
-            while (*sp == ' ')
-                sp++;
-            ok = !strcmp(sp, key);
-        }
-        free(v);
-    }
+    char *a = dup_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    char *p = dup_header(wsi, WSI_TOKEN_PROTOCOL);
+    int ok = credential_matches(a, key) || credential_matches(p, key);
+    free(a);
+    free(p);
     return ok ? 0 : -1;
 }
 

@@ -307,6 +307,10 @@ int main(int argc, char **argv)
 
     static struct lws_protocols listen_protocols[] = {
         {"steno-listen", srv_listen_callback, 0, 65536, 0, NULL, 0},
+        /* Deepgram's browser authentication offers these subprotocols, with
+         * the key as a second one; lws must know the names to accept them. */
+        {"token", srv_listen_callback, 0, 65536, 0, NULL, 0},
+        {"bearer", srv_listen_callback, 0, 65536, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
     static struct lws_protocols control_protocols[] = {

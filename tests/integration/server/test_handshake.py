@@ -10,7 +10,7 @@ import re
 
 import websockets
 
-from server_harness import QUERY, Client, Server, collect, pcm, run_tests
+from server_harness import QUERY, RATE, Client, Server, collect, pcm, run_tests
 
 KEY = "sekrit-key-123"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -104,6 +104,23 @@ async def test_token_and_bearer_are_accepted_and_redacted():
         assert rec["handshake_status"] == 101
         assert rec["headers"]["authorization"] == scheme + " <redacted>", rec["headers"]
         assert KEY not in json.dumps(rec)
+
+
+async def test_browser_subprotocol_credentials():
+    # Browsers cannot set headers: Deepgram takes "token, KEY" as subprotocols.
+    c = await Client.connect(srv, subprotocols=["token", KEY])
+    assert c.ws.subprotocol == "token"
+    await c.audio(pcm(RATE))
+    await c.until(lambda m: m["type"] == "Results" and m["is_final"])
+    await c.close()
+    rec = await srv.record_closed(c.request_id)
+    assert rec["headers"]["sec-websocket-protocol"] == "token, <redacted>", rec["headers"]
+    assert KEY not in json.dumps(rec)
+    try:
+        await websockets.connect(srv.url(QUERY), subprotocols=["token", "wrong"], open_timeout=20)
+        raise AssertionError("wrong subprotocol key accepted")
+    except websockets.InvalidStatusCode as e:
+        assert e.status_code == 401
 
 
 async def test_other_paths_get_404():
