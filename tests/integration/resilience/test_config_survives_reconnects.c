@@ -1,0 +1,227 @@
+/* test_config_survives_reconnects: every connection carries the session's configuration, changes
+ * included. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/*
+ * Invariant 6. A session with a full set of provider options streams through
+ * faults (proxy reset, server close 1011); midway the application changes
+ * options with steno_session_configure(). The server's connection records
+ * must show identical parameters (parsed params and the raw query) on every
+ * connection before the change, and the changed set on the connection the
+ * change's seamless reconnect opened and on every connection after it, with
+ * no audio lost. The token callback is asked before every attempt: it
+ * alternates "Bearer <key>" and the bare key (sent as "Token <key>"), and
+ * the server's records show the two schemes alternating, so every
+ * connection used the credential fetched for it.
+ */
+
+#define RATE 16000u
+#define CHUNK_FRAMES (RATE / 10u)
+#define KEY "cfg-test-key"
+
+static atomic_uint token_calls;
+
+static steno_status token_cb(void *user, char *buf, size_t cap)
+{
+    (void)user;
+    unsigned n = atomic_fetch_add(&token_calls, 1) + 1;
+    snprintf(buf, cap, "%s%s", n % 2 ? "Bearer " : "", KEY);
+    return STENO_OK;
+}
+
+typedef struct n_arg {
+    size_t n;
+} n_arg;
+
+static bool pred_reconnected(res_collector *c, void *arg)
+{
+    const n_arg *a = arg;
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        k += c->ev[i].type == STENO_EVENT_RECONNECTED;
+    return k >= a->n || c->terminal;
+}
+
+static void fault(const res_proc *srv, const res_proc *chaos, int k)
+{
+    if (k % 2 == 0)
+        cJSON_Delete(res_http_ok(chaos->control_port, "POST", "/reset-all", NULL));
+    else
+        res_fault(srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+}
+
+static void expect_param(const cJSON *params, const char *key, const char *want_json)
+{
+    char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(params, key));
+    RES_CHECK(got && strcmp(got, want_json) == 0, "after configure: %s = %s, want %s", key,
+              got ? got : "(absent)", want_json);
+    free(got);
+}
+
+int main(void)
+{
+    res_init("config_survives_reconnects");
+    res_proc srv, chaos;
+    const char *args[] = {"--api-key", KEY, NULL};
+    res_server_start(&srv, args);
+    res_chaos_start(&chaos, srv.port);
+    const size_t total = 16u * RATE;
+    int16_t *pcm = malloc(total * sizeof *pcm);
+    RES_CHECK(pcm, "out of memory");
+    res_pattern(9, 0, total, pcm);
+
+    steno_client *cl = res_client_open(NULL);
+    res_collector col;
+    res_collector_init(&col, "session");
+    steno_session_config sc;
+    char url[96];
+    res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    sc.allow_no_auth = 0;
+    sc.token_cb = token_cb;
+    const steno_option opts[] = {
+        {"model", "nova-3"},          {"language", "en-US"},     {"interim_results", "true"},
+        {"punctuate", "true"},        {"smart_format", "false"}, {"endpointing", "300"},
+        {"utterance_end_ms", "1000"}, {"vad_events", "true"},    {"keyterm", "steno"},
+        {"keyterm", "reconnect"},     {"tag", "resilience"},
+    };
+    sc.options = opts;
+    sc.n_options = sizeof opts / sizeof opts[0];
+    steno_session *s = NULL;
+    char err[256] = "";
+    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
+    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    res_producer prod;
+    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+
+    size_t reconnects = 0;
+    for (int k = 0; k < 5; k++) {
+        uint64_t mark = (uint64_t)(k + 1) * 5u * RATE / 2u;
+        RES_CHECK(res_producer_wait(&prod, (size_t)mark + RATE / 3, 30000), "producer stalled");
+        RES_CHECK(res_wait_acked(&col, mark - RATE, 20000 * res_slow()), "no finals");
+        if (k == 2) {
+            const steno_option change[] = {
+                {"keyterm", "changed"}, {"punctuate", "false"}, {"endpointing", NULL}};
+            rc = steno_session_configure(s, change, 3);
+            RES_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
+                      steno_session_errmsg(s));
+            res_log("configured: keyterm=changed, punctuate=false, endpointing removed");
+        } else {
+            fault(&srv, &chaos, k);
+            res_log("fault: %s", k % 2 == 0 ? "proxy reset" : "server close 1011");
+        }
+        n_arg a = {++reconnects};
+        RES_CHECK(res_wait(&col, pred_reconnected, &a, 20000 * res_slow()) && !col.terminal,
+                  "no RECONNECTED after step %d", k);
+    }
+    size_t written = res_producer_join(&prod);
+    rc = steno_session_close(s, 30000 * res_slow());
+    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+
+    steno_session_stats st;
+    steno_session_stats_get(s, &st);
+    RES_CHECK(st.configures == 1, "stats.configures = %u", st.configures);
+    cJSON *recs = res_server_records(&srv);
+    res_accounting acc;
+    RES_CHECK(
+        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
+        "accounting: %s", err);
+    RES_CHECK(acc.dropped == 0, "audio dropped");
+
+    /* the connection the configuration change opened: after the planned RECONNECTING */
+    pthread_mutex_lock(&col.mu);
+    const char *switch_rid = NULL;
+    bool planned = false;
+    for (size_t i = 0; i < col.n; i++) {
+        if (col.ev[i].type == STENO_EVENT_RECONNECTING)
+            planned = col.ev[i].cause == STENO_OK;
+        if (col.ev[i].type == STENO_EVENT_RECONNECTED && planned && !switch_rid)
+            switch_rid = col.ev[i].request_id;
+    }
+    RES_CHECK(switch_rid, "no planned reconnect for the configuration change");
+
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
+    const cJSON *p0 = NULL, *p1 = NULL;
+    const char *q0 = NULL, *q1 = NULL;
+    bool after = false;
+    int i = 0, before_n = 0, after_n = 0;
+    unsigned calls = atomic_load(&token_calls);
+    RES_CHECK(calls == st.attempts, "the token callback ran %u times for %u attempts", calls,
+              st.attempts);
+    RES_CHECK((int)calls == cJSON_GetArraySize(arr),
+              "the token callback ran %u times, the server saw %d handshakes", calls,
+              cJSON_GetArraySize(arr));
+    cJSON_ArrayForEach(r, arr)
+    {
+        i++;
+        const cJSON *hdrs = cJSON_GetObjectItemCaseSensitive(r, "headers");
+        const char *auth = res_jstr(hdrs, "authorization");
+        const char *want_auth = i % 2 ? "Bearer <redacted>" : "Token <redacted>";
+        RES_CHECK(strcmp(auth, want_auth) == 0, "handshake %d: authorization '%s', want '%s'", i,
+                  auth, want_auth);
+        RES_CHECK((int)res_jnum(r, "handshake_status", 0) == 101, "handshake %d refused", i);
+        const cJSON *params = cJSON_GetObjectItemCaseSensitive(r, "params");
+        const char *q = res_jstr(r, "query");
+        if (strcmp(res_jstr(r, "request_id"), switch_rid) == 0)
+            after = true;
+        if (!after) {
+            if (!p0) {
+                p0 = params;
+                q0 = q;
+            }
+            RES_CHECK(cJSON_Compare(params, p0, 1) && strcmp(q, q0) == 0,
+                      "connection %d's configuration differs from the first's:\n  %s\n  %s", i, q,
+                      q0);
+            before_n++;
+        } else {
+            if (!p1) {
+                p1 = params;
+                q1 = q;
+            }
+            RES_CHECK(cJSON_Compare(params, p1, 1) && strcmp(q, q1) == 0,
+                      "connection %d's configuration differs from the changed one:\n  %s\n  %s", i,
+                      q, q1);
+            after_n++;
+        }
+    }
+    pthread_mutex_unlock(&col.mu);
+    RES_CHECK(before_n >= 3 && after_n >= 3, "%d connections before the change, %d after", before_n,
+              after_n);
+    res_log("before the change (%d connections): %s", before_n, q0);
+    res_log("after the change (%d connections): %s", after_n, q1);
+    /* the original options, on the server's reading */
+    char *p0s = cJSON_PrintUnformatted(p0);
+    RES_CHECK(strstr(p0s, "\"model\":\"nova-3\"") && strstr(p0s, "\"punctuate\":true") &&
+                  strstr(p0s, "\"endpointing\":300") &&
+                  strstr(p0s, "\"keyterm\":[\"steno\",\"reconnect\"]") &&
+                  strstr(p0s, "\"utterance_end_ms\":1000") && strstr(p0s, "\"vad_events\":true"),
+              "the server read the options as %s", p0s);
+    free(p0s);
+    /* the change, and nothing else */
+    expect_param(p1, "keyterm", "[\"changed\"]");
+    expect_param(p1, "punctuate", "false");
+    expect_param(p1, "endpointing", "10"); /* the server's default once the key is gone */
+    const char *same[] = {
+        "model",      "language", "interim_results", "smart_format", "utterance_end_ms",
+        "vad_events", "encoding", "sample_rate",     "channels",     "other"};
+    for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
+        RES_CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(p0, same[k]),
+                                cJSON_GetObjectItemCaseSensitive(p1, same[k]), 1),
+                  "'%s' changed although configure did not name it", same[k]);
+    cJSON_Delete(recs);
+
+    steno_session_destroy(s);
+    steno_client_destroy(cl);
+    res_collector_free(&col);
+    free(pcm);
+    res_proc_stop(&chaos);
+    res_proc_stop(&srv);
+    res_log("PASS");
+    return 0;
+}
