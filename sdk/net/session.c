@@ -1633,6 +1633,8 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     return STENO_OK;
 
 fail:
+    if (err && errlen && !err[0])
+        errf(err, errlen, rc, "steno_session_open: %s", steno_strerror(rc));
     steno__session_free(s);
     return rc;
 }

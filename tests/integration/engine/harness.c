@@ -20,8 +20,26 @@ uint64_t h_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A failing check exits the test: the server must not outlive it (meson would wait for it). */
+static pid_t started[8];
+
+static void stop_all(void)
+{
+    for (int i = 0; i < 8; i++)
+        if (started[i] > 0) {
+            kill(started[i], SIGTERM);
+            waitpid(started[i], NULL, 0);
+            started[i] = 0;
+        }
+}
+
 void h_server_start(h_server *srv, const char *const *extra)
 {
+    static int registered;
+    if (!registered) {
+        registered = 1;
+        atexit(stop_all);
+    }
     const char *exe = getenv("STENO_SERVER");
     if (!exe || access(exe, X_OK) != 0) {
         fprintf(stderr, "STENO_SERVER must name the steno-server binary\n");
@@ -53,6 +71,11 @@ void h_server_start(h_server *srv, const char *const *extra)
     /* keep the pipe open (the server may print more); it is closed at exit */
     memset(srv, 0, sizeof *srv);
     srv->pid = pid;
+    for (int i = 0; i < 8; i++)
+        if (started[i] <= 0) {
+            started[i] = pid;
+            break;
+        }
     H_CHECK(sscanf(line, "steno-server listening on %*[^:]:%d control %*[^:]:%d", &srv->port,
                    &srv->control_port) == 2,
             "unexpected first line: %s", line);
@@ -64,6 +87,9 @@ void h_server_stop(h_server *srv)
     if (srv->pid > 0) {
         kill(srv->pid, SIGTERM);
         waitpid(srv->pid, NULL, 0);
+        for (int i = 0; i < 8; i++)
+            if (started[i] == srv->pid)
+                started[i] = 0;
         srv->pid = 0;
     }
 }
