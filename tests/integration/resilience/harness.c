@@ -809,23 +809,31 @@ static size_t count_locked(const res_collector *c, steno_event_type type)
 static bool pred_type(res_collector *c, void *arg)
 {
     const struct type_count *tc = arg;
-    return count_locked(c, tc->type) >= tc->n;
+    return count_locked(c, tc->type) >= tc->n || c->terminal;
 }
 
 bool res_wait_type(res_collector *c, steno_event_type type, size_t n, uint32_t timeout_ms)
 {
     struct type_count tc = {type, n};
-    return res_wait(c, pred_type, &tc, timeout_ms);
+    res_wait(c, pred_type, &tc, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    bool ok = count_locked(c, type) >= n;
+    pthread_mutex_unlock(&c->mu);
+    return ok;
 }
 
 static bool pred_acked(res_collector *c, void *arg)
 {
-    return c->acked >= *(const uint64_t *)arg;
+    return c->acked >= *(const uint64_t *)arg || c->terminal;
 }
 
 bool res_wait_acked(res_collector *c, uint64_t frames, uint32_t timeout_ms)
 {
-    return res_wait(c, pred_acked, &frames, timeout_ms);
+    res_wait(c, pred_acked, &frames, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    bool ok = c->acked >= frames;
+    pthread_mutex_unlock(&c->mu);
+    return ok;
 }
 
 size_t res_count(res_collector *c, steno_event_type type)

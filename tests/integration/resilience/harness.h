@@ -187,9 +187,10 @@ void res_on_event(void *user, const steno_event *ev);
 /* Waits (deadline in ms) until pred(c, arg) holds; pred runs with the lock held. */
 bool res_wait(res_collector *c, bool (*pred)(res_collector *, void *), void *arg,
               uint32_t timeout_ms);
-/* Waits until at least n events of type were collected. */
+/* Waits until at least n events of type were collected; gives up early once the session
+ * ended (CLOSED/FAILED) without them. */
 bool res_wait_type(res_collector *c, steno_event_type type, size_t n, uint32_t timeout_ms);
-/* Waits until finals acknowledged audio up to at least `frames`. */
+/* Waits until finals acknowledged audio up to at least `frames` (or the session ended). */
 bool res_wait_acked(res_collector *c, uint64_t frames, uint32_t timeout_ms);
 size_t res_count(res_collector *c, steno_event_type type);
 /* Index of the first event of type at or after index from, or (size_t)-1 (lock held or after
