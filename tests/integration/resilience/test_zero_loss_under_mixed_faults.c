@@ -106,7 +106,10 @@ int main(void)
                   "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i,
                   target, col.acked);
         /* strike mid-span, so the fault catches audio sent but not yet acknowledged */
-        RES_CHECK(res_producer_wait(&prod, (size_t)target + RATE / 2, 60000 * res_slow()),
+        pthread_mutex_lock(&col.mu);
+        uint64_t acked = col.acked;
+        pthread_mutex_unlock(&col.mu);
+        RES_CHECK(res_producer_wait(&prod, (size_t)acked + RATE / 2, 60000 * res_slow()),
                   "producer stalled");
         int conn = -1;
         char name[32];
@@ -142,7 +145,8 @@ int main(void)
         default:
             break;
         }
-        res_log("fault %d: %s", i + 1, kind_names[f->kind]);
+        res_log("fault %d: %s (captured %.2f s, finalized %.2f s)", i + 1, kind_names[f->kind],
+                (double)res_producer_written(&prod) / RATE, (double)col.acked / RATE);
         after_arg a = {reconnects + 1};
         RES_CHECK(res_wait(&col, pred_reconnected, &a, 30000 * res_slow()),
                   "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
