@@ -159,7 +159,8 @@ struct steno_session {
     uint64_t conn_rx_frames;
     uint64_t high_sent; /* highest seq ever sent + 1 */
     bool ping_pending, ka_pending, dead;
-    bool evict_pending; /* evict_range not reported yet */
+    bool conn_audio_sent; /* audio went out on this connection (the pacer runs from then) */
+    bool evict_pending;   /* evict_range not reported yet */
     steno__range evict_range;
     uint64_t evict_since_ms;
     bool initial_pending;

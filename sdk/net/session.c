@@ -823,7 +823,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     uint64_t hi = s->high_sent < written ? s->high_sent : written;
     uint32_t replay = hi > acked ? (uint32_t)(hi - acked) : 0;
     steno__ring_rewind(s->ring);
-    steno__pacing_reset(&s->pacing, now);
+    s->conn_audio_sent = false;
     s->connected_at_ms = now;
     s->last_rx_ms = now;
     s->last_audio_tx_ms = now;
@@ -1154,6 +1154,11 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     }
     steno__chunk ch;
     if (steno__ring_next_to_send(s->ring, &ch) == STENO_OK) {
+        if (!s->conn_audio_sent) {
+            /* The provider measures speed from the first audio frame: so does the pacer. */
+            steno__pacing_reset(&s->pacing, now);
+            s->conn_audio_sent = true;
+        }
         uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames);
         if (wait) {
             if (!s->pacing.waiting)

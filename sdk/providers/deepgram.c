@@ -421,8 +421,10 @@ fail:
 const steno__provider steno__deepgram = {
     .name = "deepgram",
     .default_url = "wss://api.deepgram.com/v1/listen",
+    /* Deepgram accepts up to 1.25x real time, measured from the first audio frame of a
+     * connection, with some burst; keep 200 ms of the burst as margin for network jitter. */
     .speed_permille = 1250,
-    .burst_ms = 2000,
+    .burst_ms = 1800,
     .error_header = "dg-error:",
     .request_id_header = "dg-request-id:",
     .keepalive_text = "{\"type\":\"KeepAlive\"}",
