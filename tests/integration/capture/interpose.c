@@ -177,7 +177,8 @@ static void note_fd(int fd)
  */
 static _Alignas(max_align_t) unsigned char arena[64 * 1024];
 static _Atomic size_t arena_used;
-static __thread int in_dlsym;
+/* volatile: dlsym calls back into these wrappers, which gcc does not expect of a static */
+static __thread volatile int in_dlsym;
 
 static void *arena_alloc(size_t n)
 {
@@ -291,8 +292,17 @@ void free(void *p)
     hit(IP_FREE);
     if (!p || in_arena(p))
         return;
-    REAL(free_t, free);
-    fn_free(p);
+    static free_t _Atomic real_free;
+    free_t fn = atomic_load_explicit(&real_free, memory_order_relaxed);
+    if (!fn) {
+        /* dlsym frees its own error buffers: looking free up from inside dlsym would recurse
+         * forever, so such a block (allocated before we could count anything) is leaked. */
+        if (in_dlsym)
+            return;
+        fn = (free_t)next_def("free");
+        atomic_store_explicit(&real_free, fn, memory_order_relaxed);
+    }
+    fn(p);
 }
 
 int posix_memalign(void **out, size_t align, size_t n)
