@@ -227,7 +227,18 @@ void steno__client_cq_push(steno_client *c, steno_session *s);
 void steno__client_session_gone(steno_client *c, steno_session *s);
 void steno__client_note_rx(steno_client *c); /* a frame arrived: for last-message metrics */
 
+static inline void steno__set_state(steno_session *s, steno_session_state st)
+{
+    atomic_store_explicit(&s->state, (int)st, memory_order_release);
+}
+
+static inline steno_session_state steno__get_state(const steno_session *s)
+{
+    return (steno_session_state)atomic_load_explicit(&s->state, memory_order_acquire);
+}
+
 /* ---- session.c (network thread unless noted) ---- */
+int steno__session_rebuild_url(steno_session *s, char *err, size_t errlen); /* URL for s->opts */
 void steno__session_adopt(steno_session *s);
 void steno__session_kick(steno_session *s);    /* try to connect again now */
 void steno__session_service(steno_session *s); /* after a wake: commands, drops, sending */

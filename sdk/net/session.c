@@ -1,4 +1,4 @@
-/* session: one audio stream's connection state machine (network thread) and its public API. */
+/* session: one audio stream's connection state machine, on the network thread. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,72 +8,7 @@
 #include "alloc.h"
 #include "engine.h"
 
-/* ---- defaults (see session.h for the reasoning) ---- */
-#define D_PROVIDER "deepgram"
-#define D_SAMPLE_RATE 16000u
-#define D_CHANNELS 1u
-#define D_CHUNK_MS 100u
-#define D_RING_CHUNKS 100u
-#define D_RETRY_BASE_MS 250u
-#define D_RETRY_CAP_MS 10000u
-#define D_RETRY_MULT 2.0
-#define D_MAX_OUTAGE_MS 120000u
-#define D_KEEPALIVE_MS 3000u
-#define D_PING_MS 2000u
-#define D_DEAD_AFTER_MS 5000u
-#define D_CONNECT_TIMEOUT_MS 5000u
-#define D_CLOSE_TIMEOUT_MS 5000u
-#define D_HEALTHY_AFTER_MS 2000u
-#define D_EVENT_QUEUE_MAX 4096u
-#define RETRY_AFTER_CAP_MS 60000u
-#define MAX_MESSAGE_BYTES (4u << 20)
-
-static const char *state_names[] = {"IDLE",    "CONNECTING", "STREAMING", "RECONNECTING",
-                                    "CLOSING", "CLOSED",     "FAILED"};
-
-const char *steno_session_state_name(steno_session_state st)
-{
-    if ((int)st < 0 || (size_t)st >= sizeof state_names / sizeof state_names[0])
-        return "UNKNOWN";
-    return state_names[st];
-}
-
-void steno_session_config_init(steno_session_config *cfg)
-{
-    if (!cfg)
-        return;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->provider = D_PROVIDER;
-    cfg->encoding = STENO_ENCODING_LINEAR16;
-    cfg->sample_rate = D_SAMPLE_RATE;
-    cfg->channels = D_CHANNELS;
-    cfg->chunk_ms = D_CHUNK_MS;
-    cfg->ring_chunks = D_RING_CHUNKS;
-    cfg->retry.base_ms = D_RETRY_BASE_MS;
-    cfg->retry.cap_ms = D_RETRY_CAP_MS;
-    cfg->retry.multiplier = D_RETRY_MULT;
-    cfg->retry.max_attempts = 0;
-    cfg->retry.max_outage_ms = D_MAX_OUTAGE_MS;
-    cfg->keepalive_ms = D_KEEPALIVE_MS;
-    cfg->ping_interval_ms = D_PING_MS;
-    cfg->dead_after_ms = D_DEAD_AFTER_MS;
-    cfg->connect_timeout_ms = D_CONNECT_TIMEOUT_MS;
-    cfg->close_timeout_ms = D_CLOSE_TIMEOUT_MS;
-    cfg->healthy_after_ms = D_HEALTHY_AFTER_MS;
-    cfg->event_queue_max = D_EVENT_QUEUE_MAX;
-}
-
 /* ---- small helpers ---- */
-
-static void set_state(steno_session *s, steno_session_state st)
-{
-    atomic_store_explicit(&s->state, (int)st, memory_order_release);
-}
-
-static steno_session_state get_state(const steno_session *s)
-{
-    return (steno_session_state)atomic_load_explicit(&s->state, memory_order_acquire);
-}
 
 #define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
 
@@ -216,7 +151,7 @@ static void fail_session(steno_session *s, steno_status status, int http_status,
     snprintf(s->fail_msg, sizeof s->fail_msg, "%s", message);
     pthread_mutex_unlock(&s->lock);
     atomic_store(&s->st.last_error, (int)status);
-    set_state(s, STENO_STATE_FAILED);
+    steno__set_state(s, STENO_STATE_FAILED);
     steno__log(s->c, STENO_LOG_WARN, "session failed: %s", message);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
@@ -237,7 +172,7 @@ static void finish_close(steno_session *s, steno_status status)
         return;
     drain_dropped(s);
     terminal_cleanup(s);
-    set_state(s, STENO_STATE_CLOSED);
+    steno__set_state(s, STENO_STATE_CLOSED);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = STENO_EVENT_CLOSED;
@@ -353,7 +288,7 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     if (cls->verdict == STENO__RETRY_AFTER)
         steno__counter_inc(c->m.rate_limit_waits);
     if (!s->close_requested)
-        set_state(s, s->ever_connected ? STENO_STATE_RECONNECTING : STENO_STATE_CONNECTING);
+        steno__set_state(s, s->ever_connected ? STENO_STATE_RECONNECTING : STENO_STATE_CONNECTING);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = STENO_EVENT_RECONNECTING;
@@ -385,7 +320,7 @@ static void planned_reconnect(steno_session *s, const char *why)
     if (s->terminal)
         return;
     if (!s->close_requested)
-        set_state(s, STENO_STATE_RECONNECTING);
+        steno__set_state(s, STENO_STATE_RECONNECTING);
     sched(s, &s->sul_retry, retry_cb, 0);
     sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
 }
@@ -483,7 +418,7 @@ static void conn_timeout_cb(lws_sorted_usec_list_t *sul)
     conn_ended(s, &info, false, why);
 }
 
-static int rebuild_url(steno_session *s, char *err, size_t errlen)
+int steno__session_rebuild_url(steno_session *s, char *err, size_t errlen)
 {
     steno__sb b;
     steno__sb_init(&b, s->a);
@@ -569,8 +504,8 @@ static void try_connect(steno_session *s)
     s->dead = s->conn_timed_out = s->tls_cert_failed = false;
     s->conn_rx_frames = 0;
     s->conn = STENO__CONN_HANDSHAKE;
-    if (get_state(s) == STENO_STATE_IDLE)
-        set_state(s, STENO_STATE_CONNECTING);
+    if (steno__get_state(s) == STENO_STATE_IDLE)
+        steno__set_state(s, STENO_STATE_CONNECTING);
 
     steno_event ev;
     memset(&ev, 0, sizeof ev);
@@ -859,7 +794,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         ev.u.reconnected.replayed_chunks = replay;
         ev.u.reconnected.request_id = s->request_id;
     }
-    set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
+    steno__set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
     flush_evicted(s); /* the outage's losses are known before the app hears it is over */
     steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks)", s->url.endpoint, replay);
     steno__emit(s, &ev);
@@ -1205,8 +1140,8 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         s->ka_pending = false;
         goto more;
     }
-    if (s->finalize_pending)
-        goto more; /* target not reached yet (should not happen: it was <= written) */
+    if (s->finalize_pending && steno__ring_sent(s->ring) < s->finalize_target)
+        return 0; /* cannot happen (the target is <= written); never spin on it */
     if (s->close_requested && atomic_load(&s->closing)) {
         s->closestream_sent = true;
         if (send_text(s, wsi, s->prov->close_text))
@@ -1244,7 +1179,7 @@ static void adopt_config(steno_session *s)
     steno__opts old = s->opts;
     s->opts = next;
     char err[256];
-    if (rebuild_url(s, err, sizeof err) != STENO_OK) {
+    if (steno__session_rebuild_url(s, err, sizeof err) != STENO_OK) {
         /* validated at configure(); keep the previous settings */
         steno__log(s->c, STENO_LOG_ERROR, "configure: %s", err);
         steno__opts_free(s->a, &s->opts);
@@ -1278,7 +1213,7 @@ static void start_close(steno_session *s)
     if (s->close_requested)
         return;
     s->close_requested = true;
-    set_state(s, STENO_STATE_CLOSING);
+    steno__set_state(s, STENO_STATE_CLOSING);
     uint32_t to = atomic_load(&s->close_timeout_ms);
     if (!to)
         to = s->cfg.close_timeout_ms;
@@ -1298,7 +1233,7 @@ static void detach(steno_session *s)
     if (!s->terminal) {
         drain_dropped(s);
         terminal_cleanup(s);
-        set_state(s, STENO_STATE_CLOSED);
+        steno__set_state(s, STENO_STATE_CLOSED);
         steno_event ev;
         memset(&ev, 0, sizeof ev);
         ev.type = STENO_EVENT_CLOSED;
@@ -1365,519 +1300,4 @@ void steno__session_service(steno_session *s)
 void steno__session_kick(steno_session *s)
 {
     sched(s, &s->sul_retry, retry_cb, 0);
-}
-
-/* ---- public API (application threads) ---- */
-
-static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
-static char *dupstr(const steno_allocator *a, const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = steno__alloc(a, n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
-
-#define RANGE(field, lo, hi, name)                                                                 \
-    do {                                                                                           \
-        if ((field) < (lo) || (field) > (hi))                                                      \
-            return errf(err, errlen, STENO_ERR_CONFIG,                                             \
-                        "session config: %s = %lu is out of range (%lu..%lu)", name,               \
-                        (unsigned long)(field), (unsigned long)(lo), (unsigned long)(hi));         \
-    } while (0)
-
-/* Fills zeros with defaults and checks every field. */
-static steno_status check_config(steno_session_config *cfg, const steno__provider **prov, char *err,
-                                 size_t errlen)
-{
-    if (!cfg->provider || !*cfg->provider)
-        cfg->provider = D_PROVIDER;
-    *prov = steno__provider_find(cfg->provider);
-    if (!*prov)
-        return errf(err, errlen, STENO_ERR_CONFIG,
-                    "session config: unknown provider '%s' (known: %s)", cfg->provider,
-                    steno__provider_names());
-    if (cfg->encoding == STENO_ENCODING_DEFAULT)
-        cfg->encoding = STENO_ENCODING_LINEAR16;
-    if (cfg->encoding != STENO_ENCODING_LINEAR16)
-        return errf(err, errlen, STENO_ERR_FORMAT,
-                    "session config: encoding %d is not supported (use STENO_ENCODING_LINEAR16)",
-                    (int)cfg->encoding);
-#define DEF(f, v)                                                                                  \
-    if (!cfg->f)                                                                                   \
-    cfg->f = (v)
-    DEF(sample_rate, D_SAMPLE_RATE);
-    DEF(channels, D_CHANNELS);
-    DEF(chunk_ms, D_CHUNK_MS);
-    DEF(ring_chunks, D_RING_CHUNKS);
-    DEF(retry.base_ms, D_RETRY_BASE_MS);
-    DEF(retry.cap_ms, D_RETRY_CAP_MS);
-    DEF(retry.multiplier, D_RETRY_MULT);
-    DEF(retry.max_outage_ms, D_MAX_OUTAGE_MS);
-    DEF(keepalive_ms, D_KEEPALIVE_MS);
-    DEF(ping_interval_ms, D_PING_MS);
-    DEF(dead_after_ms, D_DEAD_AFTER_MS);
-    DEF(connect_timeout_ms, D_CONNECT_TIMEOUT_MS);
-    DEF(close_timeout_ms, D_CLOSE_TIMEOUT_MS);
-    DEF(healthy_after_ms, D_HEALTHY_AFTER_MS);
-    DEF(event_queue_max, D_EVENT_QUEUE_MAX);
-#undef DEF
-    RANGE(cfg->sample_rate, 8000u, 192000u, "sample_rate");
-    RANGE(cfg->channels, 1u, 8u, "channels");
-    RANGE(cfg->chunk_ms, 10u, 1000u, "chunk_ms");
-    RANGE(cfg->ring_chunks, 2u, 100000u, "ring_chunks");
-    RANGE(cfg->retry.base_ms, 1u, 3600000u, "retry.base_ms");
-    RANGE(cfg->retry.cap_ms, 1u, 3600000u, "retry.cap_ms");
-    RANGE(cfg->keepalive_ms, 100u, 3600000u, "keepalive_ms");
-    RANGE(cfg->ping_interval_ms, 100u, 3600000u, "ping_interval_ms");
-    RANGE(cfg->dead_after_ms, 100u, 3600000u, "dead_after_ms");
-    RANGE(cfg->connect_timeout_ms, 100u, 3600000u, "connect_timeout_ms");
-    RANGE(cfg->close_timeout_ms, 100u, 3600000u, "close_timeout_ms");
-    RANGE(cfg->healthy_after_ms, 1u, 3600000u, "healthy_after_ms");
-    RANGE(cfg->event_queue_max, 16u, 10000000u, "event_queue_max");
-    if (cfg->retry.cap_ms < cfg->retry.base_ms)
-        return errf(err, errlen, STENO_ERR_CONFIG,
-                    "session config: retry.cap_ms (%u) is below retry.base_ms (%u)",
-                    cfg->retry.cap_ms, cfg->retry.base_ms);
-    if (!isfinite(cfg->retry.multiplier) || cfg->retry.multiplier < 1.0 ||
-        cfg->retry.multiplier > 100.0)
-        return errf(err, errlen, STENO_ERR_CONFIG,
-                    "session config: retry.multiplier %g is out of range (1.0..100.0)",
-                    cfg->retry.multiplier);
-    if (!cfg->token_cb && !(cfg->api_key && *cfg->api_key) && !cfg->allow_no_auth)
-        return errf(err, errlen, STENO_ERR_CONFIG,
-                    "session config: no credential: set api_key (or STENO_API_KEY / "
-                    "DEEPGRAM_API_KEY) or token_cb; for a local endpoint without "
-                    "authentication set allow_no_auth = 1");
-    if (cfg->api_key && strpbrk(cfg->api_key, "\r\n"))
-        return errf(err, errlen, STENO_ERR_CONFIG, "session config: api_key contains a line break");
-    if (cfg->n_options && !cfg->options)
-        return errf(err, errlen, STENO_ERR_INVALID_ARG,
-                    "session config: n_options is %zu but options is NULL", cfg->n_options);
-    for (size_t i = 0; i < cfg->n_options; i++)
-        if (!cfg->options[i].key || !cfg->options[i].value)
-            return errf(err, errlen, STENO_ERR_CONFIG,
-                        "session config: options[%zu] has a NULL key or value", i);
-    return STENO_OK;
-}
-
-void steno__session_free(steno_session *s)
-{
-    const steno_allocator *a = s->a;
-    steno__events_free_all(s);
-    steno__ring_destroy(s->ring);
-    steno__timeline_destroy(s->tl);
-    steno__free(a, s->scratch);
-    steno__free(a, s->url_str);
-    steno__free(a, s->api_key);
-    steno__opts_free(a, &s->app_opts);
-    steno__opts_free(a, &s->pending_opts);
-    steno__opts_free(a, &s->opts);
-    steno__url_free(a, &s->url);
-    steno__sb_free(&s->rx);
-    steno__sb_free(&s->tx);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
-    memset(s->cred, 0, sizeof s->cred);
-    steno__free(a, s);
-}
-
-steno_status steno_session_open(steno_client *c, const steno_session_config *in,
-                                steno_session **out, char *err, size_t errlen)
-{
-    if (err && errlen)
-        err[0] = '\0';
-    if (!out)
-        return errf(err, errlen, STENO_ERR_INVALID_ARG, "steno_session_open: out is NULL");
-    *out = NULL;
-    if (!c || !in)
-        return errf(err, errlen, STENO_ERR_INVALID_ARG,
-                    "steno_session_open: client and config are required");
-    steno_session_config cfg = *in;
-    const steno__provider *prov = NULL;
-    steno_status rc = check_config(&cfg, &prov, err, errlen);
-    if (rc)
-        return rc;
-    const steno_allocator *a = &c->alloc;
-    uint64_t chunk_frames = (uint64_t)cfg.sample_rate * cfg.chunk_ms / 1000u;
-    if (chunk_frames == 0)
-        return errf(err, errlen, STENO_ERR_CONFIG, "session config: chunk_ms is too short");
-
-    steno_session *s = steno__calloc(a, 1, sizeof *s);
-    if (!s)
-        return errf(err, errlen, STENO_ERR_NOMEM, "out of memory allocating the session");
-    s->c = c;
-    s->a = a;
-    s->prov = prov;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    steno__sb_init(&s->rx, a);
-    s->rx.max = MAX_MESSAGE_BYTES;
-    steno__sb_init(&s->tx, a);
-    s->tx.max = MAX_MESSAGE_BYTES;
-
-    s->url_str = dupstr(a, cfg.url && *cfg.url ? cfg.url : prov->default_url);
-    s->api_key = dupstr(a, cfg.api_key && *cfg.api_key ? cfg.api_key : NULL);
-    if (!s->url_str || (cfg.api_key && *cfg.api_key && !s->api_key)) {
-        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    rc = steno__opts_copy(a, cfg.options, cfg.n_options, &s->opts);
-    if (rc) {
-        rc = errf(err, errlen, rc, "could not copy the options: %s", steno_strerror(rc));
-        goto fail;
-    }
-    for (size_t i = 0; i < s->opts.n; i++) {
-        char e2[700];
-        rc = prov->check_option(s->opts.v[i].key, s->opts.v[i].value, e2, sizeof e2);
-        if (rc) {
-            errf(err, errlen, rc, "session config: %s", e2);
-            goto fail;
-        }
-    }
-    {
-        char e2[700];
-        rc = prov->check_set(&s->opts, e2, sizeof e2);
-        if (rc) {
-            errf(err, errlen, rc, "session config: %s", e2);
-            goto fail;
-        }
-    }
-    rc = steno__opts_dup(a, &s->opts, &s->app_opts);
-    if (rc) {
-        errf(err, errlen, rc, "out of memory");
-        goto fail;
-    }
-    s->ap.encoding = cfg.encoding;
-    s->ap.sample_rate = cfg.sample_rate;
-    s->ap.channels = cfg.channels;
-    rc = rebuild_url(s, err, errlen);
-    if (rc)
-        goto fail;
-
-    s->chunk_frames = (uint32_t)chunk_frames;
-    s->frame_bytes = 2u * cfg.channels;
-    s->chunk_bytes = s->chunk_frames * s->frame_bytes;
-    rc = steno__ring_create(&s->ring, a, cfg.ring_chunks, s->chunk_frames, s->frame_bytes);
-    if (rc == STENO_OK)
-        rc = steno__timeline_create(&s->tl, a, cfg.sample_rate, cfg.ring_chunks + 2);
-    if (rc) {
-        errf(err, errlen, rc, "could not allocate the audio ring (%u chunks of %u bytes): %s",
-             cfg.ring_chunks, s->chunk_bytes, steno_strerror(rc));
-        goto fail;
-    }
-    s->scratch_cap = LWS_PRE + (s->chunk_bytes > 4096 ? s->chunk_bytes : 4096);
-    s->scratch = steno__alloc(a, s->scratch_cap);
-    if (!s->scratch) {
-        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    steno__backoff_config bc;
-    steno__backoff_config_default(&bc);
-    bc.base_ms = cfg.retry.base_ms;
-    bc.cap_ms = cfg.retry.cap_ms;
-    bc.multiplier = cfg.retry.multiplier;
-    bc.max_attempts = cfg.retry.max_attempts;
-    bc.max_outage_ms = cfg.retry.max_outage_ms == UINT32_MAX ? 0 : cfg.retry.max_outage_ms;
-    bc.retry_after_cap_ms = RETRY_AFTER_CAP_MS;
-    rc = steno__backoff_init(&s->bo, &bc, steno__client_rand, c);
-    if (rc) {
-        errf(err, errlen, STENO_ERR_CONFIG, "session config: invalid retry policy");
-        rc = STENO_ERR_CONFIG;
-        goto fail;
-    }
-    steno__pacing_config pc;
-    steno__pacing_config_default(&pc, cfg.sample_rate);
-    pc.speed_permille = prov->speed_permille;
-    pc.burst_ms = prov->burst_ms;
-    rc = steno__pacing_init(&s->pacing, &pc, steno__now_ms());
-    if (rc) {
-        errf(err, errlen, STENO_ERR_INTERNAL, "pacing set-up failed");
-        goto fail;
-    }
-
-    cfg.provider = prov->name;
-    cfg.url = s->url_str;
-    cfg.api_key = s->api_key;
-    cfg.options = NULL;
-    cfg.n_options = 0;
-    s->cfg = cfg;
-    s->queue_on = !cfg.on_event || cfg.event_queue;
-    s->queue_max = cfg.event_queue_max;
-    atomic_store(&s->state, STENO_STATE_IDLE);
-    atomic_store(&s->st.last_error, STENO_OK);
-    atomic_store(&s->st.last_rx_mono_ms, UINT64_MAX);
-
-    pthread_mutex_lock(&c->lock);
-    s->inc_next = c->incoming;
-    c->incoming = s;
-    s->all_next = c->all;
-    c->all = s;
-    pthread_mutex_unlock(&c->lock);
-    steno__client_wake(c);
-    *out = s;
-    return STENO_OK;
-
-fail:
-    if (err && errlen && !err[0])
-        errf(err, errlen, rc, "steno_session_open: %s", steno_strerror(rc));
-    steno__session_free(s);
-    return rc;
-}
-
-steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t frames)
-{
-    if (!s || (!pcm && frames))
-        return STENO_ERR_INVALID_ARG;
-    if (atomic_load_explicit(&s->closing, memory_order_acquire))
-        return STENO_ERR_STATE;
-    if (frames == 0)
-        return STENO_OK;
-    if (frames > SIZE_MAX / s->frame_bytes)
-        return STENO_ERR_INVALID_ARG;
-    int rc = steno__ring_write(s->ring, pcm, frames * s->frame_bytes);
-    uint64_t fill = (uint64_t)s->prod_fill + frames;
-    s->prod_fill = (uint32_t)(fill % s->chunk_frames);
-    if (fill >= s->chunk_frames)
-        steno__client_wake(s->c); /* a chunk was published (or dropped): tell the network */
-    return (steno_status)rc;
-}
-
-static void app_err_clear(steno_session *s)
-{
-    s->app_err[0] = '\0';
-}
-
-static bool ended(const steno_session *s)
-{
-    steno_session_state st = get_state(s);
-    return st == STENO_STATE_CLOSED || st == STENO_STATE_FAILED;
-}
-
-steno_status steno_session_configure(steno_session *s, const steno_option *opts, size_t n)
-{
-    if (!s || (n && !opts))
-        return STENO_ERR_INVALID_ARG;
-    app_err_clear(s);
-    if (atomic_load(&s->closing) || ended(s)) {
-        snprintf(s->app_err, sizeof s->app_err, "configure: the session is closing or has ended");
-        return STENO_ERR_STATE;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!opts[i].key) {
-            snprintf(s->app_err, sizeof s->app_err, "configure: opts[%zu].key is NULL", i);
-            return STENO_ERR_INVALID_ARG;
-        }
-        char e2[700];
-        int rc = s->prov->check_option(opts[i].key, opts[i].value, e2, sizeof e2);
-        if (rc) {
-            snprintf(s->app_err, sizeof s->app_err, "configure: %s", e2);
-            return (steno_status)rc;
-        }
-    }
-    steno__opts next, copy;
-    int rc = steno__opts_apply(s->a, &s->app_opts, opts, n, &next);
-    if (rc) {
-        snprintf(s->app_err, sizeof s->app_err, "configure: %s", steno_strerror(rc));
-        return (steno_status)rc;
-    }
-    char e2[700];
-    rc = s->prov->check_set(&next, e2, sizeof e2);
-    if (rc == STENO_OK) {
-        steno__sb b;
-        steno__sb_init(&b, s->a);
-        rc = s->prov->build_url(s->url_str, &s->ap, &next, &b);
-        steno__sb_free(&b);
-        if (rc)
-            snprintf(e2, sizeof e2, "the request URL cannot be built: %s", steno_strerror(rc));
-    }
-    if (rc == STENO_OK)
-        rc = steno__opts_dup(s->a, &next, &copy);
-    if (rc) {
-        snprintf(s->app_err, sizeof s->app_err, "configure: %s", e2);
-        steno__opts_free(s->a, &next);
-        return (steno_status)rc;
-    }
-    pthread_mutex_lock(&s->lock);
-    steno__opts_free(s->a, &s->pending_opts);
-    s->pending_opts = copy;
-    s->pending_valid = true;
-    pthread_mutex_unlock(&s->lock);
-    steno__opts_free(s->a, &s->app_opts);
-    s->app_opts = next;
-    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CONFIGURE, memory_order_acq_rel);
-    steno__client_wake(s->c);
-    return STENO_OK;
-}
-
-steno_status steno_session_set_option(steno_session *s, const char *key, const char *value)
-{
-    steno_option o = {key, value};
-    if (!key)
-        return STENO_ERR_INVALID_ARG;
-    return steno_session_configure(s, &o, 1);
-}
-
-steno_status steno_session_finalize(steno_session *s)
-{
-    if (!s)
-        return STENO_ERR_INVALID_ARG;
-    app_err_clear(s);
-    if (atomic_load(&s->closing) || ended(s)) {
-        snprintf(s->app_err, sizeof s->app_err, "finalize: the session is closing or has ended");
-        return STENO_ERR_STATE;
-    }
-    int rc = steno__ring_flush(s->ring);
-    s->prod_fill = 0;
-    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_FINALIZE, memory_order_acq_rel);
-    steno__client_wake(s->c);
-    return (steno_status)rc;
-}
-
-steno_status steno_session_close(steno_session *s, uint32_t timeout_ms)
-{
-    if (!s)
-        return STENO_ERR_INVALID_ARG;
-    if (!steno__on_network_thread(s->c))
-        app_err_clear(s);
-    if (atomic_exchange(&s->closing, 1)) {
-        if (!steno__on_network_thread(s->c))
-            snprintf(s->app_err, sizeof s->app_err, "close: already requested");
-        return STENO_ERR_STATE;
-    }
-    steno__ring_flush(s->ring); /* a drop here is reported by an AUDIO_DROPPED event */
-    s->prod_fill = 0;
-    atomic_store(&s->close_timeout_ms, timeout_ms ? timeout_ms : s->cfg.close_timeout_ms);
-    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CLOSE, memory_order_acq_rel);
-    steno__client_wake(s->c);
-    if (steno__on_network_thread(s->c))
-        return STENO_ERR_AGAIN;
-    /* The network thread enforces the drain timeout; the margin only guards against a
-     * connection attempt that is still in its own connect timeout. */
-    uint64_t wait_ms = (uint64_t)(timeout_ms ? timeout_ms : s->cfg.close_timeout_ms) +
-                       s->cfg.connect_timeout_ms + 2000u;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += (time_t)(wait_ms / 1000u);
-    dl.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->lock);
-    int w = 0;
-    while (!s->terminal_emitted && w == 0)
-        w = pthread_cond_timedwait(&s->cond, &s->lock, &dl);
-    steno_status rc = s->terminal_emitted ? s->terminal_status : STENO_ERR_TIMEOUT;
-    pthread_mutex_unlock(&s->lock);
-    if (rc != STENO_OK)
-        snprintf(s->app_err, sizeof s->app_err, "close: %s", steno_strerror(rc));
-    return rc;
-}
-
-steno_session_state steno_session_state_get(steno_session *s)
-{
-    return s ? get_state(s) : STENO_STATE_CLOSED;
-}
-
-#define LD(f) atomic_load_explicit(&s->st.f, memory_order_relaxed)
-
-steno_status steno_session_stats_get(steno_session *s, steno_session_stats *o)
-{
-    if (!s || !o)
-        return STENO_ERR_INVALID_ARG;
-    memset(o, 0, sizeof *o);
-    steno__ring_stats rs;
-    steno__ring_stats_get(s->ring, &rs);
-    o->state = get_state(s);
-    o->samples_written = rs.frames_in;
-    o->samples_sent = LD(samples_sent);
-    o->samples_acked = rs.frames_acked;
-    o->samples_dropped = rs.frames_dropped;
-    o->samples_evicted = rs.frames_evicted;
-    o->chunks_sent = LD(chunks_sent);
-    o->chunks_replayed = LD(chunks_replayed);
-    o->chunks_acked = rs.chunks_acked;
-    uint64_t gone = rs.chunks_acked + rs.chunks_evicted;
-    o->chunks_buffered = rs.chunks_published > gone ? rs.chunks_published - gone : 0;
-    o->bytes_sent = LD(bytes_sent);
-    o->bytes_received = LD(bytes_received);
-    o->messages_received = LD(messages_received);
-    o->transcripts_final = LD(finals);
-    o->transcripts_interim = LD(interims);
-    o->finals_suppressed = LD(finals_suppressed);
-    o->parse_errors = LD(parse_errors);
-    o->keepalives_sent = LD(keepalives);
-    o->pings_sent = LD(pings);
-    o->events_discarded = LD(events_discarded);
-    o->attempts = LD(attempts);
-    o->connects = LD(connects);
-    o->reconnects = LD(reconnects);
-    o->dead_connections = LD(dead);
-    o->configures = LD(configures);
-    uint64_t last = LD(last_rx_mono_ms);
-    uint64_t now = steno__now_ms();
-    o->last_message_ms = last == UINT64_MAX ? UINT64_MAX : (now > last ? now - last : 0);
-    o->last_downtime_ms = LD(last_downtime_ms);
-    o->last_error = (steno_status)LD(last_error);
-    return STENO_OK;
-}
-
-const char *steno_session_errmsg(steno_session *s)
-{
-    if (!s)
-        return "";
-    if (!s->app_err[0] && get_state(s) == STENO_STATE_FAILED) {
-        pthread_mutex_lock(&s->lock);
-        snprintf(s->app_err, sizeof s->app_err, "%s", s->fail_msg);
-        pthread_mutex_unlock(&s->lock);
-    }
-    return s->app_err;
-}
-
-void steno_session_destroy(steno_session *s)
-{
-    if (!s)
-        return;
-    steno_client *c = s->c;
-    if (steno__on_network_thread(c)) {
-        steno__log(c, STENO_LOG_ERROR,
-                   "steno_session_destroy called from an event callback: ignored (leaks)");
-        return;
-    }
-    atomic_store(&s->closing, 1);
-    atomic_fetch_or_explicit(&s->cmds, STENO__CMD_DESTROY, memory_order_acq_rel);
-    steno__client_wake(c);
-    pthread_mutex_lock(&s->lock);
-    while (!s->detached)
-        pthread_cond_wait(&s->cond, &s->lock);
-    pthread_mutex_unlock(&s->lock);
-    pthread_mutex_lock(&c->lock);
-    for (steno_session **pp = &c->all; *pp; pp = &(*pp)->all_next) {
-        if (*pp == s) {
-            *pp = s->all_next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    steno__session_free(s);
 }
