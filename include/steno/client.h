@@ -119,16 +119,22 @@ void steno_client_destroy(steno_client *c);
  * STENO_ERR_TOO_LARGE when len is too small (buf then holds nothing useful;
  * retry with *needed + 1 bytes). buf may be NULL when len is 0.
  *
- * Metric families (all prefixed steno_): connect_attempts_total,
- * connect_successes_total, connect_failures_total{class=...},
- * reconnects_total, reconnect_duration_seconds (histogram),
+ * Metric families (all prefixed steno_), summed over the client's sessions:
+ * connect_attempts_total, connect_successes_total,
+ * connect_failures_total{class="retry"|"retry_after"|"fatal_auth"|
+ * "fatal_request"|"fatal_protocol"}, disconnects_total,
+ * dead_connections_total, reconnects_total, reconnect_duration_seconds
+ * (histogram: outage from losing a connection to the next handshake),
  * chunks_buffered, chunks_sent_total, chunks_replayed_total,
- * chunks_dropped_total{side="producer"|"evicted"}, frames_written_total,
- * frames_acked_total, bytes_sent_total, bytes_received_total,
+ * chunks_dropped_total{side="producer"|"evicted"}, samples_written_total,
+ * samples_acked_total, bytes_sent_total, bytes_received_total,
  * breaker_state{endpoint=...} (0 closed, 1 open, 2 half-open),
- * breaker_waits_total, rate_limit_waits_total, budget_tokens,
- * budget_exhausted_total, parse_errors_total, sessions_active,
- * last_message_age_seconds.
+ * breaker_waits_total, rate_limit_waits_total, pacing_waits_total,
+ * budget_tokens, budget_exhausted_total, parse_errors_total,
+ * sessions_active, transcripts_final_total, transcripts_interim_total,
+ * last_message_timestamp_seconds, last_message_age_seconds (-1: none yet).
+ * One session's own counters: steno_session_metrics_text() or
+ * steno_session_stats_get().
  */
 steno_status steno_client_metrics_text(steno_client *c, char *buf, size_t len, size_t *needed);
 

@@ -298,6 +298,17 @@ typedef struct steno_session_stats {
 
 steno_status steno_session_stats_get(steno_session *s, steno_session_stats *out);
 
+/*
+ * The same counters in the Prometheus text format (0.0.4), names prefixed
+ * steno_session_ (e.g. steno_session_samples_acked_total,
+ * steno_session_state), each labelled with `labels` when not NULL (e.g.
+ * "session=\"mic\"", inserted verbatim between braces). Buffer rules as
+ * steno_client_metrics_text(): STENO_ERR_TOO_LARGE when len is too small,
+ * *needed gets the full length.
+ */
+steno_status steno_session_metrics_text(steno_session *s, const char *labels, char *buf, size_t len,
+                                        size_t *needed);
+
 /* The current state (cheap; any thread). */
 steno_session_state steno_session_state_get(steno_session *s);
 

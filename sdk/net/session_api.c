@@ -578,3 +578,73 @@ void steno_session_destroy(steno_session *s)
     pthread_mutex_unlock(&c->lock);
     steno__session_free(s);
 }
+
+steno_status steno_session_metrics_text(steno_session *s, const char *labels, char *buf, size_t len,
+                                        size_t *needed)
+{
+    if (!s || (!buf && len))
+        return STENO_ERR_INVALID_ARG;
+    steno_session_stats st;
+    steno_session_stats_get(s, &st);
+    steno__sb b;
+    steno__sb_init(&b, s->a);
+    b.max = (size_t)1 << 20;
+    const char *lb = labels && *labels ? labels : NULL;
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } m[] = {
+        {"state", "gauge",
+         "0 idle, 1 connecting, 2 streaming, 3 reconnecting, 4 closing, 5 closed, 6 failed",
+         (double)st.state},
+        {"samples_written_total", "counter", "Sample frames written", (double)st.samples_written},
+        {"samples_sent_total", "counter", "Sample frames sent, replays included",
+         (double)st.samples_sent},
+        {"samples_acked_total", "counter", "Sample frames covered by finals",
+         (double)st.samples_acked},
+        {"samples_dropped_total", "counter", "Sample frames written into a full ring",
+         (double)st.samples_dropped},
+        {"samples_evicted_total", "counter", "Sample frames evicted during outages",
+         (double)st.samples_evicted},
+        {"chunks_sent_total", "counter", "Chunks sent", (double)st.chunks_sent},
+        {"chunks_replayed_total", "counter", "Chunks re-sent after reconnects",
+         (double)st.chunks_replayed},
+        {"chunks_buffered", "gauge", "Chunks held for replay", (double)st.chunks_buffered},
+        {"bytes_sent_total", "counter", "Payload bytes sent", (double)st.bytes_sent},
+        {"bytes_received_total", "counter", "Payload bytes received", (double)st.bytes_received},
+        {"transcripts_final_total", "counter", "Finals emitted", (double)st.transcripts_final},
+        {"transcripts_interim_total", "counter", "Interims emitted",
+         (double)st.transcripts_interim},
+        {"finals_suppressed_total", "counter", "Finals about already-finalized audio",
+         (double)st.finals_suppressed},
+        {"parse_errors_total", "counter", "Unparseable server messages", (double)st.parse_errors},
+        {"connect_attempts_total", "counter", "Connection attempts", (double)st.attempts},
+        {"reconnects_total", "counter", "Successful reconnects", (double)st.reconnects},
+        {"dead_connections_total", "counter", "Connections found dead",
+         (double)st.dead_connections},
+        {"last_downtime_seconds", "gauge", "Duration of the last outage",
+         (double)st.last_downtime_ms / 1000.0},
+        {"last_message_age_seconds", "gauge", "Since the last frame received (-1: none)",
+         st.last_message_ms == UINT64_MAX ? -1.0 : (double)st.last_message_ms / 1000.0},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        steno__sb_printf(&b, "# HELP steno_session_%s %s\n# TYPE steno_session_%s %s\n", m[i].name,
+                         m[i].help, m[i].name, m[i].type);
+        steno__sb_printf(&b, "steno_session_%s%s%s%s %.15g\n", m[i].name, lb ? "{" : "",
+                         lb ? lb : "", lb ? "}" : "", m[i].v);
+    }
+    steno_status rc = (steno_status)steno__sb_status(&b);
+    if (rc == STENO_OK) {
+        if (needed)
+            *needed = b.len;
+        if (b.len + 1 > len) {
+            if (len)
+                buf[0] = '\0';
+            rc = STENO_ERR_TOO_LARGE;
+        } else {
+            memcpy(buf, steno__sb_cstr(&b), b.len + 1);
+        }
+    }
+    steno__sb_free(&b);
+    return rc;
+}

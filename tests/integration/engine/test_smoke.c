@@ -126,6 +126,13 @@ int main(void)
             "metrics need %zu", need);
     H_CHECK(strstr(metrics, "steno_connect_successes_total 1"), "%s", metrics);
 
+    char sm[8192];
+    H_CHECK(steno_session_metrics_text(s, "session=\"smoke\"", sm, sizeof sm, &need) == STENO_OK,
+            "session metrics need %zu", need);
+    H_CHECK(strstr(sm, "steno_session_samples_acked_total{session=\"smoke\"} 80000\n"), "%s", sm);
+    H_CHECK(steno_session_metrics_text(s, NULL, sm, 16, &need) == STENO_ERR_TOO_LARGE && need > 16,
+            "a short buffer must say how much is needed");
+
     steno_session_destroy(s);
     steno_client_destroy(c);
     h_server_stop(&srv);
