@@ -1,0 +1,229 @@
+/* bench_sessions: what many sessions on one client cost — client CPU per session-second of
+ * audio and memory per session. */
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "steno/steno.h"
+
+/*
+ * For each session count N: one client opens N sessions to steno-server
+ * (null engine), waits until all are connected, then the main thread
+ * writes 20 ms of audio to every session every 20 ms (real time) for the
+ * given seconds. Measured over that streaming window: CPU time of the
+ * client process (getrusage) per session-second of audio, split into the
+ * writing thread and the rest (steno's network thread); memory as the RSS
+ * and heap growth from before the first session to the end of streaming,
+ * divided by N, next to the configured audio ring bytes per session.
+ *
+ * Each N runs in a fresh child process so one case's freed memory cannot
+ * hide the next case's growth.
+ */
+
+#define RATE 16000u
+#define TICK_FRAMES 320u /* 20 ms */
+#define MAX_CASES 16
+
+typedef struct result {
+    uint32_t sessions;
+    double seconds;   /* audio per session */
+    double cpu_s;     /* whole client process, streaming window */
+    double writer_s;  /* the writing thread's share */
+    double rss_kib;   /* growth per session */
+    double heap_kib;  /* growth per session */
+    double ring_kib;  /* configured ring bytes per session */
+    uint64_t written; /* frames per session, from the stats */
+    uint32_t reconnects;
+    int ok;
+} result;
+
+static atomic_uint connected, failed;
+
+static void on_event(void *user, const steno_event *ev)
+{
+    (void)user;
+    if (ev->type == STENO_EVENT_CONNECTED)
+        atomic_fetch_add(&connected, 1);
+    else if (ev->type == STENO_EVENT_FAILED)
+        atomic_fetch_add(&failed, 1);
+}
+
+static uint64_t heap_bytes(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32_t ring_chunks,
+                     result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->sessions = n;
+    char err[512];
+    steno_client *c;
+    steno_client_config cc;
+    steno_client_config_init(&cc);
+    cc.max_concurrent_connects = 64;
+    if (steno_client_open(&cc, &c, err, sizeof err) != STENO_OK)
+        bench_die("client: %s", err);
+    steno_session **ss = calloc(n, sizeof *ss);
+    int16_t *audio = malloc(TICK_FRAMES * sizeof *audio);
+    if (!ss || !audio)
+        bench_die("out of memory");
+    for (uint32_t i = 0; i < TICK_FRAMES; i++)
+        audio[i] = (int16_t)((i * 37u) & 0xff);
+
+    uint64_t rss0 = bench_rss_kib(), heap0 = heap_bytes();
+    steno_session_config sc;
+    steno_session_config_init(&sc);
+    sc.url = srv->url;
+    sc.allow_no_auth = 1;
+    sc.sample_rate = RATE;
+    sc.ring_chunks = ring_chunks;
+    sc.on_event = on_event;
+    for (uint32_t i = 0; i < n; i++)
+        if (steno_session_open(c, &sc, &ss[i], err, sizeof err) != STENO_OK)
+            bench_die("session %u: %s", i, err);
+    uint64_t deadline = bench_now_ms() + 60000;
+    while (atomic_load(&connected) < n) {
+        if (atomic_load(&failed) || bench_now_ms() > deadline)
+            bench_die("%u of %u sessions connected (%u failed)", atomic_load(&connected), n,
+                      atomic_load(&failed));
+        bench_sleep_until_ns(bench_now_ns() + 10000000u);
+    }
+
+    uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5);
+    double cpu0 = bench_cpu_process_s(), w0 = bench_cpu_thread_s();
+    uint64_t t0 = bench_now_ns();
+    for (uint64_t t = 0; t < ticks; t++) {
+        for (uint32_t i = 0; i < n; i++) {
+            steno_status rc = steno_session_write(ss[i], audio, TICK_FRAMES);
+            if (rc != STENO_OK)
+                bench_die("write to session %u: %s", i, steno_status_name(rc));
+        }
+        bench_sleep_until_ns(t0 + (t + 1) * (uint64_t)TICK_FRAMES * 1000000000u / RATE);
+    }
+    r->cpu_s = bench_cpu_process_s() - cpu0;
+    r->writer_s = bench_cpu_thread_s() - w0;
+    r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
+    r->rss_kib = (double)(bench_rss_kib() - rss0) / n;
+    r->heap_kib = (double)(heap_bytes() - heap0) / 1024.0 / n;
+    r->ring_kib = (double)ring_chunks * (RATE / 10u) * 2u / 1024.0;
+
+    steno_session_stats st;
+    steno_session_stats_get(ss[n - 1], &st);
+    r->written = st.samples_written;
+    for (uint32_t i = 0; i < n; i++) {
+        steno_session_stats_get(ss[i], &st);
+        r->reconnects += st.reconnects;
+        steno_session_destroy(ss[i]);
+    }
+    steno_client_destroy(c);
+    free(ss);
+    free(audio);
+    r->ok = 1;
+}
+
+static void usage(void)
+{
+    printf("Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
+           "                      [--ring-chunks R]\n"
+           "One client, N sessions streaming real-time audio to steno-server --engine null\n"
+           "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
+           "R: ring_chunks per session [100, the default: 10 s of 16 kHz mono].\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *server = NULL;
+    uint32_t ns[MAX_CASES] = {1, 10, 100, 1000};
+    int ncases = 4;
+    double seconds = 3;
+    uint32_t ring_chunks = 100;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--server") && i + 1 < argc)
+            server = argv[++i];
+        else if (!strcmp(argv[i], "--sessions") && i + 1 < argc)
+            ncases = bench_parse_list(argv[++i], ns, MAX_CASES);
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--ring-chunks") && i + 1 < argc)
+            ring_chunks = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    if (ncases < 1 || !(seconds >= 0.1 && seconds <= 600) || ring_chunks < 2)
+        bench_die("bad arguments (try --help)");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    bench_raise_nofile();
+
+    bench_server srv;
+    const char *extra[] = {"--frame-log", "0", "--history", "100", NULL};
+    bench_server_start(&srv, server, extra);
+
+    result res[MAX_CASES];
+    for (int k = 0; k < ncases; k++) {
+        int p[2];
+        if (pipe(p) != 0)
+            bench_die("pipe");
+        pid_t pid = fork(); /* no SDK thread exists in this process: fork is safe */
+        if (pid < 0)
+            bench_die("fork");
+        if (pid == 0) {
+            close(p[0]);
+            result r;
+            run_case(&srv, ns[k], seconds, ring_chunks, &r);
+            if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
+                _exit(1);
+            _exit(0);
+        }
+        close(p[1]);
+        memset(&res[k], 0, sizeof res[k]);
+        ssize_t got = read(p[0], &res[k], sizeof res[k]);
+        close(p[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (got != (ssize_t)sizeof res[k] || !res[k].ok || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
+            bench_die("the case with %u sessions failed", ns[k]);
+        bench_http(&srv, "DELETE", "/connections", NULL, NULL);
+    }
+    bench_server_stop(&srv);
+
+    printf("\nbench-sessions: one client, N sessions of 16 kHz mono streamed in real time "
+           "(20 ms writes) to steno-server --engine null\n");
+    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "sessions", "audio s", "client CPU",
+           "CPU ms per", "of which", "vs 1st", "RSS KiB", "heap KiB", "ring KiB");
+    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "", "/session", "s", "session-second",
+           "network ms", "row", "/session", "/session", "/session");
+    double base = 0;
+    for (int k = 0; k < ncases; k++) {
+        const result *r = &res[k];
+        double sess_s = r->seconds * r->sessions;
+        double per = r->cpu_s * 1000.0 / sess_s;
+        double net = (r->cpu_s - r->writer_s) * 1000.0 / sess_s;
+        if (k == 0)
+            base = per;
+        printf("%8u %8.1f %10.3f %14.4f %12.4f %10.2f %12.1f %12.1f %12.1f\n", r->sessions,
+               r->seconds, r->cpu_s, per, net, base > 0 ? per / base : 0.0, r->rss_kib, r->heap_kib,
+               r->ring_kib);
+        if (r->reconnects)
+            printf("  (%u reconnects happened in this case)\n", r->reconnects);
+    }
+    printf("CPU: user+system of the client process over the streaming window (getrusage);\n"
+           "'of which network' excludes the writing thread. Memory: growth from before the "
+           "first session to the end of streaming, per session.\n");
+    bench_print_command(argc, argv);
+    return 0;
+}
