@@ -130,6 +130,9 @@ int steno__ring_create(steno__ring **out, const steno_allocator *a, uint32_t cap
     r->data = p;
     memset(r->meta, 0, meta_size);
     memset(r->dq, 0, dq_size);
+    /* Touch every audio page now: a page the producer touched first would be a kernel
+     * allocation (page fault, under the mmap lock) on the capture thread. */
+    memset(r->data, 0, data_size);
     r->capacity = capacity;
     r->nslots = nslots;
     r->chunk_frames = chunk_frames;
