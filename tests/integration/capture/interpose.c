@@ -112,6 +112,11 @@ void ip_watch(int on)
     watched = on;
 }
 
+int ip_is_watched(void)
+{
+    return watched;
+}
+
 void ip_reset(void)
 {
     for (int i = 0; i < IP_N; i++)

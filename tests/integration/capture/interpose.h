@@ -100,6 +100,8 @@ typedef enum ip_fn {
 
 /* Starts or stops counting the calling thread's calls (a thread-local flag). */
 void ip_watch(int on);
+/* 1 while the calling thread is watched. */
+int ip_is_watched(void);
 /* Zeroes every counter and forgets the recorded descriptors. */
 void ip_reset(void);
 /* Calls of f made while watched since the last reset. */
