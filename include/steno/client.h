@@ -21,10 +21,10 @@ extern "C" {
  *    repeated failures the breaker opens; while it is open sessions wait,
  *    and when it half-opens ONE session probes while the others wait on the
  *    probe's outcome instead of each dialing;
- *  - a retry budget (token bucket) for the whole client: each failed
- *    attempt costs tokens, each success pays some back; when the bucket is
- *    empty, sessions fail with STENO_ERR_BUDGET_EXHAUSTED rather than retry
- *    forever in a storm;
+ *  - a retry budget (token bucket) for the whole client: each retry after a
+ *    failed attempt costs tokens, each success pays some back; when the
+ *    bucket is empty, sessions fail with STENO_ERR_BUDGET_EXHAUSTED rather
+ *    than retry forever in a storm;
  *  - a limit on concurrent connection attempts (TCP+TLS+WebSocket
  *    handshakes in flight); more wait in line.
  *
@@ -75,9 +75,11 @@ typedef struct steno_client_config {
      * strategy): capacity in tokens [500]; a retry after a network failure
      * or timeout leases 10 tokens, after throttling or a server error 5; a
      * connection that then succeeds returns its lease, one that needed no
-     * retry adds 1. An empty bucket fails the session that needs a retry
-     * (STENO_ERR_BUDGET_EXHAUSTED). Set retry_budget_disable to 1 to turn
-     * the budget off. */
+     * retry adds 1. Reconnecting after a HEALTHY connection dropped is free
+     * (a new stream, not a retry: one server restart seen by hundreds of
+     * sessions must not empty the bucket). An empty bucket fails the
+     * session that needs a retry (STENO_ERR_BUDGET_EXHAUSTED). Set
+     * retry_budget_disable to 1 to turn the budget off. */
     uint32_t retry_budget_capacity;
     int retry_budget_disable;
 

@@ -246,11 +246,13 @@ steno_status steno_session_finalize(steno_session *s);
  * timeout_ms elapses (0: the config's close_timeout_ms). If the connection
  * is down, steno keeps reconnecting (and replaying) until timeout_ms. The
  * session then emits CLOSED. Blocks until CLOSED (or FAILED) was emitted.
- * Returns STENO_OK when every written sample was finalized or reported
- * dropped, STENO_ERR_TIMEOUT when the drain timed out (CLOSED is still
- * emitted, with that status), the failure status when the session had
- * FAILED, STENO_ERR_STATE when close was already requested. From an event
- * callback it only requests the close and returns STENO_ERR_AGAIN.
+ * Returns STENO_OK when the provider flushed and closed after receiving
+ * everything (CLOSED's unfinalized_samples is then normally 0: every sample
+ * was finalized or reported dropped), STENO_ERR_TIMEOUT when the drain timed
+ * out (CLOSED is still emitted, with that status), the failure status when
+ * the session had FAILED, STENO_ERR_STATE when close was already requested.
+ * From an event callback it only requests the close and returns
+ * STENO_ERR_AGAIN.
  */
 steno_status steno_session_close(steno_session *s, uint32_t timeout_ms);
 
