@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "engine.h"
@@ -337,9 +338,13 @@ const struct lws_protocols steno__protocols[] = {
 static void *network_thread(void *arg)
 {
     steno_client *c = arg;
-    while (!atomic_load(&c->stop))
-        if (lws_service(c->ctx, 0) < 0)
-            break;
+    while (!atomic_load(&c->stop)) {
+        if (lws_service(c->ctx, 0) < 0 && !atomic_load(&c->stop)) {
+            /* poll() failed: sessions depend on this loop, so keep it alive, without spinning */
+            steno__log(c, STENO_LOG_ERROR, "lws_service failed; retrying");
+            usleep(1000);
+        }
+    }
     return NULL;
 }
 
