@@ -9,10 +9,13 @@
 /*
  * Invariant 7: a fatal handshake answer (credentials rejected, request
  * invalid, no such endpoint) fails the session at once with a FAILED event
- * that names the cause; it is never retried. Each case gets a fresh session
- * against a server that requires an API key; the server's connection
- * records must show exactly one handshake for it, and no second CONNECTING
- * may follow within several retry periods.
+ * that names the cause and the HTTP status; it is never retried. Each case
+ * gets a fresh session against a server that requires an API key: a wrong
+ * key (401), a fault-injected 403, an option value the SDK passes through
+ * but the server rejects (model=nova-99: 400), a wrong path (404). The
+ * server's connection records must show exactly one handshake per session
+ * (matched by the request id of the FAILED event), the session's stats one
+ * attempt, and no second CONNECTING may follow within 2.5 retry periods.
  */
 
 typedef struct fatal_case {
@@ -20,7 +23,7 @@ typedef struct fatal_case {
     const char *key;   /* credential the session sends */
     const char *path;  /* URL path */
     const char *model; /* the model option, NULL for none */
-    int reject_403;    /* arm a 403 reject fault first */
+    int reject_403;    /* 1: a one-shot 403 reject fault answers it (so it runs alone, first) */
     int want_http;
     steno_status want_status;
 } fatal_case;
@@ -131,6 +134,7 @@ int main(void)
     fatal_run runs[N];
     memset(runs, 0, sizeof runs);
     /* the 403 comes from a one-shot reject fault: that session runs alone */
+    RES_CHECK(cases[0].reject_403, "the fault-injected case must come first");
     res_fault(&srv, "{\"reject_next\":1,\"status\":403,\"error\":\"key lacks scope\"}");
     runs[0].fc = &cases[0];
     start_case(cl, &srv, &runs[0]);
