@@ -13,9 +13,10 @@
 
 /*
  * One session streams real-time audio (20 ms writes from its own thread) to
- * steno-server --engine null. Once the connection has been up long enough
- * to count as healthy (so steno's first retry is immediate, as in
- * production), the server's control API breaks it: "drop" ends the TCP
+ * steno-server --engine null (a final per second of audio). Once the
+ * connection has been up long enough to count as healthy (so steno's first
+ * retry is immediate, as in production), plus a varying fraction of a
+ * second, the server's control API breaks it: "drop" ends the TCP
  * connection without a close frame (an RST), "close" sends close 1011.
  * Per fault:
  *   server gap  the old connection's end to the new connection's first audio
@@ -30,7 +31,7 @@
 typedef struct shared {
     pthread_mutex_t mu;
     uint64_t reconnecting_ns, reconnected_ns, connected_ns;
-    uint32_t reconnects, downtime_ms, attempts;
+    uint32_t reconnects, downtime_ms, attempts, replayed;
     int connected, failed;
     char fail_msg[256];
 } shared;
@@ -57,6 +58,7 @@ static void on_event(void *user, const steno_event *ev)
         sh.connected_ns = now;
         sh.downtime_ms = ev->u.reconnected.downtime_ms;
         sh.attempts = ev->u.reconnected.attempts;
+        sh.replayed = ev->u.reconnected.replayed_chunks;
         sh.reconnects++;
         break;
     case STENO_EVENT_FAILED:
@@ -118,29 +120,37 @@ static int open_connection(const bench_server *srv)
 
 typedef struct sample {
     double server_ms, sdk_ms, downtime_ms;
-    uint32_t attempts;
+    uint32_t attempts, replayed;
 } sample;
 
 static void summary(const char *label, const sample *s, size_t n)
 {
     if (!n)
         return;
-    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
-    if (!a || !b || !c)
+    double *all = malloc(n * sizeof *all), *rep = malloc(n * sizeof *rep);
+    double *sdk = malloc(n * sizeof *sdk), *down = malloc(n * sizeof *down);
+    if (!all || !rep || !sdk || !down)
         bench_die("out of memory");
+    size_t nrep = 0;
     uint32_t retried = 0;
     for (size_t i = 0; i < n; i++) {
-        a[i] = s[i].server_ms;
-        b[i] = s[i].sdk_ms;
-        c[i] = s[i].downtime_ms;
+        all[i] = s[i].server_ms;
+        if (s[i].replayed)
+            rep[nrep++] = s[i].server_ms;
+        sdk[i] = s[i].sdk_ms;
+        down[i] = s[i].downtime_ms;
         retried += s[i].attempts > 1;
     }
-    printf("%-16s %6zu %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f %8u\n", label, n,
-           bench_median(a, n), bench_max(a, n), bench_median(b, n), bench_max(b, n),
-           bench_median(c, n), bench_max(c, n), retried);
-    free(a);
-    free(b);
-    free(c);
+    char nr[16];
+    snprintf(nr, sizeof nr, "%zu", nrep);
+    printf("%-12s %4zu %8.1f %8.1f %6s %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %7u\n", label, n,
+           bench_median(all, n), bench_max(all, n), nr, nrep ? bench_median(rep, nrep) : 0.0,
+           nrep ? bench_max(rep, nrep) : 0.0, bench_median(sdk, n), bench_max(sdk, n),
+           bench_median(down, n), bench_max(down, n), retried);
+    free(all);
+    free(rep);
+    free(sdk);
+    free(down);
 }
 
 static void usage(void)
@@ -149,7 +159,8 @@ static void usage(void)
            "                       [--healthy-wait-ms MS]\n"
            "Reconnect gap on loopback over N faults [20] (both: alternating drop and close\n"
            "1011 [default]); each fault waits until the connection has been up MS [2500] so\n"
-           "that it counts as healthy and steno's first retry is immediate.\n");
+           "that it counts as healthy and steno's first retry is immediate, plus 0..999 ms\n"
+           "(fixed pseudo-random sequence) to vary the phase.\n");
 }
 
 int main(int argc, char **argv)
@@ -179,9 +190,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     bench_server srv;
-    /* a final every 250 ms: the connection delivers a message soon, as healthy needs */
-    const char *extra[] = {"--null-span-ms", "250", NULL};
-    bench_server_start(&srv, server, extra);
+    bench_server_start(&srv, server, NULL);
 
     char err[512];
     steno_client *c;
@@ -204,10 +213,15 @@ int main(int argc, char **argv)
     const char **kinds = calloc(faults, sizeof *kinds);
     if (!smp || !kinds)
         bench_die("out of memory");
+    uint64_t seed = 1;
     for (uint32_t f = 0; f < faults; f++) {
         const char *k = strcmp(kind, "both") ? kind : (f % 2 ? "close" : "drop");
         kinds[f] = k;
-        /* wait until the current connection is healthy */
+        /* wait until the current connection is healthy, plus a pseudo-random part of a second
+         * (fixed seed) so faults land at every phase of the server's 1 s finals: most of them
+         * then leave unacknowledged chunks to replay */
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t wait_ns = ((uint64_t)healthy_wait_ms + (seed >> 33) % 1000u) * 1000000u;
         uint32_t before;
         for (uint64_t deadline = bench_now_ms() + 30000;;) {
             pthread_mutex_lock(&sh.mu);
@@ -218,7 +232,7 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&sh.mu);
             if (failed)
                 bench_die("the session failed: %s", sh.fail_msg);
-            if (up && bench_now_ns() - since >= (uint64_t)healthy_wait_ms * 1000000u)
+            if (up && bench_now_ns() - since >= wait_ns)
                 break;
             if (bench_now_ms() > deadline)
                 bench_die("not connected");
@@ -246,6 +260,7 @@ int main(int argc, char **argv)
                 smp[f].sdk_ms = (double)(sh.reconnected_ns - sh.reconnecting_ns) / 1e6;
                 smp[f].downtime_ms = sh.downtime_ms;
                 smp[f].attempts = sh.attempts;
+                smp[f].replayed = sh.replayed;
             }
             pthread_mutex_unlock(&sh.mu);
             if (done)
@@ -293,10 +308,10 @@ int main(int argc, char **argv)
     printf("\nbench-reconnect: one session, 16 kHz mono in real time, loopback steno-server; "
            "%u faults on healthy connections\n",
            faults);
-    printf("%-16s %6s %10s %10s %10s %10s %10s %10s %8s\n", "fault", "n", "server gap", "",
-           "SDK gap", "", "downtime", "", "retried");
-    printf("%-16s %6s %10s %10s %10s %10s %10s %10s %8s\n", "", "", "median ms", "max ms",
-           "median ms", "max ms", "median ms", "max ms", "");
+    printf("%-12s %4s %17s %24s %17s %17s %7s\n", "", "", "server gap, all",
+           "server gap, replaying", "SDK gap", "downtime", "");
+    printf("%-12s %4s %8s %8s %6s %8s %8s %8s %8s %8s %8s %7s\n", "fault", "n", "median", "max",
+           "n", "median", "max", "median", "max", "median", "max", "retried");
     sample *sub = calloc(faults, sizeof *sub);
     if (!sub)
         bench_die("out of memory");
@@ -311,9 +326,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(kind, "both"))
         summary("all", smp, faults);
-    printf("server gap: old connection's end -> first audio message on the new one (server "
-           "records); SDK gap: RECONNECTING -> RECONNECTED events; retried: outages that "
-           "needed more than one attempt. Samples dropped: %" PRIu64 ", evicted: %" PRIu64 "\n",
+    printf("All times in ms. server gap: the old connection's end -> the first audio message "
+           "on the new one (server records, one clock); 'replaying': only faults after which "
+           "steno had unacknowledged chunks to replay (otherwise the first audio is the next live "
+           "100 ms chunk, so the gap includes waiting for it). SDK gap: RECONNECTING -> "
+           "RECONNECTED events; downtime: RECONNECTED's downtime_ms; retried: outages that needed "
+           "more than one attempt. Samples dropped: %" PRIu64 ", evicted: %" PRIu64 "\n",
            stats.samples_dropped, stats.samples_evicted);
     bench_print_command(argc, argv);
     free(sub);
