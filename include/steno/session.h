@@ -162,6 +162,16 @@ typedef struct steno_session_config {
      * and delivered a message [2000]. */
     uint32_t healthy_after_ms;
 
+    /* Send pacing: the fastest audio goes out, in thousandths of real time,
+     * and how much audio (ms) may go out at once above that rate, e.g. when
+     * replaying after a reconnect [0: the provider's limits; Deepgram: 1250
+     * = 1.25x real time with an 1800 ms burst]. Raise them only for an
+     * endpoint known to accept faster streams (a local test server, a batch
+     * gateway): a provider that enforces its limit closes faster connections.
+     * send_speed_permille 100..100000, send_burst_ms 1..600000. */
+    uint32_t send_speed_permille;
+    uint32_t send_burst_ms;
+
     /* Events: a callback on the network thread (see steno_event_fn) and/or
      * the pull queue read by steno_session_next_event(). The queue is on
      * when on_event is NULL, or when event_queue is 1. It holds at most

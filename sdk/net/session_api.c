@@ -147,6 +147,10 @@ static steno_status check_config(steno_session_config *cfg, const steno__provide
     RANGE(cfg->close_timeout_ms, 100u, 3600000u, "close_timeout_ms");
     RANGE(cfg->healthy_after_ms, 1u, 3600000u, "healthy_after_ms");
     RANGE(cfg->event_queue_max, 16u, 10000000u, "event_queue_max");
+    if (cfg->send_speed_permille) /* 0: the provider's pacing */
+        RANGE(cfg->send_speed_permille, 100u, 100000u, "send_speed_permille");
+    if (cfg->send_burst_ms)
+        RANGE(cfg->send_burst_ms, 1u, 600000u, "send_burst_ms");
     if (cfg->retry.cap_ms < cfg->retry.base_ms)
         return errf(err, errlen, STENO_ERR_CONFIG,
                     "session config: retry.cap_ms (%u) is below retry.base_ms (%u)",
@@ -304,8 +308,8 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     }
     steno__pacing_config pc;
     steno__pacing_config_default(&pc, cfg.sample_rate);
-    pc.speed_permille = prov->speed_permille;
-    pc.burst_ms = prov->burst_ms;
+    pc.speed_permille = cfg.send_speed_permille ? cfg.send_speed_permille : prov->speed_permille;
+    pc.burst_ms = cfg.send_burst_ms ? cfg.send_burst_ms : prov->burst_ms;
     rc = steno__pacing_init(&s->pacing, &pc, steno__now_ms());
     if (rc) {
         errf(err, errlen, STENO_ERR_INTERNAL, "pacing set-up failed");
