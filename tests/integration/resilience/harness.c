@@ -1155,14 +1155,9 @@ void res_session_defaults(steno_session_config *sc, char *url, size_t url_len, i
 
 double res_fast_send(steno_session_config *sc, double speed)
 {
-#ifdef RES_HAVE_SEND_SPEED
+    /* the local server accepts any rate unless started with --max-rate */
     sc->send_speed_permille = (uint32_t)(speed * 1000.0 + 0.5);
     return speed;
-#else
-    (void)sc;
-    (void)speed;
-    return 1.25;
-#endif
 }
 
 static void log_fn(void *user, steno_log_level level, const char *line)

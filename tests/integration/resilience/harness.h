@@ -239,8 +239,8 @@ bool res_check_connections(res_collector *c, const int16_t *pcm, uint64_t writte
  * healthy after 300 ms), retry base 100 ms cap 1000 ms. */
 void res_session_defaults(steno_session_config *sc, char *url, size_t url_len, int port,
                           res_collector *col);
-/* Asks the SDK to send at up to `speed` x real time (if the build has that knob). Returns
- * the speed in effect (the provider's 1.25 when the knob is missing). */
+/* Lets the session send at up to `speed` x real time (send_speed_permille) instead of the
+ * provider's 1.25x, so long streams take less wall time; returns speed. */
 double res_fast_send(steno_session_config *sc, double speed);
 /* A client with its log lines routed to stderr at WARN (or RES_LOG=info|debug). */
 steno_client *res_client_open(steno_client_config *cc);
