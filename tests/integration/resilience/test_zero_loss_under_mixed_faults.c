@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -22,7 +23,8 @@
  * AUDIO_DROPPED may have been reported, each connection's audio (server
  * record: sample count + checksum) must be the written stream from the first
  * chunk not yet acknowledged when it opened, and timestamps must be
- * monotonic. The reconnect gap (fault -> first audio byte of the next
+ * monotonic. Each fault strikes a healthy connection, so its first retry
+ * must be immediate. The reconnect gap (fault -> first audio byte of the next
  * connection at the server) is printed per fault kind.
  */
 
@@ -31,6 +33,7 @@
 #define CHUNK_FRAMES (RATE * CHUNK_MS / 1000u)
 #define STREAM_S 60u
 #define FAULTS 20
+#define HEALTHY_MS 300u
 
 enum kind { RESET, CLOSE1011, BLACKHOLE, REJECT503, RATELIMIT, STALL, KINDS };
 static const char *kind_names[KINDS] = {"reset",     "close1011", "blackhole",
@@ -57,6 +60,24 @@ static bool pred_reconnected(res_collector *c, void *arg)
     return n >= a->n || c->terminal;
 }
 
+typedef struct healthy_arg {
+    uint64_t not_before; /* the connection's age condition, res_now_ms() */
+} healthy_arg;
+
+/* A final arrived after the current connection opened. */
+static bool pred_healthy(res_collector *c, void *arg)
+{
+    (void)arg;
+    size_t last_open = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].type == STENO_EVENT_CONNECTED || c->ev[i].type == STENO_EVENT_RECONNECTED)
+            last_open = i;
+    for (size_t i = last_open; i < c->n; i++)
+        if (c->ev[i].type == STENO_EVENT_TRANSCRIPT && c->ev[i].is_final)
+            return true;
+    return c->terminal;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -81,6 +102,7 @@ int main(void)
     steno_session_config sc;
     char url[96];
     res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    sc.healthy_after_ms = HEALTHY_MS;
     /* the server accepts any rate: capture at 2.5x and let the session send at up to 6x, so
      * it catches up after each outage (the ring holds 10 s) */
     double send_speed = res_fast_send(&sc, 6.0);
@@ -98,6 +120,7 @@ int main(void)
     fault_rec faults[FAULTS];
     memset(faults, 0, sizeof faults);
     size_t reconnects = 0;
+    uint64_t conn_since_ms = res_now_ms();
     for (int i = 0; i < FAULTS; i++) {
         fault_rec *f = &faults[i];
         f->kind = (enum kind)(i % KINDS);
@@ -106,6 +129,16 @@ int main(void)
         RES_CHECK(res_wait_acked(&col, target, 60000 * res_slow()),
                   "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i,
                   target, col.acked);
+        /* strike a healthy connection (up longer than healthy_after_ms, a final received
+         * on it), so every fault takes the documented immediate-retry path first */
+        healthy_arg ha = {conn_since_ms + HEALTHY_MS + 50};
+        RES_CHECK(res_wait(&col, pred_healthy, &ha, 60000 * res_slow()) && !col.terminal,
+                  "fault %d: the connection never became healthy", i + 1);
+        uint64_t now_ms = res_now_ms();
+        if (now_ms < ha.not_before) {
+            struct timespec ts = {0, (long)(ha.not_before - now_ms) * 1000000L};
+            nanosleep(&ts, NULL); /* an age condition: there is no event for it */
+        }
         /* strike mid-span, so the fault catches audio sent but not yet acknowledged */
         pthread_mutex_lock(&col.mu);
         uint64_t acked = col.acked;
@@ -163,6 +196,7 @@ int main(void)
             if (col.ev[k].type == STENO_EVENT_RECONNECTED && ++seen == reconnects)
                 break;
         f->reconnected_ev = k;
+        conn_since_ms = col.ev[k].t_ms;
         snprintf(f->rid, sizeof f->rid, "%s", col.ev[k].request_id);
         pthread_mutex_unlock(&col.mu);
     }
@@ -243,14 +277,23 @@ int main(void)
         if (isnan(first))
             continue;
         double gap = res_jnum(rec, "start", 0) + first - faults[i].t_wall;
+        /* every fault struck a healthy connection: its first retry must be immediate */
+        pthread_mutex_lock(&col.mu);
+        uint32_t delay = UINT32_MAX;
+        for (size_t k = 0; k < col.n && delay == UINT32_MAX; k++)
+            if (col.ev[k].type == STENO_EVENT_RECONNECTING && col.ev[k].t_ms >= faults[i].t_ms)
+                delay = col.ev[k].delay_ms;
+        pthread_mutex_unlock(&col.mu);
+        RES_CHECK(delay == 0, "fault %d (%s) on a healthy connection: first retry after %u ms",
+                  i + 1, kind_names[faults[i].kind], delay);
         gaps[faults[i].kind][ngaps[faults[i].kind]++] = gap * 1000.0;
     }
     for (int k = 0; k < KINDS; k++) {
         if (!ngaps[k])
             continue;
         qsort(gaps[k], (size_t)ngaps[k], sizeof gaps[k][0], cmp_double);
-        res_log("reconnect gap %-9s n=%d min %.0f ms median %.0f ms max %.0f ms", kind_names[k],
-                ngaps[k], gaps[k][0], gaps[k][ngaps[k] / 2], gaps[k][ngaps[k] - 1]);
+        res_log("reconnect gap after %-9s n=%d: min %.1f ms median %.1f ms max %.1f ms",
+                kind_names[k], ngaps[k], gaps[k][0], gaps[k][ngaps[k] / 2], gaps[k][ngaps[k] - 1]);
     }
     cJSON_Delete(recs);
 
