@@ -194,9 +194,9 @@ static void print_event(struct printer *p, const steno_event *ev)
         break;
     case STENO_EVENT_FAILED:
         p->failed = 1;
-        fprintf(stderr, "steno: failed: %s (%s)%s%s\n", ev->u.failed.message,
-                steno_status_name(ev->u.failed.status),
-                ev->u.failed.provider_message[0] ? ": " : "", ev->u.failed.provider_message);
+        /* The message already carries the provider's own words (dg-error, close reason). */
+        fprintf(stderr, "steno: failed: %s (%s)\n", ev->u.failed.message,
+                steno_status_name(ev->u.failed.status));
         break;
     case STENO_EVENT_CLOSED:
         if (p->args->verbose || ev->u.closed.status != STENO_OK)
