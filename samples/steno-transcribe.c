@@ -332,6 +332,7 @@ int main(int argc, char **argv)
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     const long long block_ns = (long long)(20e6 / a.speed);
+    uint64_t written = 0;
     while (status == 0) {
         sf_count_t got = sf_readf_short(sf, in, (sf_count_t)block);
         if (got <= 0)
@@ -343,8 +344,15 @@ int main(int argc, char **argv)
             mono[i] = (int16_t)(sum / info.channels);
         }
         steno_status st = steno_session_write(session, mono, (size_t)got);
-        if (st == STENO_ERR_STATE)
-            break; /* the session ended (FAILED): the printer says why */
+        if (st == STENO_ERR_STATE) {
+            /* The session ended (FAILED): the printer says why; stop reading. */
+            fprintf(stderr,
+                    "steno-transcribe: the session ended after %.2f s of %.2f s of audio; the "
+                    "rest was not sent\n",
+                    (double)written / info.samplerate, (double)info.frames / info.samplerate);
+            break;
+        }
+        written += (uint64_t)got;
         add_ns(&next, block_ns);
         sleep_until(&next);
     }

@@ -349,7 +349,11 @@ steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t fr
 {
     if (!s || (!pcm && frames))
         return STENO_ERR_INVALID_ARG;
-    if (atomic_load_explicit(&s->closing, memory_order_acquire))
+    /* After close or a FAILED end nothing is taken: the caller learns at
+     * once that its audio goes nowhere (two atomic loads, still wait-free). */
+    steno_session_state st = steno__get_state(s);
+    if (atomic_load_explicit(&s->closing, memory_order_acquire) || st == STENO_STATE_CLOSED ||
+        st == STENO_STATE_FAILED)
         return STENO_ERR_STATE;
     if (frames == 0)
         return STENO_OK;

@@ -93,6 +93,8 @@ def test_wrong_key_fails_with_status_1():
         fail("the failure should name the authentication problem: %r" % r.stderr)
     if attempts != 1:
         fail("a 401 must not be retried: %d handshakes" % attempts)
+    if "the rest was not sent" not in r.stderr:
+        fail("after FAILED, writes must be refused so the CLI stops streaming: %r" % r.stderr)
 
 
 def test_usage_errors_exit_2():
