@@ -488,13 +488,35 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
         return STENO_ERR_CONFIG;
     }
     if (cfg.ca_file && *cfg.ca_file) {
+        /* lws only logs a CA file it cannot load and goes on with an empty trust store, so
+         * every wss:// connection would then fail as if the server's certificate were bad: a
+         * file without a PEM certificate (DER, a key, a directory, empty) is rejected here. */
         FILE *f = fopen(cfg.ca_file, "r");
-        if (!f) {
+        int rerr = f ? 0 : errno;
+        bool in_cert = false, found = false;
+        char line[256];
+        while (f && !found && fgets(line, sizeof line, f)) {
+            if (!strncmp(line, "-----BEGIN ", 11))
+                in_cert = strstr(line, "CERTIFICATE-----") != NULL;
+            else if (in_cert && !strncmp(line, "-----END ", 9))
+                found = true;
+        }
+        if (f && ferror(f))
+            rerr = errno ? errno : EIO;
+        if (f)
+            fclose(f);
+        if (rerr) {
             errf(err, errlen, "client config: ca_file '%s' cannot be read: %s", cfg.ca_file,
-                 strerror(errno));
+                 strerror(rerr));
             return STENO_ERR_CONFIG;
         }
-        fclose(f);
+        if (!found) {
+            errf(err, errlen,
+                 "client config: ca_file '%s' holds no PEM certificate (-----BEGIN "
+                 "CERTIFICATE-----); convert a DER file with 'openssl x509 -inform DER'",
+                 cfg.ca_file);
+            return STENO_ERR_CONFIG;
+        }
     }
 
     steno_client *c = steno__calloc(&cfg.allocator, 1, sizeof *c);
