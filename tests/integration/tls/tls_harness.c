@@ -291,9 +291,12 @@ void th_certs_make(th_certs *c)
                        "-out",        "expired.pem",
                        NULL};
     openssl(c, expired);
+    char *der[] = {"openssl", "x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der", NULL};
+    openssl(c, der);
 
 #define SET(field, name) snprintf(c->field, sizeof c->field, "%s/%s", c->dir, name)
     SET(ca, "ca.pem");
+    SET(ca_der, "ca.der");
     SET(other_ca, "other.pem");
     SET(good_cert, "good.pem");
     SET(good_key, "good.key");

@@ -44,6 +44,7 @@ uint64_t th_now_ms(void);
 typedef struct th_certs {
     char dir[128];
     char ca[192];        /* the test CA the client trusts (PEM) */
+    char ca_der[192];    /* the same CA certificate in DER (binary), not PEM */
     char other_ca[192];  /* a second CA nobody trusts */
     char good_cert[192]; /* signed by ca: IP 127.0.0.1 and DNS localhost */
     char good_key[192];
