@@ -30,6 +30,17 @@ extern "C" {
  *
  * Thread safety: every steno_client_* call may be made from any thread,
  * except steno_client_destroy (see there).
+ *
+ * Sharing the process with other libwebsockets users: libwebsockets 4.1
+ * keeps its OpenSSL bookkeeping indices in process-wide variables that every
+ * context created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT reallocates.
+ * steno asks for that global init only for the first client of the process,
+ * so any number of clients coexist and free everything. An application that
+ * creates its own libwebsockets contexts with that option while steno
+ * clients exist makes libwebsockets lose track of those clients' TLS state:
+ * about 350 KB (the CA store) stays allocated per client, and a TLS
+ * handshake in progress at that moment can fail its certificate check as if
+ * the certificate were untrusted.
  */
 typedef struct steno_client steno_client;
 

@@ -453,6 +453,55 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * libwebsockets 4.1 keeps the OpenSSL ex_data indices it uses (the wsi of an SSL, the reuse
+ * record of a client SSL_CTX) in process-wide variables, and every lws_create_context() whose
+ * options carry LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT allocates fresh ones over them. A vhost's
+ * client SSL_CTX is found again at destroy through the index current THEN, so with two contexts
+ * alive the older one's SSL_CTX (and the system CA store in it, ~350 KB) is never freed, and a
+ * TLS handshake in flight while another context is created finds no wsi in its verify callback
+ * (the certificate is then rejected), besides a data race on the index itself.
+ *
+ * So only the first context of the process does lws's global TLS init, and no later one
+ * reallocates the indices. Client TLS still needs the option on every vhost (lws sets up the
+ * client SSL_CTX only then), so the vhost is created explicitly with the option on it alone.
+ * The lock makes "first" exact when clients are opened concurrently.
+ */
+static pthread_mutex_t lws_tls_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool lws_tls_init_done;
+
+static steno_status create_lws_context(steno_client *c)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = steno__protocols;
+    info.client_ssl_ca_filepath = c->ca_file;
+    info.user = c;
+    info.gid = (gid_t)-1;
+    info.uid = (uid_t)-1;
+    info.vhost_name = "steno";
+
+    pthread_mutex_lock(&lws_tls_init_lock);
+    struct lws_context_creation_info cinfo = info;
+    cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                    (lws_tls_init_done ? 0 : LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT);
+    c->ctx = lws_create_context(&cinfo);
+    if (c->ctx && (cinfo.options & LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT))
+        lws_tls_init_done = true;
+    pthread_mutex_unlock(&lws_tls_init_lock);
+    if (!c->ctx)
+        return STENO_ERR_INTERNAL;
+
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* per vhost: set up its client TLS */
+    if (!lws_create_vhost(c->ctx, &info)) {
+        lws_context_destroy(c->ctx);
+        c->ctx = NULL;
+        return STENO_ERR_INTERNAL;
+    }
+    return STENO_OK;
+}
+
 steno_status steno_client_open(const steno_client_config *cfg_in, steno_client **out, char *err,
                                size_t errlen)
 {
@@ -561,19 +610,9 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
 
     setup_lws_logging(c);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = steno__protocols;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.client_ssl_ca_filepath = c->ca_file;
-    info.user = c;
-    info.gid = (gid_t)-1;
-    info.uid = (uid_t)-1;
-    c->ctx = lws_create_context(&info);
-    if (!c->ctx) {
+    rc = create_lws_context(c);
+    if (rc) {
         errf(err, errlen, "libwebsockets could not create its context (TLS set-up or out of fds)");
-        rc = STENO_ERR_INTERNAL;
         goto fail;
     }
     if (pthread_create(&c->thread, NULL, network_thread, c) != 0) {
