@@ -10,6 +10,11 @@
 #include "alloc.h"
 #include "engine.h"
 
+#if defined(STENO_HAVE_LIBCRYPTO) && defined(LWS_OPENSSL_SUPPORT) && !defined(LWS_WITH_MBEDTLS)
+#include <openssl/x509.h>
+#define STENO_TLS_REASON 1
+#endif
+
 #define DEFAULT_MAX_CONNECTS 16u
 #define DEFAULT_BREAKER_THRESHOLD 5u
 #define DEFAULT_BREAKER_OPEN_MS 2000u
@@ -283,8 +288,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* len is OpenSSL's preverify_ok: remember a rejected certificate, so the failure is
          * classified as a configuration error (fatal) rather than a network blip. The
          * verdict itself stays OpenSSL's (return 0). */
-        if (s && !len)
+        if (s && !len) {
             s->tls_cert_failed = true;
+#ifdef STENO_TLS_REASON
+            /* OpenSSL's reason ("certificate has expired", "unable to get local issuer
+             * certificate", "IP address mismatch") says what to fix; lws reports only
+             * "SSL err 1". user is the X509_STORE_CTX here; the first rejection is the one
+             * that ends the handshake. */
+            if (!s->tls_reason[0]) {
+                int e = X509_STORE_CTX_get_error((X509_STORE_CTX *)user);
+                snprintf(s->tls_reason, sizeof s->tls_reason, "server certificate: %s",
+                         X509_verify_cert_error_string(e));
+            }
+#endif
+        }
         return 0;
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* the response headers are still there: keep the provider's request id */

@@ -166,6 +166,7 @@ struct steno_session {
     bool initial_pending;
     bool conn_timed_out;
     bool tls_cert_failed; /* OpenSSL rejected the server certificate on this attempt */
+    char tls_reason[96];  /* and why, in OpenSSL's words ("" when unknown) */
     int http_status, close_code;
     char close_reason[128];
     char prov_err[256];

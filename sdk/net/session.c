@@ -502,6 +502,7 @@ static void try_connect(steno_session *s)
     s->http_status = s->close_code = 0;
     s->close_reason[0] = s->prov_err[0] = s->request_id[0] = s->retry_after[0] = '\0';
     s->dead = s->conn_timed_out = s->tls_cert_failed = false;
+    s->tls_reason[0] = '\0';
     s->conn_rx_frames = 0;
     s->conn = STENO__CONN_HANDSHAKE;
     if (steno__get_state(s) == STENO_STATE_IDLE)
@@ -598,6 +599,8 @@ void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const ch
     }
     if (s->tls_cert_failed || (why && (strstr(why, "cert") || strstr(why, "CERT"))))
         info.tls = STENO__TLS_CERTIFICATE;
+    if (s->tls_cert_failed && s->tls_reason[0])
+        why = s->tls_reason; /* lws's own text for it is "SSL err 1" */
     else if (why &&
              (strstr(why, "tls") || strstr(why, "TLS") || strstr(why, "SSL") || strstr(why, "ssl")))
         info.tls = STENO__TLS_INTERRUPTED;
