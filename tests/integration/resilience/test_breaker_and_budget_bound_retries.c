@@ -43,7 +43,7 @@
 #define SERVER_COST 5
 
 typedef struct sess {
-    res_collector col;
+    h_collector col;
     steno_session *s;
     int16_t *pcm;
     size_t written;
@@ -54,7 +54,7 @@ static void write_all(sess *ss, size_t upto)
     for (int i = 0; i < SESSIONS; i++) {
         sess *x = &ss[i];
         steno_status rc = steno_session_write(x->s, x->pcm + x->written, upto - x->written);
-        RES_CHECK(rc == STENO_OK, "session %d: write: %s", i, steno_status_name(rc));
+        H_CHECK(rc == STENO_OK, "session %d: write: %s", i, steno_status_name(rc));
         x->written = upto;
     }
 }
@@ -64,14 +64,14 @@ static void write_all(sess *ss, size_t upto)
  * received), so the drop's first retry is free as documented. */
 static void stream_all(sess *ss, size_t upto)
 {
-    uint64_t t0 = res_now_ms();
+    uint64_t t0 = h_now_ms();
     size_t start = ss[0].written;
     for (size_t at = start; at < upto;) {
         size_t next = at + CHUNK_FRAMES < upto ? at + CHUNK_FRAMES : upto;
         write_all(ss, next);
         at = next;
         uint64_t due = t0 + (uint64_t)(at - start) * 1000u / RATE;
-        uint64_t now = res_now_ms();
+        uint64_t now = h_now_ms();
         if (due > now) {
             struct timespec ts = {(time_t)((due - now) / 1000),
                                   (long)((due - now) % 1000) * 1000000L};
@@ -94,102 +94,102 @@ static int failing_probes_bound(uint64_t outage_ms)
 
 int main(void)
 {
-    res_init("breaker_and_budget_bound_retries");
-    res_proc srv;
-    res_server_start(&srv, NULL);
+    h_init("breaker_and_budget_bound_retries");
+    h_server srv;
+    h_server_start(&srv, NULL);
 
     steno_client_config cc;
     steno_client_config_init(&cc);
     cc.breaker_failure_threshold = THRESHOLD;
     cc.breaker_open_ms = OPEN_MS;
     cc.max_concurrent_connects = MAX_CONNECTS;
-    steno_client *cl = res_client_open(&cc);
-    const double capacity = res_metric(cl, "steno_budget_tokens", NULL);
-    RES_CHECK(capacity > 0, "no steno_budget_tokens metric");
+    steno_client *cl = h_client_open(&cc);
+    const double capacity = h_metric(cl, "steno_budget_tokens", NULL);
+    H_CHECK(capacity > 0, "no steno_budget_tokens metric");
 
     const size_t per = RATE * 7 / 2; /* 1.5 s before, 1 s during, 1 s after the outage */
     sess *ss = calloc(SESSIONS, sizeof *ss);
-    RES_CHECK(ss, "out of memory");
+    H_CHECK(ss, "out of memory");
     for (int i = 0; i < SESSIONS; i++) {
         sess *x = &ss[i];
         char name[16];
         snprintf(name, sizeof name, "s%03d", i);
-        res_collector_init(&x->col, name);
+        h_collector_init(&x->col, name);
         x->col.quiet = 1;
         x->pcm = malloc(per * sizeof *x->pcm);
-        RES_CHECK(x->pcm, "out of memory");
-        res_pattern(1000u + (uint32_t)i, 0, per, x->pcm);
+        H_CHECK(x->pcm, "out of memory");
+        h_pattern(1000u + (uint32_t)i, 0, per, x->pcm);
         steno_session_config sc;
         char url[96];
-        res_session_defaults(&sc, url, sizeof url, srv.port, &x->col);
+        h_session_defaults(&sc, url, sizeof url, srv.port, &x->col);
         sc.sample_rate = RATE;
         sc.retry.max_outage_ms = 120000;
         char err[256] = "";
         steno_status rc = steno_session_open(cl, &sc, &x->s, err, sizeof err);
-        RES_CHECK(rc == STENO_OK, "open %d: %s %s", i, steno_status_name(rc), err);
+        H_CHECK(rc == STENO_OK, "open %d: %s %s", i, steno_status_name(rc), err);
     }
     stream_all(ss, RATE * 3 / 2);
     /* each connection healthy (a final received) before the outage */
     for (int i = 0; i < SESSIONS; i++)
-        RES_CHECK(res_wait_acked(&ss[i].col, RATE, 30000 * res_slow()),
-                  "session %d: no final before the outage", i);
-    res_log("%d sessions streaming", SESSIONS);
+        H_CHECK(h_wait_acked(&ss[i].col, RATE, 30000 * h_slow()),
+                "session %d: no final before the outage", i);
+    h_log("%d sessions streaming", SESSIONS);
 
-    cJSON *before = res_server_records(&srv);
+    cJSON *before = h_server_records(&srv);
     int records_before =
         cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(before, "connections"));
     cJSON_Delete(before);
-    RES_CHECK(records_before == SESSIONS, "%d records before the outage", records_before);
+    H_CHECK(records_before == SESSIONS, "%d records before the outage", records_before);
 
-    uint64_t t_down = res_now_ms();
-    res_fault(&srv, "{\"down\":true,\"status\":503}");
-    res_fault(&srv, "{\"action\":\"drop\"}");
+    uint64_t t_down = h_now_ms();
+    h_fault(&srv, "{\"down\":true,\"status\":503}");
+    h_fault(&srv, "{\"action\":\"drop\"}");
     write_all(ss, RATE * 5 / 2);
     /* the outage lasts OUTAGE_MS; no session may give up meanwhile */
-    bool ended = res_wait_type(&ss[0].col, STENO_EVENT_FAILED, 1, OUTAGE_MS);
-    RES_CHECK(!ended, "session 0 failed during the outage");
+    bool ended = h_wait_type(&ss[0].col, STENO_EVENT_FAILED, 1, OUTAGE_MS);
+    H_CHECK(!ended, "session 0 failed during the outage");
     for (int i = 0; i < SESSIONS; i++) {
         steno_session_state st = steno_session_state_get(ss[i].s);
-        RES_CHECK(st == STENO_STATE_RECONNECTING, "session %d is %s during the outage", i,
-                  steno_session_state_name(st));
+        H_CHECK(st == STENO_STATE_RECONNECTING, "session %d is %s during the outage", i,
+                steno_session_state_name(st));
     }
-    double open_state = res_metric(cl, "steno_breaker_state", NULL);
+    double open_state = h_metric(cl, "steno_breaker_state", NULL);
     /* mid-outage, between probes: each failed attempt has leased SERVER_COST tokens for its
      * retry, and the free retries after the healthy drops cost nothing */
-    double tokens_mid = res_metric(cl, "steno_budget_tokens", NULL);
-    cJSON *mid = res_server_records(&srv);
+    double tokens_mid = h_metric(cl, "steno_budget_tokens", NULL);
+    cJSON *mid = h_server_records(&srv);
     int failed_mid =
         cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(mid, "connections")) - records_before;
     cJSON_Delete(mid);
-    res_log("mid-outage: %d failed attempts, budget %.0f of %.0f tokens", failed_mid, tokens_mid,
-            capacity);
-    RES_CHECK(fabs(tokens_mid - (capacity - SERVER_COST * failed_mid)) < 0.5,
-              "budget %.0f tokens after %d failed attempts, want %.0f", tokens_mid, failed_mid,
-              capacity - SERVER_COST * failed_mid);
-    res_fault(&srv, "{\"down\":false}");
-    uint64_t outage = res_now_ms() - t_down;
-    res_log("server back after %" PRIu64 " ms (breaker state then: %.0f)", outage, open_state);
+    h_log("mid-outage: %d failed attempts, budget %.0f of %.0f tokens", failed_mid, tokens_mid,
+          capacity);
+    H_CHECK(fabs(tokens_mid - (capacity - SERVER_COST * failed_mid)) < 0.5,
+            "budget %.0f tokens after %d failed attempts, want %.0f", tokens_mid, failed_mid,
+            capacity - SERVER_COST * failed_mid);
+    h_fault(&srv, "{\"down\":false}");
+    uint64_t outage = h_now_ms() - t_down;
+    h_log("server back after %" PRIu64 " ms (breaker state then: %.0f)", outage, open_state);
 
-    uint64_t t_up = res_now_ms();
+    uint64_t t_up = h_now_ms();
     for (int i = 0; i < SESSIONS; i++)
-        RES_CHECK(res_wait_type(&ss[i].col, STENO_EVENT_RECONNECTED, 1, 30000 * res_slow()),
-                  "session %d did not come back", i);
-    res_log("all %d sessions reconnected %" PRIu64 " ms after the server came back", SESSIONS,
-            res_now_ms() - t_up);
+        H_CHECK(h_wait_type(&ss[i].col, STENO_EVENT_RECONNECTED, 1, 30000 * h_slow()),
+                "session %d did not come back", i);
+    h_log("all %d sessions reconnected %" PRIu64 " ms after the server came back", SESSIONS,
+          h_now_ms() - t_up);
     write_all(ss, per);
     for (int i = 0; i < SESSIONS; i++) {
-        steno_status rc = steno_session_close(ss[i].s, 30000 * res_slow());
-        RES_CHECK(rc == STENO_OK, "session %d: close: %s", i, steno_status_name(rc));
+        steno_status rc = steno_session_close(ss[i].s, 30000 * h_slow());
+        H_CHECK(rc == STENO_OK, "session %d: close: %s", i, steno_status_name(rc));
     }
-    RES_CHECK(res_server_wait_idle(&srv, 30000), "server connections still open");
+    H_CHECK(h_server_wait_idle(&srv, 30000), "server connections still open");
 
     /* attempts: the server's records and the sessions' stats */
-    cJSON *recs = res_server_records(&srv);
+    cJSON *recs = h_server_records(&srv);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     int srv_ok = 0, srv_503 = 0, srv_other = 0;
     cJSON_ArrayForEach(r, arr)
     {
-        int hs = (int)res_jnum(r, "handshake_status", 0);
+        int hs = (int)h_jnum(r, "handshake_status", 0);
         if (hs == 101)
             srv_ok++;
         else if (hs == 503)
@@ -206,35 +206,35 @@ int main(void)
     }
     const int probes = failing_probes_bound(outage);
     const int bound = (int)(THRESHOLD - 1 + MAX_CONNECTS) + probes;
-    res_log("handshakes: server %d ok + %d refused (503) + %d other; SDK %" PRIu64
-            " attempts, %" PRIu64 " connects",
-            srv_ok, srv_503, srv_other, sdk_attempts, sdk_connects);
-    res_log("bound on failed attempts: (threshold %u - 1) + max_concurrent_connects %u + "
-            "failing probes in %" PRIu64 " ms at open %u ms doubling (%d) = %d; measured %d",
-            THRESHOLD, MAX_CONNECTS, outage, OPEN_MS, probes, bound, srv_503);
-    RES_CHECK(srv_other == 0, "%d handshakes with an unexpected status", srv_other);
-    RES_CHECK(srv_ok == 2 * SESSIONS, "%d successful handshakes, want %d (one before, one after)",
-              srv_ok, 2 * SESSIONS);
-    RES_CHECK(srv_503 <= bound, "%d failed handshakes during the outage exceed the bound %d",
-              srv_503, bound);
-    RES_CHECK(srv_503 >= (int)THRESHOLD, "only %d failed handshakes: did the outage happen?",
-              srv_503);
-    RES_CHECK(sdk_attempts == (uint64_t)(srv_ok + srv_503),
-              "the sessions count %" PRIu64 " attempts, the server %d", sdk_attempts,
-              srv_ok + srv_503);
-    RES_CHECK(sdk_connects == (uint64_t)srv_ok, "connects %" PRIu64 " vs server %d", sdk_connects,
-              srv_ok);
+    h_log("handshakes: server %d ok + %d refused (503) + %d other; SDK %" PRIu64
+          " attempts, %" PRIu64 " connects",
+          srv_ok, srv_503, srv_other, sdk_attempts, sdk_connects);
+    h_log("bound on failed attempts: (threshold %u - 1) + max_concurrent_connects %u + "
+          "failing probes in %" PRIu64 " ms at open %u ms doubling (%d) = %d; measured %d",
+          THRESHOLD, MAX_CONNECTS, outage, OPEN_MS, probes, bound, srv_503);
+    H_CHECK(srv_other == 0, "%d handshakes with an unexpected status", srv_other);
+    H_CHECK(srv_ok == 2 * SESSIONS, "%d successful handshakes, want %d (one before, one after)",
+            srv_ok, 2 * SESSIONS);
+    H_CHECK(srv_503 <= bound, "%d failed handshakes during the outage exceed the bound %d", srv_503,
+            bound);
+    H_CHECK(srv_503 >= (int)THRESHOLD, "only %d failed handshakes: did the outage happen?",
+            srv_503);
+    H_CHECK(sdk_attempts == (uint64_t)(srv_ok + srv_503),
+            "the sessions count %" PRIu64 " attempts, the server %d", sdk_attempts,
+            srv_ok + srv_503);
+    H_CHECK(sdk_connects == (uint64_t)srv_ok, "connects %" PRIu64 " vs server %d", sdk_connects,
+            srv_ok);
 
     /* the budget: leases lost on failed attempts, paybacks for free successes */
     double lost = 0, free_successes = 0;
     uint64_t replayed_total = 0;
     for (int i = 0; i < SESSIONS; i++) {
-        res_collector *col = &ss[i].col;
+        h_collector *col = &ss[i].col;
         pthread_mutex_lock(&col->mu);
         int leases = 0, last_cost = 0;
         bool first = true;
         for (size_t k = 0; k < col->n; k++) {
-            const res_ev *e = &col->ev[k];
+            const h_ev *e = &col->ev[k];
             if (e->type != STENO_EVENT_RECONNECTING)
                 continue;
             if (first) {
@@ -254,41 +254,41 @@ int main(void)
             free_successes++;
         pthread_mutex_unlock(&col->mu);
     }
-    double tokens = res_metric(cl, "steno_budget_tokens", NULL);
-    double exhausted = res_metric(cl, "steno_budget_exhausted_total", NULL);
+    double tokens = h_metric(cl, "steno_budget_tokens", NULL);
+    double exhausted = h_metric(cl, "steno_budget_exhausted_total", NULL);
     double want = capacity - lost + free_successes;
     if (want > capacity)
         want = capacity;
-    res_log("budget: capacity %.0f, leases lost %.0f tokens, %.0f free successes -> expect %.0f, "
-            "have %.0f (exhausted %.0f)",
-            capacity, lost, free_successes, want, tokens, exhausted);
-    RES_CHECK(exhausted == 0 || isnan(exhausted), "the budget ran out");
-    RES_CHECK(fabs(tokens - want) < 0.5, "budget tokens %.0f, want %.0f", tokens, want);
+    h_log("budget: capacity %.0f, leases lost %.0f tokens, %.0f free successes -> expect %.0f, "
+          "have %.0f (exhausted %.0f)",
+          capacity, lost, free_successes, want, tokens, exhausted);
+    H_CHECK(exhausted == 0 || isnan(exhausted), "the budget ran out");
+    H_CHECK(fabs(tokens - want) < 0.5, "budget tokens %.0f, want %.0f", tokens, want);
 
     /* every session's audio: covered once, in order, nothing dropped */
     char err[256];
     for (int i = 0; i < SESSIONS; i++) {
-        res_accounting acc;
-        bool ok = res_check_accounting(&ss[i].col, ss[i].pcm, per, RATE, CHUNK_FRAMES, recs, &acc,
-                                       err, sizeof err);
-        RES_CHECK(ok, "session %d accounting: %s", i, err);
-        RES_CHECK(acc.dropped == 0 && acc.connections == 2,
-                  "session %d: %" PRIu64 " dropped, %zu connections", i, acc.dropped,
-                  acc.connections);
+        h_accounting acc;
+        bool ok = h_check_accounting(&ss[i].col, ss[i].pcm, per, RATE, CHUNK_FRAMES, recs, &acc,
+                                     err, sizeof err);
+        H_CHECK(ok, "session %d accounting: %s", i, err);
+        H_CHECK(acc.dropped == 0 && acc.connections == 2,
+                "session %d: %" PRIu64 " dropped, %zu connections", i, acc.dropped,
+                acc.connections);
         replayed_total += acc.replayed;
     }
-    res_log("accounting closes for all %d sessions (%" PRIu64 " samples replayed in total)",
-            SESSIONS, replayed_total);
+    h_log("accounting closes for all %d sessions (%" PRIu64 " samples replayed in total)", SESSIONS,
+          replayed_total);
     cJSON_Delete(recs);
 
     for (int i = 0; i < SESSIONS; i++) {
         steno_session_destroy(ss[i].s);
-        res_collector_free(&ss[i].col);
+        h_collector_free(&ss[i].col);
         free(ss[i].pcm);
     }
     free(ss);
     steno_client_destroy(cl);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -39,7 +39,7 @@ typedef struct n_arg {
     size_t n;
 } n_arg;
 
-static bool pred_reconnected(res_collector *c, void *arg)
+static bool pred_reconnected(h_collector *c, void *arg)
 {
     const n_arg *a = arg;
     size_t k = 0;
@@ -48,40 +48,40 @@ static bool pred_reconnected(res_collector *c, void *arg)
     return k >= a->n || c->terminal;
 }
 
-static void fault(const res_proc *srv, const res_proc *chaos, int k)
+static void fault(const h_server *srv, const h_server *chaos, int k)
 {
     if (k % 2 == 0)
-        cJSON_Delete(res_http_ok(chaos->control_port, "POST", "/reset-all", NULL));
+        cJSON_Delete(h_http_ok(chaos->control_port, "POST", "/reset-all", NULL));
     else
-        res_fault(srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+        h_fault(srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
 }
 
 static void expect_param(const cJSON *params, const char *key, const char *want_json)
 {
     char *got = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(params, key));
-    RES_CHECK(got && strcmp(got, want_json) == 0, "after configure: %s = %s, want %s", key,
-              got ? got : "(absent)", want_json);
+    H_CHECK(got && strcmp(got, want_json) == 0, "after configure: %s = %s, want %s", key,
+            got ? got : "(absent)", want_json);
     free(got);
 }
 
 int main(void)
 {
-    res_init("config_survives_reconnects");
-    res_proc srv, chaos;
+    h_init("config_survives_reconnects");
+    h_server srv, chaos;
     const char *args[] = {"--api-key", KEY, NULL};
-    res_server_start(&srv, args);
-    res_chaos_start(&chaos, srv.port);
+    h_server_start(&srv, args);
+    h_chaos_start(&chaos, srv.port);
     const size_t total = 16u * RATE;
     int16_t *pcm = malloc(total * sizeof *pcm);
-    RES_CHECK(pcm, "out of memory");
-    res_pattern(9, 0, total, pcm);
+    H_CHECK(pcm, "out of memory");
+    h_pattern(9, 0, total, pcm);
 
-    steno_client *cl = res_client_open(NULL);
-    res_collector col;
-    res_collector_init(&col, "session");
+    steno_client *cl = h_client_open(NULL);
+    h_collector col;
+    h_collector_init(&col, "session");
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
     sc.allow_no_auth = 0;
     sc.token_cb = token_cb;
     const steno_option opts[] = {
@@ -95,44 +95,43 @@ int main(void)
     steno_session *s = NULL;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    res_producer prod;
-    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    h_producer prod;
+    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
 
     size_t reconnects = 0;
     for (int k = 0; k < 5; k++) {
         uint64_t mark = (uint64_t)(k + 1) * 5u * RATE / 2u;
-        RES_CHECK(res_producer_wait(&prod, (size_t)mark + RATE / 3, 30000), "producer stalled");
-        RES_CHECK(res_wait_acked(&col, mark - RATE, 20000 * res_slow()), "no finals");
+        H_CHECK(h_producer_wait(&prod, (size_t)mark + RATE / 3, 30000), "producer stalled");
+        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals");
         if (k == 2) {
             const steno_option change[] = {
                 {"keyterm", "changed"}, {"punctuate", "false"}, {"endpointing", NULL}};
             rc = steno_session_configure(s, change, 3);
-            RES_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
-                      steno_session_errmsg(s));
-            res_log("configured: keyterm=changed, punctuate=false, endpointing removed");
+            H_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
+                    steno_session_errmsg(s));
+            h_log("configured: keyterm=changed, punctuate=false, endpointing removed");
         } else {
             fault(&srv, &chaos, k);
-            res_log("fault: %s", k % 2 == 0 ? "proxy reset" : "server close 1011");
+            h_log("fault: %s", k % 2 == 0 ? "proxy reset" : "server close 1011");
         }
         n_arg a = {++reconnects};
-        RES_CHECK(res_wait(&col, pred_reconnected, &a, 20000 * res_slow()) && !col.terminal,
-                  "no RECONNECTED after step %d", k);
+        H_CHECK(h_wait(&col, pred_reconnected, &a, 20000 * h_slow()) && !col.terminal,
+                "no RECONNECTED after step %d", k);
     }
-    size_t written = res_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * res_slow());
-    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+    size_t written = h_producer_join(&prod);
+    rc = steno_session_close(s, 30000 * h_slow());
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     steno_session_stats st;
     steno_session_stats_get(s, &st);
-    RES_CHECK(st.configures == 1, "stats.configures = %u", st.configures);
-    cJSON *recs = res_server_records(&srv);
-    res_accounting acc;
-    RES_CHECK(
-        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-        "accounting: %s", err);
-    RES_CHECK(acc.dropped == 0, "audio dropped");
+    H_CHECK(st.configures == 1, "stats.configures = %u", st.configures);
+    cJSON *recs = h_server_records(&srv);
+    h_accounting acc;
+    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
+            "accounting: %s", err);
+    H_CHECK(acc.dropped == 0, "audio dropped");
 
     /* the connection the configuration change opened: after the planned RECONNECTING */
     pthread_mutex_lock(&col.mu);
@@ -144,7 +143,7 @@ int main(void)
         if (col.ev[i].type == STENO_EVENT_RECONNECTED && planned && !switch_rid)
             switch_rid = col.ev[i].request_id;
     }
-    RES_CHECK(switch_rid, "no planned reconnect for the configuration change");
+    H_CHECK(switch_rid, "no planned reconnect for the configuration change");
 
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     const cJSON *p0 = NULL, *p1 = NULL;
@@ -152,56 +151,56 @@ int main(void)
     bool after = false;
     int i = 0, before_n = 0, after_n = 0;
     unsigned calls = atomic_load(&token_calls);
-    RES_CHECK(calls == st.attempts, "the token callback ran %u times for %u attempts", calls,
-              st.attempts);
-    RES_CHECK((int)calls == cJSON_GetArraySize(arr),
-              "the token callback ran %u times, the server saw %d handshakes", calls,
-              cJSON_GetArraySize(arr));
+    H_CHECK(calls == st.attempts, "the token callback ran %u times for %u attempts", calls,
+            st.attempts);
+    H_CHECK((int)calls == cJSON_GetArraySize(arr),
+            "the token callback ran %u times, the server saw %d handshakes", calls,
+            cJSON_GetArraySize(arr));
     cJSON_ArrayForEach(r, arr)
     {
         i++;
         const cJSON *hdrs = cJSON_GetObjectItemCaseSensitive(r, "headers");
-        const char *auth = res_jstr(hdrs, "authorization");
+        const char *auth = h_jstr(hdrs, "authorization");
         const char *want_auth = i % 2 ? "Bearer <redacted>" : "Token <redacted>";
-        RES_CHECK(strcmp(auth, want_auth) == 0, "handshake %d: authorization '%s', want '%s'", i,
-                  auth, want_auth);
-        RES_CHECK((int)res_jnum(r, "handshake_status", 0) == 101, "handshake %d refused", i);
+        H_CHECK(strcmp(auth, want_auth) == 0, "handshake %d: authorization '%s', want '%s'", i,
+                auth, want_auth);
+        H_CHECK((int)h_jnum(r, "handshake_status", 0) == 101, "handshake %d refused", i);
         const cJSON *params = cJSON_GetObjectItemCaseSensitive(r, "params");
-        const char *q = res_jstr(r, "query");
-        if (strcmp(res_jstr(r, "request_id"), switch_rid) == 0)
+        const char *q = h_jstr(r, "query");
+        if (strcmp(h_jstr(r, "request_id"), switch_rid) == 0)
             after = true;
         if (!after) {
             if (!p0) {
                 p0 = params;
                 q0 = q;
             }
-            RES_CHECK(cJSON_Compare(params, p0, 1) && strcmp(q, q0) == 0,
-                      "connection %d's configuration differs from the first's:\n  %s\n  %s", i, q,
-                      q0);
+            H_CHECK(cJSON_Compare(params, p0, 1) && strcmp(q, q0) == 0,
+                    "connection %d's configuration differs from the first's:\n  %s\n  %s", i, q,
+                    q0);
             before_n++;
         } else {
             if (!p1) {
                 p1 = params;
                 q1 = q;
             }
-            RES_CHECK(cJSON_Compare(params, p1, 1) && strcmp(q, q1) == 0,
-                      "connection %d's configuration differs from the changed one:\n  %s\n  %s", i,
-                      q, q1);
+            H_CHECK(cJSON_Compare(params, p1, 1) && strcmp(q, q1) == 0,
+                    "connection %d's configuration differs from the changed one:\n  %s\n  %s", i, q,
+                    q1);
             after_n++;
         }
     }
     pthread_mutex_unlock(&col.mu);
-    RES_CHECK(before_n >= 3 && after_n >= 3, "%d connections before the change, %d after", before_n,
-              after_n);
-    res_log("before the change (%d connections): %s", before_n, q0);
-    res_log("after the change (%d connections): %s", after_n, q1);
+    H_CHECK(before_n >= 3 && after_n >= 3, "%d connections before the change, %d after", before_n,
+            after_n);
+    h_log("before the change (%d connections): %s", before_n, q0);
+    h_log("after the change (%d connections): %s", after_n, q1);
     /* the original options, on the server's reading */
     char *p0s = cJSON_PrintUnformatted(p0);
-    RES_CHECK(strstr(p0s, "\"model\":\"nova-3\"") && strstr(p0s, "\"punctuate\":true") &&
-                  strstr(p0s, "\"endpointing\":300") &&
-                  strstr(p0s, "\"keyterm\":[\"steno\",\"reconnect\"]") &&
-                  strstr(p0s, "\"utterance_end_ms\":1000") && strstr(p0s, "\"vad_events\":true"),
-              "the server read the options as %s", p0s);
+    H_CHECK(strstr(p0s, "\"model\":\"nova-3\"") && strstr(p0s, "\"punctuate\":true") &&
+                strstr(p0s, "\"endpointing\":300") &&
+                strstr(p0s, "\"keyterm\":[\"steno\",\"reconnect\"]") &&
+                strstr(p0s, "\"utterance_end_ms\":1000") && strstr(p0s, "\"vad_events\":true"),
+            "the server read the options as %s", p0s);
     free(p0s);
     /* the change, and nothing else */
     expect_param(p1, "keyterm", "[\"changed\"]");
@@ -211,17 +210,17 @@ int main(void)
         "model",      "language", "interim_results", "smart_format", "utterance_end_ms",
         "vad_events", "encoding", "sample_rate",     "channels",     "other"};
     for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
-        RES_CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(p0, same[k]),
-                                cJSON_GetObjectItemCaseSensitive(p1, same[k]), 1),
-                  "'%s' changed although configure did not name it", same[k]);
+        H_CHECK(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(p0, same[k]),
+                              cJSON_GetObjectItemCaseSensitive(p1, same[k]), 1),
+                "'%s' changed although configure did not name it", same[k]);
     cJSON_Delete(recs);
 
     steno_session_destroy(s);
     steno_client_destroy(cl);
-    res_collector_free(&col);
+    h_collector_free(&col);
     free(pcm);
-    res_proc_stop(&chaos);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&chaos);
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -28,7 +28,7 @@ typedef struct fatal_case {
     steno_status want_status;
 } fatal_case;
 
-static bool pred_second_attempt(res_collector *c, void *arg)
+static bool pred_second_attempt(h_collector *c, void *arg)
 {
     (void)arg;
     size_t n = 0;
@@ -39,17 +39,17 @@ static bool pred_second_attempt(res_collector *c, void *arg)
 
 typedef struct fatal_run {
     const fatal_case *fc;
-    res_collector col;
+    h_collector col;
     steno_session *s;
 } fatal_run;
 
-static void start_case(steno_client *cl, const res_proc *srv, fatal_run *r)
+static void start_case(steno_client *cl, const h_server *srv, fatal_run *r)
 {
     const fatal_case *fc = r->fc;
-    res_collector_init(&r->col, fc->name);
+    h_collector_init(&r->col, fc->name);
     steno_session_config sc;
     char url[128];
-    res_session_defaults(&sc, url, sizeof url, srv->port, &r->col);
+    h_session_defaults(&sc, url, sizeof url, srv->port, &r->col);
     snprintf(url, sizeof url, "ws://127.0.0.1:%d%s", srv->port, fc->path);
     sc.allow_no_auth = 0;
     sc.api_key = fc->key;
@@ -60,16 +60,16 @@ static void start_case(steno_client *cl, const res_proc *srv, fatal_run *r)
     }
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &r->s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "%s: open: %s %s", fc->name, steno_status_name(rc), err);
+    H_CHECK(rc == STENO_OK, "%s: open: %s %s", fc->name, steno_status_name(rc), err);
     int16_t pcm[1600];
-    res_pattern(1, 0, 1600, pcm);
+    h_pattern(1, 0, 1600, pcm);
     steno_session_write(r->s, pcm, 1600);
 }
 
 static void await_failed(fatal_run *r)
 {
-    RES_CHECK(res_wait_type(&r->col, STENO_EVENT_FAILED, 1, 10000 * res_slow()),
-              "%s: no FAILED event within 10 s", r->fc->name);
+    H_CHECK(h_wait_type(&r->col, STENO_EVENT_FAILED, 1, 10000 * h_slow()),
+            "%s: no FAILED event within 10 s", r->fc->name);
 }
 
 static void verify_case(const cJSON *recs, fatal_run *r)
@@ -77,52 +77,51 @@ static void verify_case(const cJSON *recs, fatal_run *r)
     const fatal_case *fc = r->fc;
     steno_session *s = r->s;
     steno_session_stats st;
-    RES_CHECK(steno_session_stats_get(s, &st) == STENO_OK, "stats");
-    RES_CHECK(st.attempts == 1, "%s: stats.attempts = %u, want 1", fc->name, st.attempts);
-    RES_CHECK(st.connects == 0, "%s: stats.connects = %u", fc->name, st.connects);
-    RES_CHECK(steno_session_state_get(s) == STENO_STATE_FAILED, "%s: state %s", fc->name,
-              steno_session_state_name(steno_session_state_get(s)));
+    H_CHECK(steno_session_stats_get(s, &st) == STENO_OK, "stats");
+    H_CHECK(st.attempts == 1, "%s: stats.attempts = %u, want 1", fc->name, st.attempts);
+    H_CHECK(st.connects == 0, "%s: stats.connects = %u", fc->name, st.connects);
+    H_CHECK(steno_session_state_get(s) == STENO_STATE_FAILED, "%s: state %s", fc->name,
+            steno_session_state_name(steno_session_state_get(s)));
 
-    res_collector *col = &r->col;
+    h_collector *col = &r->col;
     pthread_mutex_lock(&col->mu);
-    RES_CHECK(res_find(col, STENO_EVENT_CONNECTING, 1) == (size_t)-1 &&
-                  col->ev[0].type == STENO_EVENT_CONNECTING,
-              "%s: more than one connection attempt after a fatal %d", fc->name, fc->want_http);
-    size_t fi = res_find(col, STENO_EVENT_FAILED, 0);
-    const res_ev *f = &col->ev[fi];
-    RES_CHECK(f->status == fc->want_status, "%s: FAILED with %s, want %s", fc->name,
-              steno_status_name(f->status), steno_status_name(fc->want_status));
-    RES_CHECK(f->http_status == fc->want_http, "%s: FAILED http_status %d, want %d", fc->name,
-              f->http_status, fc->want_http);
-    RES_CHECK(f->message && *f->message, "%s: FAILED without a message", fc->name);
-    RES_CHECK(fi == col->n - 1, "%s: events after the terminal FAILED", fc->name);
-    RES_CHECK(res_find(col, STENO_EVENT_RECONNECTING, 0) == (size_t)-1,
-              "%s: a RECONNECTING event announced a retry after a fatal %d", fc->name,
-              fc->want_http);
+    H_CHECK(h_find(col, STENO_EVENT_CONNECTING, 1) == (size_t)-1 &&
+                col->ev[0].type == STENO_EVENT_CONNECTING,
+            "%s: more than one connection attempt after a fatal %d", fc->name, fc->want_http);
+    size_t fi = h_find(col, STENO_EVENT_FAILED, 0);
+    const h_ev *f = &col->ev[fi];
+    H_CHECK(f->status == fc->want_status, "%s: FAILED with %s, want %s", fc->name,
+            steno_status_name(f->status), steno_status_name(fc->want_status));
+    H_CHECK(f->http_status == fc->want_http, "%s: FAILED http_status %d, want %d", fc->name,
+            f->http_status, fc->want_http);
+    H_CHECK(f->message && *f->message, "%s: FAILED without a message", fc->name);
+    H_CHECK(fi == col->n - 1, "%s: events after the terminal FAILED", fc->name);
+    H_CHECK(h_find(col, STENO_EVENT_RECONNECTING, 0) == (size_t)-1,
+            "%s: a RECONNECTING event announced a retry after a fatal %d", fc->name, fc->want_http);
     /* the server's record of that one handshake (matched by the request id it answered) */
-    const cJSON *rec = res_record_by_rid(recs, f->request_id);
-    RES_CHECK(rec, "%s: no server record with the FAILED event's request id '%s'", fc->name,
-              f->request_id);
-    RES_CHECK((int)res_jnum(rec, "handshake_status", 0) == fc->want_http,
-              "%s: server record says handshake_status %d", fc->name,
-              (int)res_jnum(rec, "handshake_status", 0));
+    const cJSON *rec = h_record_by_rid(recs, f->request_id);
+    H_CHECK(rec, "%s: no server record with the FAILED event's request id '%s'", fc->name,
+            f->request_id);
+    H_CHECK((int)h_jnum(rec, "handshake_status", 0) == fc->want_http,
+            "%s: server record says handshake_status %d", fc->name,
+            (int)h_jnum(rec, "handshake_status", 0));
     pthread_mutex_unlock(&col->mu);
 
     steno_status crc = steno_session_close(s, 1000);
-    RES_CHECK(crc == fc->want_status, "%s: close returned %s, want the failure status %s", fc->name,
-              steno_status_name(crc), steno_status_name(fc->want_status));
+    H_CHECK(crc == fc->want_status, "%s: close returned %s, want the failure status %s", fc->name,
+            steno_status_name(crc), steno_status_name(fc->want_status));
     steno_session_destroy(s);
-    res_collector_free(col);
-    res_log("%s: FAILED after exactly one attempt", fc->name);
+    h_collector_free(col);
+    h_log("%s: FAILED after exactly one attempt", fc->name);
 }
 
 int main(void)
 {
-    res_init("fatal_errors_fail_fast");
-    res_proc srv;
+    h_init("fatal_errors_fail_fast");
+    h_server srv;
     const char *args[] = {"--api-key", "right-key", NULL};
-    res_server_start(&srv, args);
-    steno_client *cl = res_client_open(NULL);
+    h_server_start(&srv, args);
+    steno_client *cl = h_client_open(NULL);
 
     static const fatal_case cases[] = {
         {"403-forbidden", "right-key", "/v1/listen", NULL, 1, 403, STENO_ERR_AUTH},
@@ -134,8 +133,8 @@ int main(void)
     fatal_run runs[N];
     memset(runs, 0, sizeof runs);
     /* the 403 comes from a one-shot reject fault: that session runs alone */
-    RES_CHECK(cases[0].reject_403, "the fault-injected case must come first");
-    res_fault(&srv, "{\"reject_next\":1,\"status\":403,\"error\":\"key lacks scope\"}");
+    H_CHECK(cases[0].reject_403, "the fault-injected case must come first");
+    h_fault(&srv, "{\"reject_next\":1,\"status\":403,\"error\":\"key lacks scope\"}");
     runs[0].fc = &cases[0];
     start_case(cl, &srv, &runs[0]);
     await_failed(&runs[0]);
@@ -146,24 +145,24 @@ int main(void)
     for (size_t i = 1; i < N; i++)
         await_failed(&runs[i]);
     /* any retry would come within retry.cap_ms (1 s) of its failure: allow 2.5 times that */
-    uint64_t quiet_until = res_now_ms() + 2500;
+    uint64_t quiet_until = h_now_ms() + 2500;
     for (size_t i = 0; i < N; i++) {
-        uint64_t now = res_now_ms();
+        uint64_t now = h_now_ms();
         /* the session is terminal already: wait out the window regardless */
-        bool again = res_wait(&runs[i].col, pred_second_attempt, NULL,
-                              now < quiet_until ? (uint32_t)(quiet_until - now) : 0);
-        RES_CHECK(!again, "%s: a second connection attempt followed a fatal %d", cases[i].name,
-                  cases[i].want_http);
+        bool again = h_wait(&runs[i].col, pred_second_attempt, NULL,
+                            now < quiet_until ? (uint32_t)(quiet_until - now) : 0);
+        H_CHECK(!again, "%s: a second connection attempt followed a fatal %d", cases[i].name,
+                cases[i].want_http);
     }
-    cJSON *recs = res_server_records(&srv);
+    cJSON *recs = h_server_records(&srv);
     int total = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(recs, "connections"));
-    RES_CHECK(total == N, "the server recorded %d handshakes for %d fatal sessions", total, N);
+    H_CHECK(total == N, "the server recorded %d handshakes for %d fatal sessions", total, N);
     for (size_t i = 0; i < N; i++)
         verify_case(recs, &runs[i]);
     cJSON_Delete(recs);
 
     steno_client_destroy(cl);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -33,7 +33,7 @@ typedef struct n_arg {
     size_t n;
 } n_arg;
 
-static bool pred_reconnected(res_collector *c, void *arg)
+static bool pred_reconnected(h_collector *c, void *arg)
 {
     const n_arg *a = arg;
     size_t k = 0;
@@ -44,52 +44,51 @@ static bool pred_reconnected(res_collector *c, void *arg)
 
 int main(void)
 {
-    res_init("half_open_detected_and_replaced");
-    res_proc srv, chaos;
-    res_server_start(&srv, NULL);
-    res_chaos_start(&chaos, srv.port);
+    h_init("half_open_detected_and_replaced");
+    h_server srv, chaos;
+    h_server_start(&srv, NULL);
+    h_chaos_start(&chaos, srv.port);
     const size_t total = 12u * RATE;
     int16_t *pcm = malloc(total * sizeof *pcm);
-    RES_CHECK(pcm, "out of memory");
-    res_pattern(5, 0, total, pcm);
+    H_CHECK(pcm, "out of memory");
+    h_pattern(5, 0, total, pcm);
 
-    steno_client *cl = res_client_open(NULL);
-    res_collector col;
-    res_collector_init(&col, "session");
+    steno_client *cl = h_client_open(NULL);
+    h_collector col;
+    h_collector_init(&col, "session");
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
     sc.dead_after_ms = DEAD_AFTER_MS;
     sc.ping_interval_ms = PING_MS;
     sc.keepalive_ms = KEEPALIVE_MS;
     steno_session *s = NULL;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    res_producer prod;
-    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    h_producer prod;
+    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
 
     static const char *const kinds[] = {"stall", "discard", "server"};
     for (int k = 0; k < 3; k++) {
         uint64_t mark = (uint64_t)(k + 1) * 3u * RATE;
-        RES_CHECK(res_producer_wait(&prod, (size_t)mark + RATE / 2, 30000), "producer stalled");
-        RES_CHECK(res_wait_acked(&col, mark - RATE, 20000 * res_slow()), "no finals before %s",
-                  kinds[k]);
-        uint64_t t0 = res_now_ms();
+        H_CHECK(h_producer_wait(&prod, (size_t)mark + RATE / 2, 30000), "producer stalled");
+        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals before %s", kinds[k]);
+        uint64_t t0 = h_now_ms();
         if (k < 2) {
-            int conn = res_chaos_open_conn(&chaos);
-            RES_CHECK(conn > 0, "no open proxy connection");
-            res_toxic_add(&chaos,
-                          "{\"name\":\"hole\",\"type\":\"blackhole\",\"mode\":\"%s\","
-                          "\"connection\":%d}",
-                          kinds[k], conn);
+            int conn = h_chaos_open_conn(&chaos);
+            H_CHECK(conn > 0, "no open proxy connection");
+            h_toxic_add(&chaos,
+                        "{\"name\":\"hole\",\"type\":\"blackhole\",\"mode\":\"%s\","
+                        "\"connection\":%d}",
+                        kinds[k], conn);
         } else {
-            res_fault(&srv, "{\"action\":\"stall\"}");
+            h_fault(&srv, "{\"action\":\"stall\"}");
         }
-        res_log("silenced the connection (%s)", kinds[k]);
+        h_log("silenced the connection (%s)", kinds[k]);
         n_arg a = {(size_t)k + 1};
-        RES_CHECK(res_wait(&col, pred_reconnected, &a, 20000 * res_slow()) && !col.terminal,
-                  "%s: the connection was not replaced", kinds[k]);
+        H_CHECK(h_wait(&col, pred_reconnected, &a, 20000 * h_slow()) && !col.terminal,
+                "%s: the connection was not replaced", kinds[k]);
         /* when was it declared dead? the RECONNECTING event that preceded */
         pthread_mutex_lock(&col.mu);
         uint64_t t_dead = 0;
@@ -101,76 +100,74 @@ int main(void)
             }
         }
         pthread_mutex_unlock(&col.mu);
-        RES_CHECK(t_dead, "%s: no RECONNECTING event", kinds[k]);
+        H_CHECK(t_dead, "%s: no RECONNECTING event", kinds[k]);
         uint64_t took = t_dead - t0;
-        res_log("%s: declared dead after %" PRIu64 " ms (dead_after_ms %u)", kinds[k], took,
-                DEAD_AFTER_MS);
-        RES_CHECK(took <= DEAD_AFTER_MS + 1000u, "%s: detected after %" PRIu64 " ms > %u + 1000",
-                  kinds[k], took, DEAD_AFTER_MS);
-        RES_CHECK(took + PING_MS + 100u >= DEAD_AFTER_MS,
-                  "%s: declared dead after only %" PRIu64 " ms: a live connection could be "
-                  "dropped",
-                  kinds[k], took);
-        RES_CHECK(cause == STENO_ERR_TIMEOUT, "%s: cause %s, want STENO_ERR_TIMEOUT", kinds[k],
-                  steno_status_name(cause));
+        h_log("%s: declared dead after %" PRIu64 " ms (dead_after_ms %u)", kinds[k], took,
+              DEAD_AFTER_MS);
+        H_CHECK(took <= DEAD_AFTER_MS + 1000u, "%s: detected after %" PRIu64 " ms > %u + 1000",
+                kinds[k], took, DEAD_AFTER_MS);
+        H_CHECK(took + PING_MS + 100u >= DEAD_AFTER_MS,
+                "%s: declared dead after only %" PRIu64 " ms: a live connection could be "
+                "dropped",
+                kinds[k], took);
+        H_CHECK(cause == STENO_ERR_TIMEOUT, "%s: cause %s, want STENO_ERR_TIMEOUT", kinds[k],
+                steno_status_name(cause));
         if (k < 2)
-            res_toxic_remove(&chaos, "hole");
+            h_toxic_remove(&chaos, "hole");
         else
-            res_fault(&srv, "{\"action\":\"unstall\"}");
+            h_fault(&srv, "{\"action\":\"unstall\"}");
     }
 
-    size_t written = res_producer_join(&prod);
-    RES_CHECK(written == total, "producer wrote %zu", written);
-    RES_CHECK(res_wait_acked(&col, total - CHUNK_FRAMES, 20000 * res_slow()),
-              "the stream was not finalized");
+    size_t written = h_producer_join(&prod);
+    H_CHECK(written == total, "producer wrote %zu", written);
+    H_CHECK(h_wait_acked(&col, total - CHUNK_FRAMES, 20000 * h_slow()),
+            "the stream was not finalized");
     /* no audio flows now: KeepAlive every keepalive_ms (poll the counter: it has no event) */
-    uint64_t idle_from = res_now_ms();
+    uint64_t idle_from = h_now_ms();
     steno_session_stats st;
     do {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
         steno_session_stats_get(s, &st);
-    } while (st.keepalives_sent < 2 && res_now_ms() - idle_from < 5u * KEEPALIVE_MS);
-    res_log("idle: %" PRIu64 " KeepAlive after %" PRIu64 " ms", st.keepalives_sent,
-            res_now_ms() - idle_from);
-    RES_CHECK(st.keepalives_sent >= 2, "only %" PRIu64 " KeepAlive while idle for %u ms",
-              st.keepalives_sent, 5u * KEEPALIVE_MS);
+    } while (st.keepalives_sent < 2 && h_now_ms() - idle_from < 5u * KEEPALIVE_MS);
+    h_log("idle: %" PRIu64 " KeepAlive after %" PRIu64 " ms", st.keepalives_sent,
+          h_now_ms() - idle_from);
+    H_CHECK(st.keepalives_sent >= 2, "only %" PRIu64 " KeepAlive while idle for %u ms",
+            st.keepalives_sent, 5u * KEEPALIVE_MS);
 
-    rc = steno_session_close(s, 30000 * res_slow());
-    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+    rc = steno_session_close(s, 30000 * h_slow());
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
     steno_session_stats_get(s, &st);
-    RES_CHECK(st.dead_connections == 3, "stats.dead_connections = %u, want 3", st.dead_connections);
+    H_CHECK(st.dead_connections == 3, "stats.dead_connections = %u, want 3", st.dead_connections);
 
-    cJSON *recs = res_server_records(&srv);
-    res_accounting acc;
-    RES_CHECK(
-        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-        "accounting: %s", err);
-    RES_CHECK(acc.dropped == 0, "audio dropped");
-    res_log("accounting: %" PRIu64 " samples covered once over %zu connections, %" PRIu64
-            " replayed",
-            acc.covered, acc.connections, acc.replayed);
+    cJSON *recs = h_server_records(&srv);
+    h_accounting acc;
+    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
+            "accounting: %s", err);
+    H_CHECK(acc.dropped == 0, "audio dropped");
+    h_log("accounting: %" PRIu64 " samples covered once over %zu connections, %" PRIu64 " replayed",
+          acc.covered, acc.connections, acc.replayed);
     /* KeepAlive only on the last connection (the idle one) */
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     int n = cJSON_GetArraySize(arr), i = 0;
     cJSON_ArrayForEach(r, arr)
     {
         const cJSON *ctl = cJSON_GetObjectItemCaseSensitive(r, "control");
-        int ka = (int)res_jnum(ctl, "KeepAlive", 0);
+        int ka = (int)h_jnum(ctl, "KeepAlive", 0);
         if (++i < n)
-            RES_CHECK(ka == 0, "connection %d got %d KeepAlive while audio flowed", i, ka);
+            H_CHECK(ka == 0, "connection %d got %d KeepAlive while audio flowed", i, ka);
         else
-            RES_CHECK(ka >= 2, "the idle connection got %d KeepAlive", ka);
+            H_CHECK(ka >= 2, "the idle connection got %d KeepAlive", ka);
     }
     cJSON_Delete(recs);
 
     steno_session_destroy(s);
     steno_client_destroy(cl);
-    res_collector_free(&col);
+    h_collector_free(&col);
     free(pcm);
-    res_proc_stop(&chaos);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&chaos);
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -37,7 +37,7 @@ static char *read_file(const char *path)
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *b = malloc((size_t)n + 1);
-    RES_CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n, "read %s", path);
+    H_CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n, "read %s", path);
     b[n] = '\0';
     fclose(f);
     return b;
@@ -49,7 +49,7 @@ static void append_reference(const char *trans, const char *id, char *out, size_
     char key[256];
     snprintf(key, sizeof key, "(%s)", id);
     const char *at = strstr(trans, key);
-    RES_CHECK(at, "no reference transcription for %s", id);
+    H_CHECK(at, "no reference transcription for %s", id);
     const char *ls = at;
     while (ls > trans && ls[-1] != '\n')
         ls--;
@@ -62,7 +62,7 @@ static void append_reference(const char *trans, const char *id, char *out, size_
         if (!strcmp(tok, "<s>") || !strcmp(tok, "</s>") || !strcmp(tok, "<sil>"))
             continue;
         len += (size_t)snprintf(out + len, cap - len, "%s ", tok);
-        RES_CHECK(len < cap, "reference too long");
+        H_CHECK(len < cap, "reference too long");
     }
 }
 
@@ -72,7 +72,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The server's id for the session's current connection (by its request id). */
-static int server_conn_id(const res_proc *srv, res_collector *col)
+static int server_conn_id(const h_server *srv, h_collector *col)
 {
     char rid[128] = "";
     pthread_mutex_lock(&col->mu);
@@ -80,19 +80,19 @@ static int server_conn_id(const res_proc *srv, res_collector *col)
         if (col->ev[i].type == STENO_EVENT_CONNECTED || col->ev[i].type == STENO_EVENT_RECONNECTED)
             snprintf(rid, sizeof rid, "%s", col->ev[i].request_id);
     pthread_mutex_unlock(&col->mu);
-    cJSON *recs = res_server_records(srv);
-    const cJSON *r = res_record_by_rid(recs, rid);
-    RES_CHECK(r, "no server record for %s", rid);
-    int id = (int)res_jnum(r, "id", -1);
+    cJSON *recs = h_server_records(srv);
+    const cJSON *r = h_record_by_rid(recs, rid);
+    H_CHECK(r, "no server record for %s", rid);
+    int id = (int)h_jnum(r, "id", -1);
     cJSON_Delete(recs);
     return id;
 }
 
 typedef struct run {
     const char *name;
-    res_collector col;
+    h_collector col;
     steno_session *s;
-    res_producer prod;
+    h_producer prod;
     char *text;
     double wer;
 } run;
@@ -100,10 +100,10 @@ typedef struct run {
 static void open_run(steno_client *cl, run *r, const char *name, int port)
 {
     r->name = name;
-    res_collector_init(&r->col, name);
+    h_collector_init(&r->col, name);
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, port, &r->col);
+    h_session_defaults(&sc, url, sizeof url, port, &r->col);
     sc.ring_chunks = 400; /* recognition lags: hold the whole stream if need be */
     sc.close_timeout_ms = 60000;
     /* a recogniser may take a while to answer: no liveness verdict on a quiet decoder */
@@ -114,7 +114,7 @@ static void open_run(steno_client *cl, run *r, const char *name, int port)
     sc.n_options = 2;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &r->s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "%s: open: %s %s", name, steno_status_name(rc), err);
+    H_CHECK(rc == STENO_OK, "%s: open: %s %s", name, steno_status_name(rc), err);
 }
 
 static void transcript_of(run *r)
@@ -125,10 +125,10 @@ static void transcript_of(run *r)
         if (r->col.ev[i].type == STENO_EVENT_TRANSCRIPT && r->col.ev[i].is_final)
             cap += strlen(r->col.ev[i].text) + 1;
     r->text = malloc(cap);
-    RES_CHECK(r->text, "out of memory");
+    H_CHECK(r->text, "out of memory");
     r->text[0] = '\0';
     for (size_t i = 0; i < r->col.n; i++) {
-        const res_ev *e = &r->col.ev[i];
+        const h_ev *e = &r->col.ev[i];
         if (e->type == STENO_EVENT_TRANSCRIPT && e->is_final && e->text[0])
             len += (size_t)snprintf(r->text + len, cap - len, "%s%s", len ? " " : "", e->text);
     }
@@ -137,11 +137,11 @@ static void transcript_of(run *r)
 
 int main(void)
 {
-    res_init("real_speech_wer_under_faults");
+    h_init("real_speech_wer_under_faults");
     const char *have = getenv("RES_HAVE_POCKETSPHINX");
     if (!have || strcmp(have, "1") != 0) {
-        res_log("SKIP: steno-server built without pocketsphinx");
-        return RES_SKIP;
+        h_log("SKIP: steno-server built without pocketsphinx");
+        return H_SKIP;
     }
     const char *dir = getenv("RES_LIBRIVOX");
     if (!dir)
@@ -151,8 +151,8 @@ int main(void)
     char *trans = read_file(path);
     DIR *d = opendir(dir);
     if (!trans || !d) {
-        res_log("SKIP: no recordings in %s (package pocketsphinx-testdata)", dir);
-        return RES_SKIP;
+        h_log("SKIP: no recordings in %s (package pocketsphinx-testdata)", dir);
+        return H_SKIP;
     }
     char *names[64];
     size_t nf = 0;
@@ -162,7 +162,7 @@ int main(void)
             names[nf++] = strdup(de->d_name);
     }
     closedir(d);
-    RES_CHECK(nf > 0, "no .wav files in %s", dir);
+    H_CHECK(nf > 0, "no .wav files in %s", dir);
     qsort(names, nf, sizeof names[0], cmp_str);
 
     /* the recordings joined, with a short pause of faint noise between them */
@@ -174,17 +174,17 @@ int main(void)
         size_t frames;
         uint32_t rate;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        res_wav_load(path, &w, &frames, &rate);
-        RES_CHECK(rate == RATE, "%s: %u Hz", names[i], rate);
+        h_wav_load(path, &w, &frames, &rate);
+        H_CHECK(rate == RATE, "%s: %u Hz", names[i], rate);
         if (total + frames + GAP > cap) {
             cap = (total + frames + GAP) * 2;
             pcm = realloc(pcm, cap * sizeof *pcm);
-            RES_CHECK(pcm, "out of memory");
+            H_CHECK(pcm, "out of memory");
         }
         memcpy(pcm + total, w, frames * sizeof *w);
         total += frames;
         for (size_t k = 0; k < GAP; k++)
-            pcm[total + k] = (int16_t)(res_pattern_sample(2, total + k) % 8);
+            pcm[total + k] = (int16_t)(h_pattern_sample(2, total + k) % 8);
         total += GAP;
         free(w);
         names[i][strlen(names[i]) - 4] = '\0';
@@ -192,95 +192,94 @@ int main(void)
         free(names[i]);
     }
     free(trans);
-    res_log("%zu recordings, %.1f s of speech", nf, (double)total / RATE);
+    h_log("%zu recordings, %.1f s of speech", nf, (double)total / RATE);
 
-    res_proc srv, chaos;
+    h_server srv, chaos;
     const char *args[] = {"--engine", "pocketsphinx", "--workers", "2", NULL};
-    res_server_start(&srv, args);
-    res_chaos_start(&chaos, srv.port);
-    steno_client *cl = res_client_open(NULL);
+    h_server_start(&srv, args);
+    h_chaos_start(&chaos, srv.port);
+    steno_client *cl = h_client_open(NULL);
     run clean, faulted;
     memset(&clean, 0, sizeof clean);
     memset(&faulted, 0, sizeof faulted);
     open_run(cl, &clean, "clean", srv.port);
     open_run(cl, &faulted, "faulted", chaos.port);
-    res_producer_start(&clean.prod, clean.s, pcm, total, RATE, RATE / 50, 1.0);
-    res_producer_start(&faulted.prod, faulted.s, pcm, total, RATE, RATE / 50, 1.0);
+    h_producer_start(&clean.prod, clean.s, pcm, total, RATE, RATE / 50, 1.0);
+    h_producer_start(&faulted.prod, faulted.s, pcm, total, RATE, RATE / 50, 1.0);
 
     /* three faults, at a quarter, half and three quarters of the stream */
     for (int k = 0; k < 3; k++) {
         size_t at = total * (size_t)(k + 1) / 4;
-        RES_CHECK(res_producer_wait(&faulted.prod, at, 120000), "producer stalled");
-        size_t before = res_count(&faulted.col, STENO_EVENT_RECONNECTED);
+        H_CHECK(h_producer_wait(&faulted.prod, at, 120000), "producer stalled");
+        size_t before = h_count(&faulted.col, STENO_EVENT_RECONNECTED);
         if (k == 0) {
-            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
         } else if (k == 1) {
             /* only the faulted session's connection */
-            res_fault(&srv,
-                      "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\","
-                      "\"connection\":%d}",
-                      server_conn_id(&srv, &faulted.col));
+            h_fault(&srv,
+                    "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\","
+                    "\"connection\":%d}",
+                    server_conn_id(&srv, &faulted.col));
         } else {
-            res_fault(&srv, "{\"reject_next\":1,\"status\":503}");
-            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_fault(&srv, "{\"reject_next\":1,\"status\":503}");
+            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
         }
-        RES_CHECK(
-            res_wait_type(&faulted.col, STENO_EVENT_RECONNECTED, before + 1, 30000 * res_slow()),
-            "fault %d: no RECONNECTED", k + 1);
+        H_CHECK(h_wait_type(&faulted.col, STENO_EVENT_RECONNECTED, before + 1, 30000 * h_slow()),
+                "fault %d: no RECONNECTED", k + 1);
     }
-    res_producer_join(&clean.prod);
-    res_producer_join(&faulted.prod);
+    h_producer_join(&clean.prod);
+    h_producer_join(&faulted.prod);
     steno_status rc = steno_session_close(clean.s, 120000);
-    RES_CHECK(rc == STENO_OK, "clean: close: %s", steno_status_name(rc));
+    H_CHECK(rc == STENO_OK, "clean: close: %s", steno_status_name(rc));
     rc = steno_session_close(faulted.s, 120000);
-    RES_CHECK(rc == STENO_OK, "faulted: close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 30000), "server connections still open");
+    H_CHECK(rc == STENO_OK, "faulted: close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 30000), "server connections still open");
 
     char **rw;
-    size_t nr = res_words(ref, &rw);
+    size_t nr = h_words(ref, &rw);
     run *runs[2] = {&clean, &faulted};
     for (int i = 0; i < 2; i++) {
         transcript_of(runs[i]);
         char **hw;
-        size_t nh = res_words(runs[i]->text, &hw);
-        runs[i]->wer = res_wer(rw, nr, hw, nh);
-        res_words_free(hw, nh);
+        size_t nh = h_words(runs[i]->text, &hw);
+        runs[i]->wer = h_wer(rw, nr, hw, nh);
+        h_words_free(hw, nh);
     }
-    res_log("reference: %s", ref);
-    res_log("clean (WER %.1f%%): %s", clean.wer, clean.text);
-    res_log("faulted (WER %.1f%%): %s", faulted.wer, faulted.text);
+    h_log("reference: %s", ref);
+    h_log("clean (WER %.1f%%): %s", clean.wer, clean.text);
+    h_log("faulted (WER %.1f%%): %s", faulted.wer, faulted.text);
 
     steno_session_stats st;
     steno_session_stats_get(faulted.s, &st);
-    RES_CHECK(st.reconnects == 3, "faulted: %u reconnects", st.reconnects);
-    cJSON *recs = res_server_records(&srv);
-    res_accounting acc;
+    H_CHECK(st.reconnects == 3, "faulted: %u reconnects", st.reconnects);
+    cJSON *recs = h_server_records(&srv);
+    h_accounting acc;
     char err[256];
-    RES_CHECK(res_check_connections(&faulted.col, pcm, total, RATE, CHUNK_FRAMES, recs, &acc, err,
-                                    sizeof err),
-              "faulted: %s", err);
-    RES_CHECK(res_check_connections(&clean.col, pcm, total, RATE, CHUNK_FRAMES, recs, NULL, err,
-                                    sizeof err),
-              "clean: %s", err);
-    res_log("faulted run: %zu connections, %" PRIu64 " samples replayed, %" PRIu64
-            " finals suppressed",
-            acc.connections, acc.replayed, st.finals_suppressed);
+    H_CHECK(h_check_connections(&faulted.col, pcm, total, RATE, CHUNK_FRAMES, recs, &acc, err,
+                                sizeof err),
+            "faulted: %s", err);
+    H_CHECK(h_check_connections(&clean.col, pcm, total, RATE, CHUNK_FRAMES, recs, NULL, err,
+                                sizeof err),
+            "clean: %s", err);
+    h_log("faulted run: %zu connections, %" PRIu64 " samples replayed, %" PRIu64
+          " finals suppressed",
+          acc.connections, acc.replayed, st.finals_suppressed);
     cJSON_Delete(recs);
-    RES_CHECK(faulted.wer <= clean.wer + SLACK_POINTS,
-              "faults cost %.1f WER points (%.1f%% vs %.1f%%), more than %.0f",
-              faulted.wer - clean.wer, faulted.wer, clean.wer, SLACK_POINTS);
-    RES_CHECK(clean.wer < 50.0, "the fault-free run is implausibly bad (%.1f%%)", clean.wer);
+    H_CHECK(faulted.wer <= clean.wer + SLACK_POINTS,
+            "faults cost %.1f WER points (%.1f%% vs %.1f%%), more than %.0f",
+            faulted.wer - clean.wer, faulted.wer, clean.wer, SLACK_POINTS);
+    H_CHECK(clean.wer < 50.0, "the fault-free run is implausibly bad (%.1f%%)", clean.wer);
 
-    res_words_free(rw, nr);
+    h_words_free(rw, nr);
     for (int i = 0; i < 2; i++) {
         steno_session_destroy(runs[i]->s);
-        res_collector_free(&runs[i]->col);
+        h_collector_free(&runs[i]->col);
         free(runs[i]->text);
     }
     steno_client_destroy(cl);
     free(pcm);
-    res_proc_stop(&chaos);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&chaos);
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

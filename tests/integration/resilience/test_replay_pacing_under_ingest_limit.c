@@ -30,22 +30,21 @@
 #define BURST_S 2.0
 
 /* The most a connection's audio ran ahead of MAX_RATE x real time, in seconds of audio. */
-static double max_lead(const res_proc *srv, int id, size_t *frames_out)
+static double max_lead(const h_server *srv, int id, size_t *frames_out)
 {
     char path[96];
     snprintf(path, sizeof path, "/connections/%d/frames", id);
-    cJSON *j = res_http_ok(srv->control_port, "GET", path, NULL);
-    RES_CHECK(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated")),
-              "frame log truncated");
+    cJSON *j = h_http_ok(srv->control_port, "GET", path, NULL);
+    H_CHECK(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated")), "frame log truncated");
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "frames"), *f;
     double lead = -1e9, t0 = -1, audio = 0;
     size_t n = 0;
     cJSON_ArrayForEach(f, arr)
     {
-        double t = res_jnum(f, "t", 0);
+        double t = h_jnum(f, "t", 0);
         if (t0 < 0)
             t0 = t;
-        audio += res_jnum(f, "bytes", 0) / 2.0 / RATE;
+        audio += h_jnum(f, "bytes", 0) / 2.0 / RATE;
         double l = audio - MAX_RATE * (t - t0);
         lead = l > lead ? l : lead;
         n++;
@@ -57,129 +56,125 @@ static double max_lead(const res_proc *srv, int id, size_t *frames_out)
 
 int main(void)
 {
-    res_init("replay_pacing_under_ingest_limit");
-    res_proc srv;
+    h_init("replay_pacing_under_ingest_limit");
+    h_server srv;
     const char *args[] = {"--max-rate", "1.25", "--burst-ms", "2000", NULL};
-    res_server_start(&srv, args);
+    h_server_start(&srv, args);
     const size_t total = 12u * RATE;
     int16_t *pcm = malloc(total * sizeof *pcm);
-    RES_CHECK(pcm, "out of memory");
-    res_pattern(13, 0, total, pcm);
+    H_CHECK(pcm, "out of memory");
+    h_pattern(13, 0, total, pcm);
 
     steno_client_config cc;
     steno_client_config_init(&cc);
     cc.breaker_open_ms = 200;
-    steno_client *cl = res_client_open(&cc);
-    res_collector col;
-    res_collector_init(&col, "session");
+    steno_client *cl = h_client_open(&cc);
+    h_collector col;
+    h_collector_init(&col, "session");
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, srv.port, &col);
+    h_session_defaults(&sc, url, sizeof url, srv.port, &col);
     sc.retry.cap_ms = 200;
     /* the provider's own pacing: no test knob here */
     steno_session *s = NULL;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    res_producer prod;
-    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    h_producer prod;
+    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
 
-    RES_CHECK(res_producer_wait(&prod, 3u * RATE + RATE / 2, 20000), "producer stalled");
-    res_fault(&srv, "{\"down\":true}");
-    res_fault(&srv, "{\"action\":\"drop\"}");
-    size_t w0 = res_producer_written(&prod);
-    RES_CHECK(res_producer_wait(&prod, w0 + 3u * RATE, 20000), "producer stalled");
-    res_fault(&srv, "{\"down\":false}");
-    res_log("server back after 3 s of audio");
-    RES_CHECK(res_wait_type(&col, STENO_EVENT_RECONNECTED, 1, 20000 * res_slow()),
-              "no RECONNECTED");
+    H_CHECK(h_producer_wait(&prod, 3u * RATE + RATE / 2, 20000), "producer stalled");
+    h_fault(&srv, "{\"down\":true}");
+    h_fault(&srv, "{\"action\":\"drop\"}");
+    size_t w0 = h_producer_written(&prod);
+    H_CHECK(h_producer_wait(&prod, w0 + 3u * RATE, 20000), "producer stalled");
+    h_fault(&srv, "{\"down\":false}");
+    h_log("server back after 3 s of audio");
+    H_CHECK(h_wait_type(&col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()), "no RECONNECTED");
     pthread_mutex_lock(&col.mu);
     char replay_rid[128];
     snprintf(replay_rid, sizeof replay_rid, "%s",
-             col.ev[res_find(&col, STENO_EVENT_RECONNECTED, 0)].request_id);
+             col.ev[h_find(&col, STENO_EVENT_RECONNECTED, 0)].request_id);
     pthread_mutex_unlock(&col.mu);
 
     /* caught up (finals close to the live edge), then a fault on a healthy connection */
-    RES_CHECK(res_producer_wait(&prod, 11u * RATE, 30000), "producer stalled");
-    bool caught_up = res_wait_acked(&col, 10u * RATE, 30000 * res_slow());
+    H_CHECK(h_producer_wait(&prod, 11u * RATE, 30000), "producer stalled");
+    bool caught_up = h_wait_acked(&col, 10u * RATE, 30000 * h_slow());
     if (!caught_up) {
         /* say why: a connection closed for its rate is the failure this test is about */
-        res_producer_stop(&prod);
-        cJSON *recs = res_server_records(&srv);
+        h_producer_stop(&prod);
+        cJSON *recs = h_server_records(&srv);
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
         cJSON_ArrayForEach(r, arr)
         {
-            if (strcmp(res_jstr(r, "close_cause"), "rate") != 0)
+            if (strcmp(h_jstr(r, "close_cause"), "rate") != 0)
                 continue;
             size_t n = 0;
-            double lead = max_lead(&srv, (int)res_jnum(r, "id", 0), &n);
-            res_fail(__FILE__, __LINE__,
-                     "the replay was closed by the server's ingest limit (%s): %zu frames, "
-                     "%.3f s of audio received, up to %.4f s ahead of %.2fx real time (limit "
-                     "%.1f s)",
-                     res_jstr(r, "close_reason"), n, res_jnum(r, "audio_samples", 0) / RATE, lead,
-                     MAX_RATE, BURST_S);
+            double lead = max_lead(&srv, (int)h_jnum(r, "id", 0), &n);
+            h_fail(__FILE__, __LINE__,
+                   "the replay was closed by the server's ingest limit (%s): %zu frames, "
+                   "%.3f s of audio received, up to %.4f s ahead of %.2fx real time (limit "
+                   "%.1f s)",
+                   h_jstr(r, "close_reason"), n, h_jnum(r, "audio_samples", 0) / RATE, lead,
+                   MAX_RATE, BURST_S);
         }
-        res_fail(__FILE__, __LINE__, "replay did not catch up");
+        h_fail(__FILE__, __LINE__, "replay did not catch up");
     }
-    double t_fault = res_wall_s();
-    res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
-    RES_CHECK(res_wait_type(&col, STENO_EVENT_RECONNECTED, 2, 20000 * res_slow()),
-              "no second RECONNECTED");
+    double t_fault = h_wall_s();
+    h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+    H_CHECK(h_wait_type(&col, STENO_EVENT_RECONNECTED, 2, 20000 * h_slow()),
+            "no second RECONNECTED");
 
-    size_t written = res_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * res_slow());
-    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+    size_t written = h_producer_join(&prod);
+    rc = steno_session_close(s, 30000 * h_slow());
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
-    cJSON *recs = res_server_records(&srv);
+    cJSON *recs = h_server_records(&srv);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     cJSON_ArrayForEach(r, arr)
     {
-        RES_CHECK(strcmp(res_jstr(r, "close_cause"), "rate") != 0,
-                  "connection %d was closed for sending faster than %.2fx real time: %s",
-                  (int)res_jnum(r, "id", 0), MAX_RATE, res_jstr(r, "close_reason"));
+        H_CHECK(strcmp(h_jstr(r, "close_cause"), "rate") != 0,
+                "connection %d was closed for sending faster than %.2fx real time: %s",
+                (int)h_jnum(r, "id", 0), MAX_RATE, h_jstr(r, "close_reason"));
     }
-    const cJSON *rr = res_record_by_rid(recs, replay_rid);
-    RES_CHECK(rr, "no record of the replaying connection");
+    const cJSON *rr = h_record_by_rid(recs, replay_rid);
+    H_CHECK(rr, "no record of the replaying connection");
     size_t nframes = 0;
-    double lead = max_lead(&srv, (int)res_jnum(rr, "id", 0), &nframes);
-    res_log("replaying connection: %zu frames, at most %.3f s of audio ahead of %.2fx real time "
-            "(limit %.1f s)",
-            nframes, lead, MAX_RATE, BURST_S);
-    RES_CHECK(lead <= BURST_S + 1e-9, "lead %.3f s beyond the burst", lead);
-    RES_CHECK(lead >= BURST_S * 0.75,
-              "the replay only got %.3f s ahead: the backlog was not sent as fast as allowed",
-              lead);
+    double lead = max_lead(&srv, (int)h_jnum(rr, "id", 0), &nframes);
+    h_log("replaying connection: %zu frames, at most %.3f s of audio ahead of %.2fx real time "
+          "(limit %.1f s)",
+          nframes, lead, MAX_RATE, BURST_S);
+    H_CHECK(lead <= BURST_S + 1e-9, "lead %.3f s beyond the burst", lead);
+    H_CHECK(lead >= BURST_S * 0.75,
+            "the replay only got %.3f s ahead: the backlog was not sent as fast as allowed", lead);
 
     steno_session_stats st;
     steno_session_stats_get(s, &st);
-    RES_CHECK(st.chunks_replayed > 0, "nothing replayed");
-    res_accounting acc;
-    RES_CHECK(
-        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-        "accounting: %s", err);
-    RES_CHECK(acc.dropped == 0, "audio dropped");
+    H_CHECK(st.chunks_replayed > 0, "nothing replayed");
+    h_accounting acc;
+    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
+            "accounting: %s", err);
+    H_CHECK(acc.dropped == 0, "audio dropped");
 
     /* the reconnect gap on loopback */
     pthread_mutex_lock(&col.mu);
-    size_t i2 =
-        res_find(&col, STENO_EVENT_RECONNECTED, res_find(&col, STENO_EVENT_RECONNECTED, 0) + 1);
-    const cJSON *r2 = res_record_by_rid(recs, col.ev[i2].request_id);
+    size_t i2 = h_find(&col, STENO_EVENT_RECONNECTED, h_find(&col, STENO_EVENT_RECONNECTED, 0) + 1);
+    const cJSON *r2 = h_record_by_rid(recs, col.ev[i2].request_id);
     uint32_t downtime = col.ev[i2].downtime_ms;
     pthread_mutex_unlock(&col.mu);
-    RES_CHECK(r2, "no record of the last connection");
-    double gap = res_jnum(r2, "start", 0) + res_jnum(r2, "first_audio", 0) - t_fault;
-    res_log("reconnect gap after close 1011 on a healthy connection: %.1f ms to the first "
-            "replayed byte at the server (SDK downtime %u ms)",
-            gap * 1000.0, downtime);
+    H_CHECK(r2, "no record of the last connection");
+    double gap = h_jnum(r2, "start", 0) + h_jnum(r2, "first_audio", 0) - t_fault;
+    h_log("reconnect gap after close 1011 on a healthy connection: %.1f ms to the first "
+          "replayed byte at the server (SDK downtime %u ms)",
+          gap * 1000.0, downtime);
     cJSON_Delete(recs);
 
     steno_session_destroy(s);
     steno_client_destroy(cl);
-    res_collector_free(&col);
+    h_collector_free(&col);
     free(pcm);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

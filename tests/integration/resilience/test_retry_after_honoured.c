@@ -33,46 +33,46 @@ typedef struct ra_case {
 } ra_case;
 
 /* The record right after the rejected one with the given status, and its predecessor. */
-static void check_gap(const res_proc *srv, int from_id, int status, double not_before,
+static void check_gap(const h_server *srv, int from_id, int status, double not_before,
                       double wait_s, double slack, const char *name)
 {
-    cJSON *recs = res_server_records(srv);
+    cJSON *recs = h_server_records(srv);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     const cJSON *rej = NULL, *next = NULL;
     cJSON_ArrayForEach(r, arr)
     {
-        if ((int)res_jnum(r, "id", 0) <= from_id)
+        if ((int)h_jnum(r, "id", 0) <= from_id)
             continue;
-        if (!rej && (int)res_jnum(r, "handshake_status", 0) == status)
+        if (!rej && (int)h_jnum(r, "handshake_status", 0) == status)
             rej = r;
         else if (rej && !next)
             next = r;
     }
-    RES_CHECK(rej, "%s: no record of the %d refusal", name, status);
-    RES_CHECK(next, "%s: no handshake after the %d refusal", name, status);
-    RES_CHECK((int)res_jnum(next, "handshake_status", 0) == 101,
-              "%s: the attempt after the refusal got %d", name,
-              (int)res_jnum(next, "handshake_status", 0));
-    double t_rej = res_jnum(rej, "start", 0), t_next = res_jnum(next, "start", 0);
+    H_CHECK(rej, "%s: no record of the %d refusal", name, status);
+    H_CHECK(next, "%s: no handshake after the %d refusal", name, status);
+    H_CHECK((int)h_jnum(next, "handshake_status", 0) == 101,
+            "%s: the attempt after the refusal got %d", name,
+            (int)h_jnum(next, "handshake_status", 0));
+    double t_rej = h_jnum(rej, "start", 0), t_next = h_jnum(next, "start", 0);
     double lower = not_before > 0 ? not_before : t_rej + wait_s;
-    res_log("%s: refused at %.3f, next attempt %.3f s later (allowed from %.3f s)", name, t_rej,
-            t_next - t_rej, lower - t_rej);
-    RES_CHECK(t_next >= lower,
-              "%s: the next attempt came %.3f s after the refusal, before the "
-              "Retry-After allowed (%.3f s)",
-              name, t_next - t_rej, lower - t_rej);
-    RES_CHECK(t_next <= lower + slack,
-              "%s: the next attempt came %.3f s after the refusal, over %.1f s later than allowed",
-              name, t_next - t_rej, slack);
+    h_log("%s: refused at %.3f, next attempt %.3f s later (allowed from %.3f s)", name, t_rej,
+          t_next - t_rej, lower - t_rej);
+    H_CHECK(t_next >= lower,
+            "%s: the next attempt came %.3f s after the refusal, before the "
+            "Retry-After allowed (%.3f s)",
+            name, t_next - t_rej, lower - t_rej);
+    H_CHECK(t_next <= lower + slack,
+            "%s: the next attempt came %.3f s after the refusal, over %.1f s later than allowed",
+            name, t_next - t_rej, slack);
     cJSON_Delete(recs);
 }
 
-static int last_record_id(const res_proc *srv)
+static int last_record_id(const h_server *srv)
 {
-    cJSON *recs = res_server_records(srv);
+    cJSON *recs = h_server_records(srv);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections");
     int n = cJSON_GetArraySize(arr);
-    int id = n ? (int)res_jnum(cJSON_GetArrayItem(arr, n - 1), "id", 0) : 0;
+    int id = n ? (int)h_jnum(cJSON_GetArrayItem(arr, n - 1), "id", 0) : 0;
     cJSON_Delete(recs);
     return id;
 }
@@ -82,7 +82,7 @@ typedef struct n_arg {
     size_t n;
 } n_arg;
 
-static bool pred_n(res_collector *c, void *arg)
+static bool pred_n(h_collector *c, void *arg)
 {
     const n_arg *a = arg;
     size_t k = 0;
@@ -92,7 +92,7 @@ static bool pred_n(res_collector *c, void *arg)
 }
 
 /* The delay the last RECONNECTING event announced. */
-static uint32_t last_delay(res_collector *c, int *http)
+static uint32_t last_delay(h_collector *c, int *http)
 {
     pthread_mutex_lock(&c->mu);
     uint32_t d = 0;
@@ -109,33 +109,33 @@ static uint32_t last_delay(res_collector *c, int *http)
 
 int main(void)
 {
-    res_init("retry_after_honoured");
-    res_proc srv;
-    res_server_start(&srv, NULL);
+    h_init("retry_after_honoured");
+    h_server srv;
+    h_server_start(&srv, NULL);
     const size_t total = 14u * RATE;
     int16_t *pcm = malloc(total * sizeof *pcm);
-    RES_CHECK(pcm, "out of memory");
-    res_pattern(3, 0, total, pcm);
+    H_CHECK(pcm, "out of memory");
+    h_pattern(3, 0, total, pcm);
 
-    steno_client *cl = res_client_open(NULL);
-    res_collector col;
-    res_collector_init(&col, "session");
+    steno_client *cl = h_client_open(NULL);
+    h_collector col;
+    h_collector_init(&col, "session");
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, srv.port, &col);
+    h_session_defaults(&sc, url, sizeof url, srv.port, &col);
 
     /* 1: the first handshake */
-    res_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
+    h_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
     steno_session *s = NULL;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    res_producer prod;
-    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
-    RES_CHECK(res_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * res_slow()), "never connected");
+    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    h_producer prod;
+    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    H_CHECK(h_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
     int http = 0;
     uint32_t d = last_delay(&col, &http);
-    RES_CHECK(http == 429 && d >= 1000, "RECONNECTING announced %u ms after HTTP %d", d, http);
+    H_CHECK(http == 429 && d >= 1000, "RECONNECTING announced %u ms after HTTP %d", d, http);
     check_gap(&srv, 0, 429, 0, 1.0, 1.0, "429 Retry-After: 1 on the first handshake");
 
     /* 2 and 3: reconnects after a healthy connection closed */
@@ -143,13 +143,13 @@ int main(void)
         /* a healthy connection (up for a while, finals received) whose drop would be
          * retried at once */
         uint64_t mark = (uint64_t)(round + 1) * 4u * RATE + RATE;
-        RES_CHECK(res_producer_wait(&prod, (size_t)mark, 20000), "producer stalled");
-        RES_CHECK(res_wait_acked(&col, mark - RATE, 20000 * res_slow()), "no finals");
+        H_CHECK(h_producer_wait(&prod, (size_t)mark, 20000), "producer stalled");
+        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals");
         int from = last_record_id(&srv);
         double not_before = 0;
         const char *name;
         if (round == 0) {
-            res_fault(&srv, "{\"reject_next\":1,\"status\":503,\"retry_after\":\"2\"}");
+            h_fault(&srv, "{\"reject_next\":1,\"status\":503,\"retry_after\":\"2\"}");
             name = "503 Retry-After: 2 on a reconnect";
         } else {
             /* an HTTP-date: whole seconds, so the allowed moment is that second's start */
@@ -158,39 +158,38 @@ int main(void)
             gmtime_r(&at, &tm);
             char date[64];
             strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-            res_fault(&srv, "{\"reject_next\":1,\"status\":503,\"retry_after\":\"%s\"}", date);
+            h_fault(&srv, "{\"reject_next\":1,\"status\":503,\"retry_after\":\"%s\"}", date);
             not_before = (double)at;
             name = "503 Retry-After: <HTTP-date 3 s ahead> on a reconnect";
         }
         n_arg a = {STENO_EVENT_RECONNECTED, (size_t)round + 1};
-        res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
-        RES_CHECK(res_wait(&col, pred_n, &a, 20000 * res_slow()) && !col.terminal,
-                  "%s: no RECONNECTED", name);
+        h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+        H_CHECK(h_wait(&col, pred_n, &a, 20000 * h_slow()) && !col.terminal, "%s: no RECONNECTED",
+                name);
         d = last_delay(&col, &http);
-        RES_CHECK(http == 503 && d >= (round == 0 ? 2000u : 1000u),
-                  "%s: RECONNECTING announced %u ms after HTTP %d", name, d, http);
+        H_CHECK(http == 503 && d >= (round == 0 ? 2000u : 1000u),
+                "%s: RECONNECTING announced %u ms after HTTP %d", name, d, http);
         /* an HTTP-date has whole seconds: a client counting whole seconds may wait up to 1 s
          * more than the instant named */
         check_gap(&srv, from, 503, not_before, 2.0, round == 0 ? 1.0 : 1.5, name);
     }
 
-    size_t written = res_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * res_slow());
-    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
-    cJSON *recs = res_server_records(&srv);
-    res_accounting acc;
-    RES_CHECK(
-        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-        "accounting: %s", err);
-    RES_CHECK(acc.dropped == 0, "audio dropped");
+    size_t written = h_producer_join(&prod);
+    rc = steno_session_close(s, 30000 * h_slow());
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
+    cJSON *recs = h_server_records(&srv);
+    h_accounting acc;
+    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
+            "accounting: %s", err);
+    H_CHECK(acc.dropped == 0, "audio dropped");
     cJSON_Delete(recs);
 
     steno_session_destroy(s);
     steno_client_destroy(cl);
-    res_collector_free(&col);
+    h_collector_free(&col);
     free(pcm);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -51,7 +51,7 @@ typedef struct after_arg {
     size_t n;
 } after_arg;
 
-static bool pred_reconnected(res_collector *c, void *arg)
+static bool pred_reconnected(h_collector *c, void *arg)
 {
     const after_arg *a = arg;
     size_t n = 0;
@@ -61,11 +61,11 @@ static bool pred_reconnected(res_collector *c, void *arg)
 }
 
 typedef struct healthy_arg {
-    uint64_t not_before; /* the connection's age condition, res_now_ms() */
+    uint64_t not_before; /* the connection's age condition, h_now_ms() */
 } healthy_arg;
 
 /* A final arrived after the current connection opened. */
-static bool pred_healthy(res_collector *c, void *arg)
+static bool pred_healthy(h_collector *c, void *arg)
 {
     (void)arg;
     size_t last_open = 0;
@@ -86,55 +86,55 @@ static int cmp_double(const void *a, const void *b)
 
 int main(void)
 {
-    res_init("zero_loss_under_mixed_faults");
-    res_proc srv, chaos;
-    res_server_start(&srv, NULL);
-    res_chaos_start(&chaos, srv.port);
+    h_init("zero_loss_under_mixed_faults");
+    h_server srv, chaos;
+    h_server_start(&srv, NULL);
+    h_chaos_start(&chaos, srv.port);
 
     const size_t total = (size_t)STREAM_S * RATE;
     int16_t *pcm = malloc(total * sizeof *pcm);
-    RES_CHECK(pcm, "out of memory");
-    res_pattern(7, 0, total, pcm);
+    H_CHECK(pcm, "out of memory");
+    h_pattern(7, 0, total, pcm);
 
-    steno_client *cl = res_client_open(NULL);
-    res_collector col;
-    res_collector_init(&col, "session");
+    steno_client *cl = h_client_open(NULL);
+    h_collector col;
+    h_collector_init(&col, "session");
     steno_session_config sc;
     char url[96];
-    res_session_defaults(&sc, url, sizeof url, chaos.port, &col);
+    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
     sc.healthy_after_ms = HEALTHY_MS;
     /* the server accepts any rate: capture at 2.5x and let the session send at up to 6x, so
      * it catches up after each outage (the ring holds 10 s) */
-    double send_speed = res_fast_send(&sc, 6.0);
+    double send_speed = h_fast_send(&sc, 6.0);
     double speed = 2.5;
-    res_log("sending at up to %.2fx, capturing at %.2fx real time", send_speed, speed);
+    h_log("sending at up to %.2fx, capturing at %.2fx real time", send_speed, speed);
     steno_session *s = NULL;
     char err[256] = "";
     steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    RES_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    RES_CHECK(res_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * res_slow()), "never connected");
+    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    H_CHECK(h_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
 
-    res_producer prod;
-    res_producer_start(&prod, s, pcm, total, RATE, RATE / 50, speed);
+    h_producer prod;
+    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, speed);
 
     fault_rec faults[FAULTS];
     memset(faults, 0, sizeof faults);
     size_t reconnects = 0;
-    uint64_t conn_since_ms = res_now_ms();
+    uint64_t conn_since_ms = h_now_ms();
     for (int i = 0; i < FAULTS; i++) {
         fault_rec *f = &faults[i];
         f->kind = (enum kind)(i % KINDS);
         /* spread the faults over the stream by acknowledged audio */
         uint64_t target = (uint64_t)(i + 1) * total / (FAULTS + 2);
-        RES_CHECK(res_wait_acked(&col, target, 60000 * res_slow()),
-                  "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i,
-                  target, col.acked);
+        H_CHECK(h_wait_acked(&col, target, 60000 * h_slow()),
+                "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i, target,
+                col.acked);
         /* strike a healthy connection (up longer than healthy_after_ms, a final received
          * on it), so every fault takes the documented immediate-retry path first */
         healthy_arg ha = {conn_since_ms + HEALTHY_MS + 50};
-        RES_CHECK(res_wait(&col, pred_healthy, &ha, 60000 * res_slow()) && !col.terminal,
-                  "fault %d: the connection never became healthy", i + 1);
-        uint64_t now_ms = res_now_ms();
+        H_CHECK(h_wait(&col, pred_healthy, &ha, 60000 * h_slow()) && !col.terminal,
+                "fault %d: the connection never became healthy", i + 1);
+        uint64_t now_ms = h_now_ms();
         if (now_ms < ha.not_before) {
             struct timespec ts = {0, (long)(ha.not_before - now_ms) * 1000000L};
             nanosleep(&ts, NULL); /* an age condition: there is no event for it */
@@ -143,53 +143,53 @@ int main(void)
         pthread_mutex_lock(&col.mu);
         uint64_t acked = col.acked;
         pthread_mutex_unlock(&col.mu);
-        RES_CHECK(res_producer_wait(&prod, (size_t)acked + RATE / 2, 60000 * res_slow()),
-                  "producer stalled");
+        H_CHECK(h_producer_wait(&prod, (size_t)acked + RATE / 2, 60000 * h_slow()),
+                "producer stalled");
         int conn = -1;
         char name[32];
         snprintf(name, sizeof name, "bh%d", i);
         if (f->kind == BLACKHOLE) {
-            conn = res_chaos_open_conn(&chaos);
-            RES_CHECK(conn > 0, "no open proxy connection to blackhole");
+            conn = h_chaos_open_conn(&chaos);
+            H_CHECK(conn > 0, "no open proxy connection to blackhole");
         }
-        f->t_wall = res_wall_s();
-        f->t_ms = res_now_ms();
+        f->t_wall = h_wall_s();
+        f->t_ms = h_now_ms();
         switch (f->kind) {
         case RESET:
-            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
             break;
         case CLOSE1011:
-            res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+            h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
             break;
         case BLACKHOLE:
-            res_toxic_add(&chaos, "{\"name\":\"%s\",\"type\":\"blackhole\",\"connection\":%d}",
-                          name, conn);
+            h_toxic_add(&chaos, "{\"name\":\"%s\",\"type\":\"blackhole\",\"connection\":%d}", name,
+                        conn);
             break;
         case REJECT503:
-            res_fault(&srv, "{\"reject_next\":2,\"status\":503}");
-            cJSON_Delete(res_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_fault(&srv, "{\"reject_next\":2,\"status\":503}");
+            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
             break;
         case RATELIMIT:
-            res_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
-            res_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
+            h_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
+            h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
             break;
         case STALL:
-            res_fault(&srv, "{\"action\":\"stall\"}");
+            h_fault(&srv, "{\"action\":\"stall\"}");
             break;
         default:
             break;
         }
-        res_log("fault %d: %s (captured %.2f s, finalized %.2f s)", i + 1, kind_names[f->kind],
-                (double)res_producer_written(&prod) / RATE, (double)col.acked / RATE);
+        h_log("fault %d: %s (captured %.2f s, finalized %.2f s)", i + 1, kind_names[f->kind],
+              (double)h_producer_written(&prod) / RATE, (double)col.acked / RATE);
         after_arg a = {reconnects + 1};
-        RES_CHECK(res_wait(&col, pred_reconnected, &a, 30000 * res_slow()),
-                  "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
-        RES_CHECK(!col.terminal, "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
+        H_CHECK(h_wait(&col, pred_reconnected, &a, 30000 * h_slow()),
+                "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
+        H_CHECK(!col.terminal, "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
         reconnects++;
         if (f->kind == BLACKHOLE)
-            res_toxic_remove(&chaos, name);
+            h_toxic_remove(&chaos, name);
         if (f->kind == STALL)
-            res_fault(&srv, "{\"action\":\"unstall\"}");
+            h_fault(&srv, "{\"action\":\"unstall\"}");
         pthread_mutex_lock(&col.mu);
         size_t k = 0, seen = 0;
         for (k = 0; k < col.n; k++)
@@ -201,55 +201,55 @@ int main(void)
         pthread_mutex_unlock(&col.mu);
     }
 
-    size_t written = res_producer_join(&prod);
-    RES_CHECK(written == total, "producer wrote %zu of %zu frames", written, total);
-    RES_CHECK(prod.full_returns == 0 && prod.bad_status == 0,
-              "steno_session_write returned FULL %" PRIu64 " times / status %d",
-              (uint64_t)prod.full_returns, prod.bad_status);
-    rc = steno_session_close(s, 60000 * res_slow());
-    RES_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
-    RES_CHECK(res_server_wait_idle(&srv, 20000), "server connections still open");
+    size_t written = h_producer_join(&prod);
+    H_CHECK(written == total, "producer wrote %zu of %zu frames", written, total);
+    H_CHECK(prod.full_returns == 0 && prod.bad_status == 0,
+            "steno_session_write returned FULL %" PRIu64 " times / status %d",
+            (uint64_t)prod.full_returns, prod.bad_status);
+    rc = steno_session_close(s, 60000 * h_slow());
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     steno_session_stats st;
     steno_session_stats_get(s, &st);
-    res_log("stats: attempts %u connects %u reconnects %u dead %u, chunks sent %" PRIu64
-            " replayed %" PRIu64 ", finals %" PRIu64 " suppressed %" PRIu64,
-            st.attempts, st.connects, st.reconnects, st.dead_connections, st.chunks_sent,
-            st.chunks_replayed, st.transcripts_final, st.finals_suppressed);
+    h_log("stats: attempts %u connects %u reconnects %u dead %u, chunks sent %" PRIu64
+          " replayed %" PRIu64 ", finals %" PRIu64 " suppressed %" PRIu64,
+          st.attempts, st.connects, st.reconnects, st.dead_connections, st.chunks_sent,
+          st.chunks_replayed, st.transcripts_final, st.finals_suppressed);
 
-    cJSON *recs = res_server_records(&srv);
-    res_accounting acc;
+    cJSON *recs = h_server_records(&srv);
+    h_accounting acc;
     bool ok =
-        res_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err);
-    RES_CHECK(ok, "accounting: %s", err);
-    res_log("accounting: %" PRIu64 " written, %" PRIu64 " covered once by %zu finals over %zu "
-            "connections, %" PRIu64 " replayed, %" PRIu64 " dropped",
-            acc.written, acc.covered, acc.finals, acc.connections, acc.replayed, acc.dropped);
-    RES_CHECK(acc.drop_events == 0 && acc.dropped == 0, "audio was dropped");
-    RES_CHECK(res_count(&col, STENO_EVENT_AUDIO_DROPPED) == 0, "AUDIO_DROPPED reported");
-    RES_CHECK(st.samples_written == total && st.samples_acked == total && st.samples_dropped == 0 &&
-                  st.samples_evicted == 0,
-              "stats: written %" PRIu64 " acked %" PRIu64 " dropped %" PRIu64 " evicted %" PRIu64,
-              st.samples_written, st.samples_acked, st.samples_dropped, st.samples_evicted);
-    RES_CHECK(st.reconnects >= FAULTS, "only %u reconnects for %d faults", st.reconnects, FAULTS);
-    RES_CHECK(st.dead_connections >= 6,
-              "%u connections declared dead, want >= 6 (3 blackholes, "
-              "3 stalls)",
-              st.dead_connections);
+        h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err);
+    H_CHECK(ok, "accounting: %s", err);
+    h_log("accounting: %" PRIu64 " written, %" PRIu64 " covered once by %zu finals over %zu "
+          "connections, %" PRIu64 " replayed, %" PRIu64 " dropped",
+          acc.written, acc.covered, acc.finals, acc.connections, acc.replayed, acc.dropped);
+    H_CHECK(acc.drop_events == 0 && acc.dropped == 0, "audio was dropped");
+    H_CHECK(h_count(&col, STENO_EVENT_AUDIO_DROPPED) == 0, "AUDIO_DROPPED reported");
+    H_CHECK(st.samples_written == total && st.samples_acked == total && st.samples_dropped == 0 &&
+                st.samples_evicted == 0,
+            "stats: written %" PRIu64 " acked %" PRIu64 " dropped %" PRIu64 " evicted %" PRIu64,
+            st.samples_written, st.samples_acked, st.samples_dropped, st.samples_evicted);
+    H_CHECK(st.reconnects >= FAULTS, "only %u reconnects for %d faults", st.reconnects, FAULTS);
+    H_CHECK(st.dead_connections >= 6,
+            "%u connections declared dead, want >= 6 (3 blackholes, "
+            "3 stalls)",
+            st.dead_connections);
 
     /* every connection that carried audio is one the session knew */
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     size_t with_audio = 0;
-    cJSON_ArrayForEach(r, arr) with_audio += res_jnum(r, "audio_samples", 0) > 0;
-    RES_CHECK(with_audio == acc.connections,
-              "the server saw %zu connections with audio, the session accounted for %zu",
-              with_audio, acc.connections);
+    cJSON_ArrayForEach(r, arr) with_audio += h_jnum(r, "audio_samples", 0) > 0;
+    H_CHECK(with_audio == acc.connections,
+            "the server saw %zu connections with audio, the session accounted for %zu", with_audio,
+            acc.connections);
 
     /* each fault kind left its mark in the RECONNECTING events */
     pthread_mutex_lock(&col.mu);
     int n503 = 0, n429 = 0, n1011 = 0, n_dead = 0;
     for (size_t k = 0; k < col.n; k++) {
-        const res_ev *e = &col.ev[k];
+        const h_ev *e = &col.ev[k];
         if (e->type != STENO_EVENT_RECONNECTING)
             continue;
         n503 += e->http_status == 503;
@@ -257,26 +257,26 @@ int main(void)
         n_dead += e->cause == STENO_ERR_TIMEOUT;
         if (e->http_status == 429) {
             n429++;
-            RES_CHECK(e->delay_ms >= 1000, "429 Retry-After: 1 answered with a %u ms delay",
-                      e->delay_ms);
+            H_CHECK(e->delay_ms >= 1000, "429 Retry-After: 1 answered with a %u ms delay",
+                    e->delay_ms);
         }
     }
     pthread_mutex_unlock(&col.mu);
-    RES_CHECK(n503 == 6 && n429 == 3 && n1011 >= 7 && n_dead >= 6,
-              "RECONNECTING causes: %d x 503 (want 6), %d x 429 (want 3), %d x close 1011 "
-              "(want >= 7), %d timeouts (want >= 6)",
-              n503, n429, n1011, n_dead);
+    H_CHECK(n503 == 6 && n429 == 3 && n1011 >= 7 && n_dead >= 6,
+            "RECONNECTING causes: %d x 503 (want 6), %d x 429 (want 3), %d x close 1011 "
+            "(want >= 7), %d timeouts (want >= 6)",
+            n503, n429, n1011, n_dead);
 
     /* reconnect gap: fault -> first audio byte of the replacing connection at the server */
     double gaps[KINDS][FAULTS];
     int ngaps[KINDS] = {0};
     for (int i = 0; i < FAULTS; i++) {
-        const cJSON *rec = res_record_by_rid(recs, faults[i].rid);
-        RES_CHECK(rec, "fault %d: no record for %s", i + 1, faults[i].rid);
-        double first = res_jnum(rec, "first_audio", NAN);
+        const cJSON *rec = h_record_by_rid(recs, faults[i].rid);
+        H_CHECK(rec, "fault %d: no record for %s", i + 1, faults[i].rid);
+        double first = h_jnum(rec, "first_audio", NAN);
         if (isnan(first))
             continue;
-        double gap = res_jnum(rec, "start", 0) + first - faults[i].t_wall;
+        double gap = h_jnum(rec, "start", 0) + first - faults[i].t_wall;
         /* every fault struck a healthy connection: its first retry must be immediate */
         pthread_mutex_lock(&col.mu);
         uint32_t delay = UINT32_MAX;
@@ -284,25 +284,25 @@ int main(void)
             if (col.ev[k].type == STENO_EVENT_RECONNECTING && col.ev[k].t_ms >= faults[i].t_ms)
                 delay = col.ev[k].delay_ms;
         pthread_mutex_unlock(&col.mu);
-        RES_CHECK(delay == 0, "fault %d (%s) on a healthy connection: first retry after %u ms",
-                  i + 1, kind_names[faults[i].kind], delay);
+        H_CHECK(delay == 0, "fault %d (%s) on a healthy connection: first retry after %u ms", i + 1,
+                kind_names[faults[i].kind], delay);
         gaps[faults[i].kind][ngaps[faults[i].kind]++] = gap * 1000.0;
     }
     for (int k = 0; k < KINDS; k++) {
         if (!ngaps[k])
             continue;
         qsort(gaps[k], (size_t)ngaps[k], sizeof gaps[k][0], cmp_double);
-        res_log("reconnect gap after %-9s n=%d: min %.1f ms median %.1f ms max %.1f ms",
-                kind_names[k], ngaps[k], gaps[k][0], gaps[k][ngaps[k] / 2], gaps[k][ngaps[k] - 1]);
+        h_log("reconnect gap after %-9s n=%d: min %.1f ms median %.1f ms max %.1f ms",
+              kind_names[k], ngaps[k], gaps[k][0], gaps[k][ngaps[k] / 2], gaps[k][ngaps[k] - 1]);
     }
     cJSON_Delete(recs);
 
     steno_session_destroy(s);
     steno_client_destroy(cl);
-    res_collector_free(&col);
+    h_collector_free(&col);
     free(pcm);
-    res_proc_stop(&chaos);
-    res_proc_stop(&srv);
-    res_log("PASS");
+    h_server_stop(&chaos);
+    h_server_stop(&srv);
+    h_log("PASS");
     return 0;
 }

@@ -1,0 +1,283 @@
+/* accounting: proves from a session's events, the audio it was given and the server's records
+ * that every sample was transcribed exactly once, in order, or reported dropped. */
+#include "harness.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conn_info {
+    const char *rid;
+    size_t ev_index;       /* its CONNECTED / RECONNECTED event */
+    uint64_t ack_at_start; /* finals' high-water mark when it was established */
+    bool base_known;
+    uint64_t base; /* session sample of its first audio sample, from its finals */
+    size_t finals;
+} conn_info;
+
+#define ERR(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        ok = false;                                                                                \
+        goto out;                                                                                  \
+    } while (0)
+
+/* FNV over n samples of pcm from `from`, skipping dropped ones; *end = one past the last. */
+static uint64_t fnv_skipping(const uint8_t *dropped, const int16_t *pcm, uint64_t written,
+                             uint64_t from, uint64_t n, uint64_t *end, bool *overrun)
+{
+    uint64_t h = H_FNV_INIT, i = from, left = n;
+    *overrun = false;
+    while (left) {
+        if (i >= written) {
+            *overrun = true;
+            break;
+        }
+        if (dropped[i]) {
+            i++;
+            continue;
+        }
+        /* a run up to the next dropped sample or the end of the stream */
+        uint64_t run = 1;
+        while (run < left && i + run < written && !dropped[i + run])
+            run++;
+        h = h_fnv1a64_more(h, pcm + i, (size_t)run * sizeof *pcm);
+        i += run;
+        left -= run;
+    }
+    *end = i;
+    return h;
+}
+
+static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t written, uint32_t rate,
+                  uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
+                  size_t errlen)
+{
+    bool ok = true;
+    uint8_t *cover = NULL, *dropped = NULL, *skip = NULL;
+    conn_info *conns = NULL;
+    size_t nconn = 0;
+    h_accounting acc;
+    memset(&acc, 0, sizeof acc);
+    acc.written = written;
+    err[0] = '\0';
+    pthread_mutex_lock(&c->mu);
+
+    cover = calloc(written + 1, 1);
+    dropped = calloc(written + 1, 1);
+    skip = calloc(written + 1, 1);
+    conns = calloc(c->n + 1, sizeof *conns);
+    if (!cover || !dropped || !skip || !conns)
+        ERR("out of memory");
+    if (c->order_error)
+        ERR("event seq numbers are not 1, 2, 3, ... in emission order");
+
+    /* dropped ranges: exact, inside the stream, never twice */
+    for (size_t k = 0; k < c->n; k++) {
+        const h_ev *e = &c->ev[k];
+        if (e->type != STENO_EVENT_AUDIO_DROPPED)
+            continue;
+        acc.drop_events++;
+        if (e->drop_last < e->drop_first || e->drop_last >= written)
+            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not inside the %" PRIu64
+                " written samples",
+                e->drop_first, e->drop_last, written);
+        if (!e->producer_side && e->drop_samples != e->drop_last - e->drop_first + 1)
+            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] says %" PRIu64 " samples", e->drop_first,
+                e->drop_last, e->drop_samples);
+        if (e->drop_first % chunk_frames || (e->drop_last + 1) % chunk_frames)
+            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not whole chunks of %u", e->drop_first,
+                e->drop_last, chunk_frames);
+        for (uint64_t i = e->drop_first; i <= e->drop_last; i++) {
+            if (dropped[i])
+                ERR("sample %" PRIu64 " reported dropped twice", i);
+            dropped[i] = 1;
+        }
+        acc.dropped += e->drop_last - e->drop_first + 1;
+    }
+
+    /* walk the events in order: connections, finals, times */
+    long cur = -1;
+    uint64_t acked = 0, prev_final_end = 0;
+    double prev_end_s = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        const h_ev *e = &c->ev[k];
+        if (e->type == STENO_EVENT_CONNECTED || e->type == STENO_EVENT_RECONNECTED) {
+            conns[nconn].rid = e->request_id;
+            conns[nconn].ev_index = k;
+            conns[nconn].ack_at_start = acked;
+            cur = (long)nconn++;
+            continue;
+        }
+        if (e->type == STENO_EVENT_RECONNECTING || e->type == STENO_EVENT_FAILED) {
+            cur = -1;
+            continue;
+        }
+        if (e->type != STENO_EVENT_TRANSCRIPT)
+            continue;
+        if (e->end_sample < e->first_sample)
+            ERR("transcript [%" PRIu64 ", %" PRIu64 ") runs backwards", e->first_sample,
+                e->end_sample);
+        if (fabs(e->start - (double)e->first_sample / rate) > 0.0011 ||
+            fabs(e->end - (double)e->end_sample / rate) > 0.0011)
+            ERR("transcript %.4f-%.4f s disagrees with samples [%" PRIu64 ", %" PRIu64 ")",
+                e->start, e->end, e->first_sample, e->end_sample);
+        if (!e->is_final) {
+            if (e->end_sample > e->first_sample && e->first_sample < acked)
+                ERR("interim [%" PRIu64 ", %" PRIu64 ") regresses behind the final end %" PRIu64,
+                    e->first_sample, e->end_sample, acked);
+            continue;
+        }
+        if (e->end_sample == e->first_sample)
+            continue; /* an empty final (Finalize with nothing pending) */
+        if (cur < 0)
+            ERR("final [%" PRIu64 ", %" PRIu64 ") arrived outside a connection", e->first_sample,
+                e->end_sample);
+        if (e->first_sample < prev_final_end || e->start < prev_end_s - 1e-9)
+            ERR("final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the previous "
+                "final ending at %" PRIu64 " (%.3f s)",
+                e->first_sample, e->end_sample, e->start, prev_final_end, prev_end_s);
+        prev_final_end = e->end_sample;
+        prev_end_s = e->end;
+        if (e->end_sample > acked)
+            acked = e->end_sample;
+        conns[cur].finals++;
+        acc.finals++;
+        if (e->end_sample > written)
+            ERR("final [%" PRIu64 ", %" PRIu64 ") beyond the %" PRIu64 " written samples",
+                e->first_sample, e->end_sample, written);
+        if (!spans)
+            continue;
+        uint64_t a, b;
+        char hex[32];
+        if (sscanf(e->text, "span %" SCNu64 "-%" SCNu64 " fnv1a64=%31s", &a, &b, hex) != 3)
+            ERR("final text is not a null-engine span: '%s'", e->text);
+        uint64_t want = strtoull(hex, NULL, 16);
+        uint64_t span_dropped = 0;
+        for (uint64_t i = e->first_sample; i < e->end_sample; i++)
+            span_dropped += dropped[i];
+        if (b - a != e->end_sample - e->first_sample - span_dropped)
+            ERR("final '%s' has %" PRIu64 " samples but the SDK mapped it to [%" PRIu64 ", %" PRIu64
+                ") (%" PRIu64 " of them dropped)",
+                e->text, b - a, e->first_sample, e->end_sample, span_dropped);
+        if (e->first_sample < a)
+            ERR("final '%s' mapped to %" PRIu64 ", before the connection could start", e->text,
+                e->first_sample);
+        uint64_t base = e->first_sample - a; /* exact when nothing dropped before it */
+        if (!conns[cur].base_known) {
+            conns[cur].base_known = true;
+            conns[cur].base = base;
+        }
+        uint64_t end;
+        bool over;
+        uint64_t got = fnv_skipping(dropped, pcm, written, e->first_sample, b - a, &end, &over);
+        if (over || got != want || end != e->end_sample)
+            ERR("final '%s' mapped to [%" PRIu64 ", %" PRIu64 ") but that audio's checksum is "
+                "%016" PRIx64 ": the SDK put it on the wrong part of the timeline",
+                e->text, e->first_sample, e->end_sample, got);
+        for (uint64_t i = e->first_sample; i < e->end_sample; i++) {
+            if (dropped[i])
+                continue;
+            if (cover[i])
+                ERR("sample %" PRIu64 " covered by two finals (second: '%s')", i, e->text);
+            cover[i] = 1;
+            acc.covered++;
+        }
+    }
+
+    if (spans) {
+        for (uint64_t i = 0; i < written; i++) {
+            if (cover[i] + dropped[i] != 1) {
+                uint64_t j = i;
+                while (j < written && cover[j] + dropped[j] == cover[i] + dropped[i])
+                    j++;
+                ERR("samples [%" PRIu64 ", %" PRIu64 ") are %s (%" PRIu64 " covered, %" PRIu64
+                    " dropped of %" PRIu64 " written)",
+                    i, j,
+                    cover[i] + dropped[i] ? "both covered and dropped"
+                                          : "neither covered by a final nor reported dropped",
+                    acc.covered, acc.dropped, written);
+            }
+        }
+    }
+
+    /* each connection: a contiguous slice starting at the first unacknowledged chunk */
+    uint64_t prev_conn_end = 0;
+    for (size_t k = 0; k < nconn; k++) {
+        conn_info *ci = &conns[k];
+        const cJSON *r = h_record_by_rid(records, ci->rid);
+        if (!r)
+            ERR("connection %zu (request id '%s') has no server record", k + 1, ci->rid);
+        double samples_d = h_jnum(r, "audio_samples", -1);
+        if (samples_d < 0)
+            ERR("server record of '%s' has no audio_samples", ci->rid);
+        uint64_t n = (uint64_t)samples_d;
+        if (n == 0) {
+            if (ci->finals)
+                ERR("connection '%s' received no audio but produced %zu finals", ci->rid,
+                    ci->finals);
+            continue;
+        }
+        acc.connections++;
+        /* what it cannot have received: chunks the producer dropped, and chunks evicted
+         * before it opened (chunks evicted later may well have been sent on it) */
+        memset(skip, 0, written + 1);
+        for (size_t q = 0; q < c->n; q++) {
+            const h_ev *e = &c->ev[q];
+            if (e->type == STENO_EVENT_AUDIO_DROPPED && (e->producer_side || q < ci->ev_index))
+                memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
+        }
+        uint64_t base = ci->ack_at_start / chunk_frames * chunk_frames;
+        while (base < written && skip[base])
+            base++; /* evicted during the outage: replay starts after it */
+        if (ci->base_known && ci->base != base)
+            ERR("connection %zu ('%s'): its finals put its first sample at %" PRIu64
+                ", but the first unacknowledged chunk when it opened began at %" PRIu64,
+                k + 1, ci->rid, ci->base, base);
+        uint64_t end;
+        bool over;
+        uint64_t h = fnv_skipping(skip, pcm, written, base, n, &end, &over);
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, h);
+        if (over)
+            ERR("connection %zu ('%s') received %" PRIu64 " samples from %" PRIu64
+                ", more than was written (%" PRIu64 ")",
+                k + 1, ci->rid, n, base, written);
+        if (strcmp(hex, h_jstr(r, "audio_fnv1a64")) != 0)
+            ERR("connection %zu ('%s'): the server's checksum of its %" PRIu64
+                " samples is %s, but the written stream from %" PRIu64 " (first unacknowledged "
+                "chunk) gives %s: audio was reordered, skipped or duplicated",
+                k + 1, ci->rid, n, h_jstr(r, "audio_fnv1a64"), base, hex);
+        if (prev_conn_end > base)
+            acc.replayed += prev_conn_end - base;
+        prev_conn_end = end;
+    }
+    if (spans && acc.covered + acc.dropped != written)
+        ERR("covered %" PRIu64 " + dropped %" PRIu64 " != written %" PRIu64, acc.covered,
+            acc.dropped, written);
+out:
+    pthread_mutex_unlock(&c->mu);
+    free(cover);
+    free(dropped);
+    free(skip);
+    free(conns);
+    if (out)
+        *out = acc;
+    return ok;
+}
+
+bool h_check_accounting(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
+                        uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
+                        size_t errlen)
+{
+    return check(c, true, pcm, written, rate, chunk_frames, records, out, err, errlen);
+}
+
+bool h_check_connections(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
+                         uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
+                         size_t errlen)
+{
+    return check(c, false, pcm, written, rate, chunk_frames, records, out, err, errlen);
+}

@@ -1,0 +1,46 @@
+/* accounting: proves from a session's events, the audio it was given and the server's records
+ * that every sample was transcribed exactly once, in order, or reported dropped. */
+#ifndef STENO_TESTS_COMMON_ACCOUNTING_H
+#define STENO_TESTS_COMMON_ACCOUNTING_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "events.h"
+
+typedef struct h_accounting {
+    uint64_t written;   /* frames the application wrote */
+    uint64_t covered;   /* frames covered by exactly one final */
+    uint64_t dropped;   /* frames reported by AUDIO_DROPPED */
+    size_t finals;      /* non-empty finals */
+    size_t connections; /* connections that received audio */
+    size_t drop_events;
+    uint64_t replayed; /* frames sent more than once (sum over connections of overlap) */
+} h_accounting;
+
+/*
+ * Proves invariants 1-3 for one ended session from its events, the audio it was given
+ * (pcm[0..written)), the chunk size and the server's records (a h_server_records() body):
+ *  - every final names (null engine) a span whose checksum matches the written audio at the
+ *    session samples [first_sample, end_sample) the SDK mapped it to, and whose connection
+ *    offsets agree with one base per connection;
+ *  - finals and AUDIO_DROPPED ranges are disjoint and tile [0, written) exactly;
+ *  - each connection's audio (server record by request id: sample count and checksum of all
+ *    its bytes) is a contiguous slice of the written stream (skipping dropped ranges) that
+ *    starts exactly at the first chunk not yet acknowledged when it was established;
+ *  - transcript times are monotonic, agree with the sample ranges, and no interim regresses
+ *    behind a final.
+ * Returns true, or false with the reason in err.
+ */
+bool h_check_accounting(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
+                        uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
+                        size_t errlen);
+/* The same for a recognising engine (finals name words, not spans): only the per-connection
+ * slices, the replay start and the timeline checks; no tiling. */
+bool h_check_connections(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
+                         uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
+                         size_t errlen);
+
+#endif

@@ -1,0 +1,14 @@
+/* wer: word error rate of a transcript against a reference. */
+#ifndef STENO_TESTS_COMMON_WER_H
+#define STENO_TESTS_COMMON_WER_H
+
+#include <stddef.h>
+
+/* Lower-case words of text, punctuation stripped; returns the count, words in *out (free
+ * with h_words_free). */
+size_t h_words(const char *text, char ***out);
+void h_words_free(char **w, size_t n);
+/* Levenshtein distance over words / reference length, in percent. */
+double h_wer(char **ref, size_t nref, char **hyp, size_t nhyp);
+
+#endif
