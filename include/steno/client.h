@@ -69,7 +69,9 @@ typedef struct steno_client_config {
     steno_allocator allocator;
 
     /* PEM file of CA certificates trusted for wss:// endpoints [the system
-     * default trust store]. Copied at open. */
+     * default trust store]. When set, only its CAs are trusted: it replaces
+     * the system store (like curl --cacert). Copied at open; a file without a
+     * PEM certificate is STENO_ERR_CONFIG. */
     const char *ca_file;
 
     /* Connection attempts (TCP + TLS + WebSocket handshake) in flight at

@@ -511,6 +511,10 @@ static steno_status create_lws_context(steno_client *c)
         return STENO_ERR_INTERNAL;
 
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* per vhost: set up its client TLS */
+    /* lws (built with LWS_SSL_CLIENT_USE_OS_CA_CERTS, as Debian's) loads the system store even
+     * when given a CA file: a ca_file must replace it, not add to it (as curl --cacert). */
+    if (c->ca_file)
+        info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     if (!lws_create_vhost(c->ctx, &info)) {
         lws_context_destroy(c->ctx);
         c->ctx = NULL;
