@@ -6,18 +6,16 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "interpose.h"
 #include "steno/steno.h"
 
@@ -54,37 +52,6 @@
 static const size_t block_sizes[] = {1, 7, 13, 97, 159, 161, 331, 479, 1021, 1601, 2399, 3203};
 #define N_BLOCKS (sizeof block_sizes / sizeof block_sizes[0])
 
-static pid_t server_pid;
-static int control_port;
-static char server_url[128];
-
-static void fail(const char *file, int line, const char *cond, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5), noreturn));
-static void fail(const char *file, int line, const char *cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "FAIL %s:%d: %s%s", file, line, cond ? cond : "", cond ? ": " : "");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    if (server_pid > 0)
-        kill(server_pid, SIGTERM);
-    _exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            fail(__FILE__, __LINE__, "check failed: " #cond, __VA_ARGS__);                         \
-    } while (0)
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int sanitized(void)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -100,80 +67,7 @@ static int sanitized(void)
 #endif
 }
 
-/* ---- the witness server ---- */
-
-static void server_start(void)
-{
-    const char *exe = getenv("STENO_SERVER");
-    if (!exe || access(exe, X_OK) != 0) {
-        fprintf(stderr, "STENO_SERVER must name the steno-server binary\n");
-        exit(1);
-    }
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(exe, exe, "--engine", "null", "--port", "0", "--control-port", "0", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    server_pid = pid;
-    char line[256];
-    size_t len = 0;
-    while (len + 1 < sizeof line) { /* byte by byte: the rest of its output stays in the pipe */
-        ssize_t r = read(fds[0], line + len, 1);
-        if (r <= 0 || line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = '\0';
-    int port;
-    CHECK(sscanf(line, "steno-server listening on %*[^:]:%d control %*[^:]:%d", &port,
-                 &control_port) == 2,
-          "unexpected first line from steno-server: '%s'", line);
-    snprintf(server_url, sizeof server_url, "ws://127.0.0.1:%d/v1/listen", port);
-    /* fds[0] stays open so a late log line never hits a closed pipe */
-}
-
-static void server_stop(void)
-{
-    if (server_pid > 0) {
-        kill(server_pid, SIGTERM);
-        waitpid(server_pid, NULL, 0);
-        server_pid = 0;
-    }
-}
-
-/* POST /faults with body; the server answers 200 when it applied it. */
-static void server_fault(const char *body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)control_port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0, "control connect: %s",
-          strerror(errno));
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "POST /faults HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                     strlen(body), body);
-    CHECK(write(fd, req, (size_t)n) == n, "control write");
-    char resp[4096];
-    size_t len = 0;
-    ssize_t r;
-    while (len + 1 < sizeof resp && (r = read(fd, resp + len, sizeof resp - 1 - len)) > 0)
-        len += (size_t)r;
-    resp[len] = '\0';
-    close(fd);
-    int status = 0;
-    sscanf(resp, "HTTP/1.%*d %d", &status);
-    CHECK(status == 200, "POST /faults %s answered: %s", body, resp);
-}
+/* ---- the witnesses ---- */
 
 /* A loopback port with nobody listening: connections to it are refused at once. */
 static int refused_port(void)
@@ -182,9 +76,9 @@ static int refused_port(void)
     struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof a;
-    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &alen) == 0,
-          "bind: %s", strerror(errno));
+    H_CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                getsockname(fd, (struct sockaddr *)&a, &alen) == 0,
+            "bind: %s", strerror(errno));
     close(fd);
     return ntohs(a.sin_port);
 }
@@ -259,36 +153,36 @@ static void check_clean(const char *phase, const tally *t)
     for (int f = 0; f < IP_N; f++) {
         if (f == IP_EVENTFD_WRITE || f == IP_WRITE)
             continue;
-        CHECK(t->calls[f] == 0, "%s: the capture thread called %s %" PRIu64 " times", phase,
-              ip_name((ip_fn)f), t->calls[f]);
+        H_CHECK(t->calls[f] == 0, "%s: the capture thread called %s %" PRIu64 " times", phase,
+                ip_name((ip_fn)f), t->calls[f]);
     }
-    CHECK(wakes_of(t) <= t->boundaries,
-          "%s: %" PRIu64 " wakes for %" PRIu64 " chunks: more than one per published chunk", phase,
-          wakes_of(t), t->boundaries);
+    H_CHECK(wakes_of(t) <= t->boundaries,
+            "%s: %" PRIu64 " wakes for %" PRIu64 " chunks: more than one per published chunk",
+            phase, wakes_of(t), t->boundaries);
     int fds[16];
     int n = ip_written_fds(fds, 16);
     for (int i = 0; i < n && i < 16; i++) {
         char path[64], target[128];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
         ssize_t len = readlink(path, target, sizeof target - 1);
-        CHECK(len > 0, "fd %d written by the capture thread is gone", fds[i]);
+        H_CHECK(len > 0, "fd %d written by the capture thread is gone", fds[i]);
         target[len] = '\0';
-        CHECK(strstr(target, "eventfd") || strncmp(target, "pipe:", 5) == 0,
-              "%s: the capture thread wrote to fd %d (%s), not the wake eventfd/pipe", phase,
-              fds[i], target);
+        H_CHECK(strstr(target, "eventfd") || strncmp(target, "pipe:", 5) == 0,
+                "%s: the capture thread wrote to fd %d (%s), not the wake eventfd/pipe", phase,
+                fds[i], target);
     }
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    CHECK(t->minflt == 0,
-          "%s: %" PRIu64 " page faults inside writes: the ring's pages were first touched by "
-          "the capture thread, not at open",
-          phase, t->minflt);
+    H_CHECK(t->minflt == 0,
+            "%s: %" PRIu64 " page faults inside writes: the ring's pages were first touched by "
+            "the capture thread, not at open",
+            phase, t->minflt);
 #endif
     /* A blocking wait anywhere (even inside libc, where the wrappers cannot see) is a
      * voluntary context switch. TSan's runtime may park on its own internal mutexes while
      * it records the accesses, so there the count is reported, not asserted. */
 #if !defined(__SANITIZE_THREAD__)
-    CHECK(t->nvcsw == 0, "%s: the capture thread blocked %" PRIu64 " times inside writes", phase,
-          t->nvcsw);
+    H_CHECK(t->nvcsw == 0, "%s: the capture thread blocked %" PRIu64 " times inside writes", phase,
+            t->nvcsw);
 #endif
 }
 
@@ -313,7 +207,7 @@ static void positive_controls(shared *sh)
     void (*volatile do_free)(void *) = free;
     pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
     int p[2];
-    CHECK(pipe(p) == 0, "pipe");
+    H_CHECK(pipe(p) == 0, "pipe");
     struct timespec ns = {0, 1};
     ip_reset();
     ip_watch(1);
@@ -327,12 +221,12 @@ static void positive_controls(shared *sh)
     ip_watch(0);
     close(p[0]);
     close(p[1]);
-    CHECK(w == 1, "pipe write");
+    H_CHECK(w == 1, "pipe write");
     static const ip_fn direct[] = {IP_MALLOC,    IP_FREE, IP_MUTEX_LOCK, IP_MUTEX_UNLOCK,
                                    IP_NANOSLEEP, IP_POLL, IP_WRITE};
     for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++)
-        CHECK(ip_count(direct[i]) >= 1, "positive control: a direct %s was not counted",
-              ip_name(direct[i]));
+        H_CHECK(ip_count(direct[i]) >= 1, "positive control: a direct %s was not counted",
+                ip_name(direct[i]));
     printf("positive control, direct calls: malloc %" PRIu64 ", free %" PRIu64
            ", pthread_mutex_lock %" PRIu64 ", nanosleep %" PRIu64 ", poll %" PRIu64
            ", write %" PRIu64 "\n",
@@ -347,16 +241,16 @@ static void positive_controls(shared *sh)
     ip_watch(1);
     steno_status rc = steno_session_open(sh->c, &sh->probe_cfg, &probe, err, sizeof err);
     ip_watch(0);
-    CHECK(rc == STENO_OK, "probe session: %s", err);
+    H_CHECK(rc == STENO_OK, "probe session: %s", err);
     uint64_t allocs = ip_count(IP_MALLOC) + ip_count(IP_CALLOC) + ip_count(IP_REALLOC) +
                       ip_count(IP_POSIX_MEMALIGN) + ip_count(IP_ALIGNED_ALLOC);
     uint64_t locks = ip_count(IP_MUTEX_LOCK);
     printf("positive control, steno_session_open on the flagged thread: %" PRIu64
            " allocations, %" PRIu64 " mutex locks\n",
            allocs, locks);
-    CHECK(allocs >= 1, "positive control: libsteno's allocations were not counted "
-                       "(ELF interposition does not reach libsteno.so)");
-    CHECK(locks >= 1, "positive control: libsteno's pthread_mutex_lock was not counted");
+    H_CHECK(allocs >= 1, "positive control: libsteno's allocations were not counted "
+                         "(ELF interposition does not reach libsteno.so)");
+    H_CHECK(locks >= 1, "positive control: libsteno's pthread_mutex_lock was not counted");
     /* Warm-up, unwatched: run every branch of the write path once (publish, wake, drop into
      * a full ring) so that first executions of its code pages are not counted as faults. */
     static int16_t warm[4 * CHUNK_FRAMES];
@@ -373,7 +267,7 @@ static void *capture_main(void *arg)
 
     /* Live stream at real time, in odd blocks; the main thread injects faults meanwhile. */
     uint32_t fill = 0;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = h_now_ms();
     size_t off = 0;
     for (size_t i = 0; off < STREAM_FRAMES; i++) {
         size_t n = block_sizes[i % N_BLOCKS];
@@ -383,7 +277,7 @@ static void *capture_main(void *arg)
         steno_status rc = watched_write(sh->stream, sh->audio + off, n, &fill, &sh->stream_t);
         int down1 = steno_session_state_get(sh->stream) == STENO_STATE_RECONNECTING;
         tally_take(&sh->stream_t);
-        CHECK(rc == STENO_OK, "write of %zu frames at %zu: %s", n, off, steno_status_name(rc));
+        H_CHECK(rc == STENO_OK, "write of %zu frames at %zu: %s", n, off, steno_status_name(rc));
         if (down0 && down1)
             sh->stream_t.during_outage++;
         off += n;
@@ -393,7 +287,7 @@ static void *capture_main(void *arg)
         pthread_mutex_unlock(&sh->mu);
         /* pace at real time: sleep until the audio written so far is due */
         uint64_t due = t0 + (uint64_t)off * 1000u / RATE;
-        uint64_t now = now_ms();
+        uint64_t now = h_now_ms();
         if (due > now) {
             struct timespec ts = {(time_t)((due - now) / 1000u),
                                   (long)((due - now) % 1000u) * 1000000L};
@@ -410,7 +304,7 @@ static void *capture_main(void *arg)
             n = BURST_FRAMES - off;
         steno_status rc = watched_write(sh->burst, sh->audio + off, n, &fill, &sh->burst_t);
         tally_take(&sh->burst_t);
-        CHECK(rc == STENO_OK || rc == STENO_ERR_FULL, "burst write: %s", steno_status_name(rc));
+        H_CHECK(rc == STENO_OK || rc == STENO_ERR_FULL, "burst write: %s", steno_status_name(rc));
         off += n;
     }
     return NULL;
@@ -428,17 +322,17 @@ static void wait_progress(shared *sh, uint64_t frames)
 
 static void wait_event(steno_session *s, steno_event_type want, uint64_t timeout_ms)
 {
-    uint64_t deadline = now_ms() + timeout_ms;
+    uint64_t deadline = h_now_ms() + timeout_ms;
     for (;;) {
-        uint64_t now = now_ms();
-        CHECK(now < deadline, "no %s event within %" PRIu64 " ms", steno_event_type_name(want),
-              timeout_ms);
+        uint64_t now = h_now_ms();
+        H_CHECK(now < deadline, "no %s event within %" PRIu64 " ms", steno_event_type_name(want),
+                timeout_ms);
         steno_event ev;
         steno_status rc = steno_session_next_event(s, &ev, (uint32_t)(deadline - now));
         if (rc == STENO_ERR_AGAIN)
             continue;
-        CHECK(rc == STENO_OK, "next_event: %s", steno_status_name(rc));
-        CHECK(ev.type != STENO_EVENT_FAILED, "session failed: %s", ev.u.failed.message);
+        H_CHECK(rc == STENO_OK, "next_event: %s", steno_status_name(rc));
+        H_CHECK(ev.type != STENO_EVENT_FAILED, "session failed: %s", ev.u.failed.message);
         if (ev.type == want)
             return;
     }
@@ -446,7 +340,7 @@ static void wait_event(steno_session *s, steno_event_type want, uint64_t timeout
 
 int main(void)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    h_init("write_is_wait_free");
 
     /* Does interposition work in this build at all? */
     void *(*volatile do_malloc)(size_t) = malloc;
@@ -461,9 +355,9 @@ int main(void)
                    "being called, so the capture thread's calls cannot be counted\n");
             return 77;
         }
-        fail(__FILE__, __LINE__, NULL,
-             "the executable's malloc wrapper is not called: "
-             "interposition is broken (linked without export-dynamic?)");
+        h_fail(__FILE__, __LINE__,
+               "the executable's malloc wrapper is not called: "
+               "interposition is broken (linked without export-dynamic?)");
     }
     ip_reset();
 
@@ -471,87 +365,86 @@ int main(void)
      * stops glibc from raising it after the first free of such a block. */
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 
-    server_start(); /* before any SDK thread exists: fork is then safe */
+    h_server srv;
+    h_server_start(&srv, NULL); /* before any SDK thread exists: fork is then safe */
 
     shared sh;
     memset(&sh, 0, sizeof sh);
     pthread_mutex_init(&sh.mu, NULL);
     pthread_cond_init(&sh.cv, NULL);
     size_t audio_frames = STREAM_FRAMES > BURST_FRAMES ? STREAM_FRAMES : BURST_FRAMES;
-    sh.audio = malloc(audio_frames * sizeof *sh.audio);
-    CHECK(sh.audio, "oom");
-    for (size_t i = 0; i < audio_frames; i++)
-        sh.audio[i] = (int16_t)(((i * 2654435761u) >> 7) & 0x3fff) | 1;
+    sh.audio = h_pattern_alloc(1, audio_frames);
 
     char err[512];
-    CHECK(steno_client_open(NULL, &sh.c, err, sizeof err) == STENO_OK, "%s", err);
+    H_CHECK(steno_client_open(NULL, &sh.c, err, sizeof err) == STENO_OK, "%s", err);
 
     steno_session_config sc;
     steno_session_config_init(&sc);
-    sc.url = server_url;
+    sc.url = srv.url;
     sc.allow_no_auth = 1;
     sc.sample_rate = RATE;
     sc.chunk_ms = CHUNK_FRAMES * 1000u / RATE;
-    CHECK(steno_session_open(sh.c, &sc, &sh.stream, err, sizeof err) == STENO_OK, "%s", err);
+    H_CHECK(steno_session_open(sh.c, &sc, &sh.stream, err, sizeof err) == STENO_OK, "%s", err);
 
     char burst_url[128];
     snprintf(burst_url, sizeof burst_url, "ws://127.0.0.1:%d/v1/listen", refused_port());
     steno_session_config bc = sc;
     bc.url = burst_url;
     bc.ring_chunks = 4;
-    CHECK(steno_session_open(sh.c, &bc, &sh.burst, err, sizeof err) == STENO_OK, "%s", err);
+    H_CHECK(steno_session_open(sh.c, &bc, &sh.burst, err, sizeof err) == STENO_OK, "%s", err);
     /* the probe: opened on the capture thread, then warms the write path into a full ring */
     sh.probe_cfg = bc;
     sh.probe_cfg.ring_chunks = 2;
 
     wait_event(sh.stream, STENO_EVENT_CONNECTED, 10000);
     pthread_t th;
-    CHECK(pthread_create(&th, NULL, capture_main, &sh) == 0, "pthread_create");
+    H_CHECK(pthread_create(&th, NULL, capture_main, &sh) == 0, "pthread_create");
 
     /* Fault 1: the TCP connection is dropped (RST) and the next two handshakes are refused,
      * so the outage lasts a few backoff delays while the capture thread keeps writing. */
     wait_progress(&sh, RATE * 3u / 2u);
-    server_fault("{\"action\":\"drop\",\"reject_next\":2,\"status\":503}");
+    h_fault(&srv, "{\"action\":\"drop\",\"reject_next\":2,\"status\":503}");
     wait_event(sh.stream, STENO_EVENT_RECONNECTING, 5000);
     wait_event(sh.stream, STENO_EVENT_RECONNECTED, 10000);
     /* Fault 2: the server closes with 1011, and refuses the next handshake once. */
     wait_progress(&sh, RATE * 3u);
-    server_fault("{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\","
-                 "\"reject_next\":1,\"status\":503}");
+    h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\","
+                  "\"reject_next\":1,\"status\":503}");
     wait_event(sh.stream, STENO_EVENT_RECONNECTING, 5000);
     wait_event(sh.stream, STENO_EVENT_RECONNECTED, 10000);
 
-    CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+    H_CHECK(pthread_join(th, NULL) == 0, "pthread_join");
 
     print_tally("stream (live, a drop, a 1011 close)", &sh.stream_t);
     print_tally("burst (4-chunk ring, no connection)", &sh.burst_t);
 
     /* What was under test really happened. */
-    CHECK(sh.stream_t.frames == STREAM_FRAMES, "stream phase wrote %" PRIu64, sh.stream_t.frames);
-    CHECK(sh.stream_t.during_outage >= 1, "no write happened while the session was reconnecting");
-    CHECK(sh.burst_t.full >= 1, "the burst never found the ring full");
+    H_CHECK(sh.stream_t.frames == STREAM_FRAMES, "stream phase wrote %" PRIu64, sh.stream_t.frames);
+    H_CHECK(sh.stream_t.during_outage >= 1, "no write happened while the session was reconnecting");
+    H_CHECK(sh.burst_t.full >= 1, "the burst never found the ring full");
     /* Interposition reached libwebsockets: its eventfd wakes were seen. */
-    CHECK(wakes_of(&sh.stream_t) >= 1, "no wake was counted: lws_cancel_service's write is "
-                                       "not interposed, so the counts prove nothing");
+    H_CHECK(wakes_of(&sh.stream_t) >= 1, "no wake was counted: lws_cancel_service's write is "
+                                         "not interposed, so the counts prove nothing");
 
     check_clean("stream", &sh.stream_t);
     check_clean("burst", &sh.burst_t);
 
     steno_session_destroy(sh.burst);
     steno_status rc = steno_session_close(sh.stream, 15000);
-    CHECK(rc == STENO_OK, "close: %s (%s)", steno_status_name(rc), steno_session_errmsg(sh.stream));
+    H_CHECK(rc == STENO_OK, "close: %s (%s)", steno_status_name(rc),
+            steno_session_errmsg(sh.stream));
     steno_session_stats st;
-    CHECK(steno_session_stats_get(sh.stream, &st) == STENO_OK, "stats");
-    CHECK(st.samples_written == STREAM_FRAMES, "stats say %" PRIu64 " samples written",
-          st.samples_written);
-    CHECK(st.samples_dropped == 0 && st.samples_evicted == 0,
-          "%" PRIu64 " dropped, %" PRIu64 " evicted", st.samples_dropped, st.samples_evicted);
-    CHECK(st.samples_acked == STREAM_FRAMES, "%" PRIu64 " of %u samples finalized",
-          st.samples_acked, STREAM_FRAMES);
-    CHECK(st.reconnects >= 2, "%u reconnects", st.reconnects);
+    H_CHECK(steno_session_stats_get(sh.stream, &st) == STENO_OK, "stats");
+    H_CHECK(st.samples_written == STREAM_FRAMES, "stats say %" PRIu64 " samples written",
+            st.samples_written);
+    H_CHECK(st.samples_dropped == 0 && st.samples_evicted == 0,
+            "%" PRIu64 " dropped, %" PRIu64 " evicted", st.samples_dropped, st.samples_evicted);
+    H_CHECK(st.samples_acked == STREAM_FRAMES, "%" PRIu64 " of %u samples finalized",
+            st.samples_acked, STREAM_FRAMES);
+    H_CHECK(st.reconnects >= 2, "%u reconnects", st.reconnects);
     steno_session_destroy(sh.stream);
     steno_client_destroy(sh.c);
-    server_stop();
+    h_server_stop(&srv);
     free(sh.audio);
     printf("PASS: steno_session_write made no allocation, lock or wait on the capture thread; "
            "%" PRIu64 " wakes for %" PRIu64 " chunk boundaries\n",
