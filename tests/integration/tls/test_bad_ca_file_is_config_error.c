@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tls_harness.h"
+#include "harness.h"
+#include "tls_certs.h"
 
 /*
  * Without this check a bad CA file only shows up later, on the first wss:// connection, as a
@@ -21,12 +22,12 @@ static void expect_config_error(const char *what, const char *path)
     steno_client *c = (steno_client *)&cc; /* must be reset to NULL */
     char err[512];
     steno_status rc = steno_client_open(&cc, &c, err, sizeof err);
-    th_log("%-28s -> %s: %s", what, steno_status_name(rc), err);
-    TH_CHECK(rc == STENO_ERR_CONFIG, "%s: steno_client_open returned %s (%s)", what,
-             steno_status_name(rc), err);
-    TH_CHECK(c == NULL, "%s: *out is not NULL on failure", what);
-    TH_CHECK(strstr(err, path), "%s: the message does not name the file: %s", what, err);
-    TH_CHECK(strstr(err, "ca_file"), "%s: the message does not name the setting: %s", what, err);
+    h_log("%-28s -> %s: %s", what, steno_status_name(rc), err);
+    H_CHECK(rc == STENO_ERR_CONFIG, "%s: steno_client_open returned %s (%s)", what,
+            steno_status_name(rc), err);
+    H_CHECK(c == NULL, "%s: *out is not NULL on failure", what);
+    H_CHECK(strstr(err, path), "%s: the message does not name the file: %s", what, err);
+    H_CHECK(strstr(err, "ca_file"), "%s: the message does not name the setting: %s", what, err);
 }
 
 static void expect_ok(const char *what, const char *path)
@@ -37,34 +38,34 @@ static void expect_ok(const char *what, const char *path)
     steno_client *c = NULL;
     char err[512];
     steno_status rc = steno_client_open(&cc, &c, err, sizeof err);
-    th_log("%-28s -> %s", what, steno_status_name(rc));
-    TH_CHECK(rc == STENO_OK && c, "%s: steno_client_open returned %s (%s)", what,
-             steno_status_name(rc), err);
+    h_log("%-28s -> %s", what, steno_status_name(rc));
+    H_CHECK(rc == STENO_OK && c, "%s: steno_client_open returned %s (%s)", what,
+            steno_status_name(rc), err);
     steno_client_destroy(c);
 }
 
 int main(void)
 {
-    th_init("bad_ca_file_is_config_error");
-    th_certs certs;
-    th_certs_make(&certs);
+    h_init("bad_ca_file_is_config_error");
+    tls_certs certs;
+    tls_certs_make(&certs);
 
     char missing[256], empty[256], text[256], annotated[256];
     snprintf(missing, sizeof missing, "%s/does-not-exist.pem", certs.dir);
-    th_write_file(&certs, "empty.pem", "", 0, empty, sizeof empty);
+    tls_write_file(&certs, "empty.pem", "", 0, empty, sizeof empty);
     static const char garbage[] = "this is not a certificate\n";
-    th_write_file(&certs, "garbage.pem", garbage, sizeof garbage - 1, text, sizeof text);
+    tls_write_file(&certs, "garbage.pem", garbage, sizeof garbage - 1, text, sizeof text);
 
     /* `openssl x509 -text` output: a human-readable dump, then the PEM block. Still PEM. */
     FILE *f = fopen(certs.ca, "r");
-    TH_CHECK(f, "cannot read %s", certs.ca);
+    H_CHECK(f, "cannot read %s", certs.ca);
     static char pem[16384];
     static const char dump[] = "Certificate:\n    Data:\n        Version: 3 (0x2)\n";
     size_t n = strlen(dump);
     memcpy(pem, dump, n);
     n += fread(pem + n, 1, sizeof pem - n - 1, f);
     fclose(f);
-    th_write_file(&certs, "annotated.pem", pem, n, annotated, sizeof annotated);
+    tls_write_file(&certs, "annotated.pem", pem, n, annotated, sizeof annotated);
 
     expect_config_error("missing file", missing);
     expect_config_error("empty file", empty);
@@ -81,6 +82,5 @@ int main(void)
         fclose(f);
         expect_ok("the system CA bundle", system_bundle);
     }
-    th_log("PASS");
-    return 0;
+    return h_pass();
 }

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tls_harness.h"
+#include "harness.h"
+#include "tls_certs.h"
 
 /*
  * An application that sets ca_file to its private CA pins trust to it (as curl --cacert does):
@@ -14,59 +15,66 @@
  * the same server is then trusted through the system store.
  */
 
-/* Runs one session against the server; returns the terminal event (FAILED or CLOSED). */
-static th_ev run_session(const char *ca_file, int port, const char *what)
+/* Runs one session against the server; returns the terminal event's type and status. */
+static steno_event_type run_session(const char *ca_file, int port, const char *what,
+                                    steno_status *status)
 {
-    steno_client *c = th_client_open(ca_file);
-    th_collector col;
-    th_collector_init(&col);
+    steno_client_config cc;
+    steno_client_config_init(&cc);
+    cc.ca_file = ca_file;
+    steno_client *c = h_client_open(&cc);
+    h_collector col;
+    h_collector_init(&col, "session");
     char url[128];
-    snprintf(url, sizeof url, "wss://127.0.0.1:%d/v1/listen", port);
     steno_session_config sc;
-    th_session_defaults(&sc, url, &col);
+    h_session_defaults(&sc, url, sizeof url, port, &col);
+    tls_url(url, sizeof url, "127.0.0.1", port);
     char err[512];
     steno_session *s = NULL;
     steno_status rc = steno_session_open(c, &sc, &s, err, sizeof err);
-    TH_CHECK(rc == STENO_OK, "%s: steno_session_open: %s: %s", what, steno_status_name(rc), err);
-    static int16_t pcm[TH_RATE / 2];
-    th_pattern(pcm, TH_RATE / 2);
-    TH_CHECK(steno_session_write(s, pcm, TH_RATE / 2) == STENO_OK, "%s: write", what);
+    H_CHECK(rc == STENO_OK, "%s: steno_session_open: %s: %s", what, steno_status_name(rc), err);
+    int16_t pcm[8000];
+    h_pattern(1, 0, 8000, pcm);
+    H_CHECK(steno_session_write(s, pcm, 8000) == STENO_OK, "%s: write", what);
     /* connected (then close) or failed: whichever comes first */
-    th_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000);
-    if (th_count(&col, STENO_EVENT_CONNECTED))
+    h_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000);
+    if (h_count(&col, STENO_EVENT_CONNECTED))
         steno_session_close(s, 10000);
-    TH_CHECK(th_wait_terminal(&col, 10000), "%s: the session did not end", what);
+    h_wait_type(&col, STENO_EVENT_FAILED, 1, 10000); /* returns early once the session ended */
+    H_CHECK(h_ended(&col), "%s: the session did not end", what);
     pthread_mutex_lock(&col.mu);
-    th_ev last = col.ev[col.n - 1];
+    const h_ev *last = &col.ev[col.n - 1];
+    steno_event_type type = last->type;
+    *status = last->status;
+    h_log("%s: %s %s %s", what, steno_event_type_name(type), steno_status_name(*status),
+          last->message ? last->message : "");
     pthread_mutex_unlock(&col.mu);
-    th_log("%s: %s %s %s", what, steno_event_type_name(last.type), steno_status_name(last.status),
-           last.text);
     steno_session_destroy(s);
     steno_client_destroy(c);
-    th_collector_free(&col);
-    return last;
+    h_collector_free(&col);
+    return type;
 }
 
 int main(void)
 {
-    th_init("ca_file_replaces_system_store");
-    th_certs certs;
-    th_certs_make(&certs);
-    th_server srv;
-    th_server_start(&srv, certs.foreign_cert, certs.foreign_key); /* signed by other_ca */
+    h_init("ca_file_replaces_system_store");
+    tls_certs certs;
+    tls_certs_make(&certs);
+    h_server srv;
+    tls_server_start(&srv, certs.foreign_cert, certs.foreign_key); /* signed by other_ca */
     /* before any thread exists: OpenSSL's default verify paths now hold only other_ca */
-    TH_CHECK(setenv("SSL_CERT_FILE", certs.other_ca, 1) == 0, "setenv");
-    TH_CHECK(setenv("SSL_CERT_DIR", certs.dir, 1) == 0, "setenv");
+    H_CHECK(setenv("SSL_CERT_FILE", certs.other_ca, 1) == 0, "setenv");
+    H_CHECK(setenv("SSL_CERT_DIR", certs.dir, 1) == 0, "setenv");
 
-    th_ev sys = run_session(NULL, srv.port, "no ca_file (system store = other CA)");
-    TH_CHECK(sys.type == STENO_EVENT_CLOSED && sys.status == STENO_OK,
-             "the system store (SSL_CERT_FILE) was not used without ca_file: %s %s",
-             steno_event_type_name(sys.type), steno_status_name(sys.status));
+    steno_status st;
+    steno_event_type t = run_session(NULL, srv.port, "no ca_file (system store = other CA)", &st);
+    H_CHECK(t == STENO_EVENT_CLOSED && st == STENO_OK,
+            "the system store (SSL_CERT_FILE) was not used without ca_file: %s %s",
+            steno_event_type_name(t), steno_status_name(st));
 
-    th_ev pinned = run_session(certs.ca, srv.port, "ca_file = test CA");
-    TH_CHECK(pinned.type == STENO_EVENT_FAILED && pinned.status == STENO_ERR_TLS,
-             "with ca_file set, a certificate from a CA outside it was accepted: %s %s",
-             steno_event_type_name(pinned.type), steno_status_name(pinned.status));
-    th_log("PASS");
-    return 0;
+    t = run_session(certs.ca, srv.port, "ca_file = test CA", &st);
+    H_CHECK(t == STENO_EVENT_FAILED && st == STENO_ERR_TLS,
+            "with ca_file set, a certificate from a CA outside it was accepted: %s %s",
+            steno_event_type_name(t), steno_status_name(st));
+    return h_pass();
 }
