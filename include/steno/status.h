@@ -28,7 +28,7 @@ typedef enum steno_status {
     STENO_ERR_REQUEST = -13,        /* the request was rejected as invalid (HTTP 400/404) */
     STENO_ERR_RATE_LIMITED = -14,   /* the provider throttled us (HTTP 429, pushback) */
     STENO_ERR_SERVER = -15,         /* the provider failed (HTTP 5xx, close 1011) */
-    STENO_ERR_PROTOCOL = -16,       /* the peer broke the protocol */
+    STENO_ERR_PROTOCOL = -16,       /* protocol or policy violation (close 1002/1003/1007/1008) */
     STENO_ERR_AUDIO_REJECTED = -17, /* the provider could not decode the audio (close 1008) */
     STENO_ERR_CLOSED = -18,         /* the connection closed unexpectedly */
     STENO_ERR_RETRIES_EXHAUSTED = -19, /* gave up: max attempts or max outage time reached */

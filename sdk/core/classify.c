@@ -25,6 +25,8 @@
  *    (3-hour limit), 3009 Unauthorized Connection: Too many concurrent
  *    sessions; earlier revisions sent "Unauthorized Connection: ..." with
  *    1008, which is still recognised.
+ *  - steno-server (the local test server) closes with 1008 'RATE-0000 audio
+ *    faster than Kx real time' when audio arrives faster than its --max-rate.
  *  - Private codes 4400-4599 are read as 4000 + an HTTP status (a common
  *    convention, e.g. 4401, 4429); other 4000-4999 codes are unknown
  *    provider codes and are retried (bounded by backoff, breaker, budget).
@@ -173,7 +175,15 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r)
             *r = (struct rule){STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER};
             return NULL;
         }
-        *r = (struct rule){STENO__FATAL_REQUEST, STENO_ERR_REQUEST, STENO__FAILURE_SERVER};
+        /* The stream broke a rule of the server's: a close, not a rejected request (no HTTP
+         * 400/404 happened), so the status must not send the user to the endpoint path.
+         * Fatal: retrying sends the same stream the same way. */
+        *r = (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER};
+        if (either_contains(in, "RATE-0000")) {
+            /* steno-server --max-rate: the server accepts less than the pacing sends; a retry
+             * would replay the backlog at the same speed and be closed again. */
+            return " (policy violation: sending too fast; lower send_speed_permille)";
+        }
         return " (policy violation)";
     case 1009: /* message too big: we sent a frame the server will never accept */
         *r = (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_TOO_LARGE, STENO__FAILURE_SERVER};

@@ -30,7 +30,8 @@ typedef enum steno__verdict {
                               (when >= 0), counted as throttling */
     STENO__FATAL_AUTH,     /* credentials rejected: fail the session now */
     STENO__FATAL_REQUEST,  /* the request or its audio is invalid: fail now */
-    STENO__FATAL_PROTOCOL, /* the peer does not speak the protocol we expect: fail now */
+    STENO__FATAL_PROTOCOL, /* the peer does not speak the protocol we expect, or closed over
+                              what we sent (1002/1003/1007, a 1008 policy violation): fail now */
     STENO__DONE,           /* not a failure: the close we asked for (phase CLOSING, 1000) */
 } steno__verdict;
 

@@ -26,7 +26,7 @@ static const struct status_entry entries[] = {
     {"STENO_ERR_REQUEST", "request rejected as invalid (HTTP 400/404): check the endpoint path and provider options"},
     {"STENO_ERR_RATE_LIMITED", "rate limited by the provider (HTTP 429 or pushback): retrying after the advised delay"},
     {"STENO_ERR_SERVER", "provider-side failure (HTTP 5xx or close 1011)"},
-    {"STENO_ERR_PROTOCOL", "protocol violation by the peer"},
+    {"STENO_ERR_PROTOCOL", "protocol or policy violation: the provider refused what it was sent (close 1002/1003/1007/1008) or answered outside the protocol; see the close code and reason"},
     {"STENO_ERR_AUDIO_REJECTED", "the provider could not decode the audio (close 1008): check encoding, sample rate and channels"},
     {"STENO_ERR_CLOSED", "the connection closed unexpectedly"},
     {"STENO_ERR_RETRIES_EXHAUSTED", "gave up reconnecting: maximum attempts or maximum outage time reached"},

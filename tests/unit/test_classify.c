@@ -122,8 +122,18 @@ static const struct row rows[] = {
     {{.phase = CLOSING, .close_code = 1006}, RETRY, STENO_ERR_CLOSED, TRANS, -1,
      "close 1006 (abnormal closure)"}, /* reconnect to finalize the unacked tail */
     {{.phase = OPEN, .close_code = 1007}, F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1, "close 1007"},
-    {{.phase = OPEN, .close_code = 1008, .close_reason = "policy"}, F_REQ, STENO_ERR_REQUEST, SERVER,
-     -1, "close 1008 policy (policy violation)"},
+    /* 1008 is a close over the stream, not a rejected request: never "HTTP 400/404" */
+    {{.phase = OPEN, .close_code = 1008, .close_reason = "policy"}, F_PROTO, STENO_ERR_PROTOCOL,
+     SERVER, -1, "close 1008 policy (policy violation)"},
+    {{.phase = OPEN, .close_code = 1008}, F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 1008 (policy violation)"},
+    {{.phase = OPEN, .close_code = 1008, .close_reason = "DATA-0001 unrecognised text message"},
+     F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 1008 DATA-0001 unrecognised text message (policy violation)"},
+    {{.phase = OPEN, .close_code = 1008, .close_reason = "policy", .retry_after = "5"}, F_PROTO,
+     STENO_ERR_PROTOCOL, SERVER, -1, "close 1008 policy (policy violation)"},
+    {{.phase = CLOSING, .close_code = 1008, .close_reason = "policy"}, F_PROTO, STENO_ERR_PROTOCOL,
+     SERVER, -1, "close 1008 policy (policy violation)"},
     {{.phase = OPEN, .close_code = 1009}, F_PROTO, STENO_ERR_TOO_LARGE, SERVER, -1,
      "close 1009 (message too big)"},
     {{.phase = OPEN, .close_code = 1010}, F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1, "close 1010"},
@@ -159,6 +169,16 @@ static const struct row rows[] = {
      -1, "close 1011 net-0001 (idle timeout)"},
     {{.phase = OPEN, .close_code = 1011, .provider_error = "NET-0001"}, RETRY, STENO_ERR_TIMEOUT, TRANS,
      -1, "close 1011 NET-0001 (idle timeout)"}, /* code from the Error message, no reason */
+
+    /* ---- steno-server: audio faster than its --max-rate (fatal: a retry replays as fast) ---- */
+    {{.phase = OPEN, .close_code = 1008, .close_reason = "RATE-0000 audio faster than 2x real time"},
+     F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 1008 RATE-0000 audio faster than 2x real time (policy violation: sending too fast; "
+     "lower send_speed_permille)"},
+    {{.phase = OPEN, .close_code = 1008, .provider_error = "RATE-0000 audio faster than 1.25x real time"},
+     F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 1008 RATE-0000 audio faster than 1.25x real time (policy violation: sending too fast; "
+     "lower send_speed_permille)"},
 
     /* ---- IANA-registered application codes ---- */
     {{.phase = OPEN, .close_code = 3000}, F_AUTH, STENO_ERR_AUTH, SERVER, -1, "close 3000"},
@@ -243,6 +263,34 @@ static void test_fatal_verdicts_never_carry_a_retry_delay(void **state)
     }
 }
 
+/* STENO_ERR_REQUEST's words send the user to the endpoint path and options (HTTP 400/404): only
+ * a rejected handshake, or a close code that stands for one (44xx), may carry it. */
+static void test_request_status_only_for_a_rejected_request(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        steno__classification c;
+        steno__classify(&rows[i].in, &c);
+        const steno__failure_info *in = &rows[i].in;
+        if (c.status == STENO_ERR_REQUEST)
+            assert_true((in->http_status >= 400 && in->http_status <= 499) ||
+                        (in->close_code >= 4400 && in->close_code <= 4499));
+    }
+    static const char *const reasons[] = {
+        NULL, "", "policy", "RATE-0000 audio faster than 2x", "DATA-0001 bad text", "Bad Request"};
+    for (int code = 1000; code <= 4999; code++) {
+        for (size_t k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++) {
+            steno__failure_info in = {
+                .phase = OPEN, .close_code = code, .close_reason = reasons[k]};
+            steno__classification c;
+            steno__classify(&in, &c);
+            if (c.status == STENO_ERR_REQUEST && !(code >= 4400 && code <= 4499))
+                fail_msg("close %d '%s' reported as a rejected request", code,
+                         reasons[k] ? reasons[k] : "(null)");
+        }
+    }
+}
+
 static void test_statuses_match_the_verdict(void **state)
 {
     (void)state;
@@ -317,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_every_row_of_the_table),
         cmocka_unit_test(test_fatal_verdicts_never_carry_a_retry_delay),
         cmocka_unit_test(test_statuses_match_the_verdict),
+        cmocka_unit_test(test_request_status_only_for_a_rejected_request),
         cmocka_unit_test(test_cause_is_sanitised_and_bounded),
         cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_verdict_names_and_fatality),
