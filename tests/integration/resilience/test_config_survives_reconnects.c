@@ -35,23 +35,10 @@ static steno_status token_cb(void *user, char *buf, size_t cap)
     return STENO_OK;
 }
 
-typedef struct n_arg {
-    size_t n;
-} n_arg;
-
-static bool pred_reconnected(h_collector *c, void *arg)
-{
-    const n_arg *a = arg;
-    size_t k = 0;
-    for (size_t i = 0; i < c->n; i++)
-        k += c->ev[i].type == STENO_EVENT_RECONNECTED;
-    return k >= a->n || c->terminal;
-}
-
 static void fault(const h_server *srv, const h_server *chaos, int k)
 {
     if (k % 2 == 0)
-        cJSON_Delete(h_http_ok(chaos->control_port, "POST", "/reset-all", NULL));
+        h_chaos_reset_all(chaos);
     else
         h_fault(srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
 }
@@ -72,76 +59,65 @@ int main(void)
     h_server_start(&srv, args);
     h_chaos_start(&chaos, srv.port);
     const size_t total = 16u * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(9, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(9, total);
 
     steno_client *cl = h_client_open(NULL);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
-    sc.allow_no_auth = 0;
-    sc.token_cb = token_cb;
+    h_run run;
+    h_run_init(&run, "session", chaos.port);
+    run.sc.allow_no_auth = 0;
+    run.sc.token_cb = token_cb;
     const steno_option opts[] = {
         {"model", "nova-3"},          {"language", "en-US"},     {"interim_results", "true"},
         {"punctuate", "true"},        {"smart_format", "false"}, {"endpointing", "300"},
         {"utterance_end_ms", "1000"}, {"vad_events", "true"},    {"keyterm", "steno"},
         {"keyterm", "reconnect"},     {"tag", "resilience"},
     };
-    sc.options = opts;
-    sc.n_options = sizeof opts / sizeof opts[0];
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    run.sc.options = opts;
+    run.sc.n_options = sizeof opts / sizeof opts[0];
+    h_run_open(&run, cl);
+    h_run_stream(&run, pcm, total, 1.0);
 
-    size_t reconnects = 0;
     for (int k = 0; k < 5; k++) {
         uint64_t mark = (uint64_t)(k + 1) * 5u * RATE / 2u;
-        H_CHECK(h_producer_wait(&prod, (size_t)mark + RATE / 3, 30000), "producer stalled");
-        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals");
+        H_CHECK(h_producer_wait(&run.prod, (size_t)mark + RATE / 3, 30000), "producer stalled");
+        H_CHECK(h_wait_acked(&run.col, mark - RATE, 20000 * h_slow()), "no finals");
         if (k == 2) {
             const steno_option change[] = {
                 {"keyterm", "changed"}, {"punctuate", "false"}, {"endpointing", NULL}};
-            rc = steno_session_configure(s, change, 3);
+            steno_status rc = steno_session_configure(run.s, change, 3);
             H_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
-                    steno_session_errmsg(s));
+                    steno_session_errmsg(run.s));
             h_log("configured: keyterm=changed, punctuate=false, endpointing removed");
         } else {
             fault(&srv, &chaos, k);
             h_log("fault: %s", k % 2 == 0 ? "proxy reset" : "server close 1011");
         }
-        n_arg a = {++reconnects};
-        H_CHECK(h_wait(&col, pred_reconnected, &a, 20000 * h_slow()) && !col.terminal,
+        /* every step, the configuration change included, ends with one reconnect */
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, (size_t)k + 1, 20000 * h_slow()) &&
+                    !h_ended(&run.col),
                 "no RECONNECTED after step %d", k);
     }
-    size_t written = h_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    size_t written = h_producer_join(&run.prod);
+    h_run_close(&run, 30000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     steno_session_stats st;
-    steno_session_stats_get(s, &st);
+    steno_session_stats_get(run.s, &st);
     H_CHECK(st.configures == 1, "stats.configures = %u", st.configures);
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
-    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-            "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     H_CHECK(acc.dropped == 0, "audio dropped");
 
     /* the connection the configuration change opened: after the planned RECONNECTING */
-    pthread_mutex_lock(&col.mu);
+    pthread_mutex_lock(&run.col.mu);
     const char *switch_rid = NULL;
     bool planned = false;
-    for (size_t i = 0; i < col.n; i++) {
-        if (col.ev[i].type == STENO_EVENT_RECONNECTING)
-            planned = col.ev[i].cause == STENO_OK;
-        if (col.ev[i].type == STENO_EVENT_RECONNECTED && planned && !switch_rid)
-            switch_rid = col.ev[i].request_id;
+    for (size_t i = 0; i < run.col.n; i++) {
+        if (run.col.ev[i].type == STENO_EVENT_RECONNECTING)
+            planned = run.col.ev[i].cause == STENO_OK;
+        if (run.col.ev[i].type == STENO_EVENT_RECONNECTED && planned && !switch_rid)
+            switch_rid = run.col.ev[i].request_id;
     }
     H_CHECK(switch_rid, "no planned reconnect for the configuration change");
 
@@ -189,7 +165,7 @@ int main(void)
             after_n++;
         }
     }
-    pthread_mutex_unlock(&col.mu);
+    pthread_mutex_unlock(&run.col.mu);
     H_CHECK(before_n >= 3 && after_n >= 3, "%d connections before the change, %d after", before_n,
             after_n);
     h_log("before the change (%d connections): %s", before_n, q0);
@@ -215,12 +191,8 @@ int main(void)
                 "'%s' changed although configure did not name it", same[k]);
     cJSON_Delete(recs);
 
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&chaos);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

@@ -39,43 +39,37 @@ static bool pred_second_attempt(h_collector *c, void *arg)
 
 typedef struct fatal_run {
     const fatal_case *fc;
-    h_collector col;
-    steno_session *s;
+    h_run run;
 } fatal_run;
 
 static void start_case(steno_client *cl, const h_server *srv, fatal_run *r)
 {
     const fatal_case *fc = r->fc;
-    h_collector_init(&r->col, fc->name);
-    steno_session_config sc;
-    char url[128];
-    h_session_defaults(&sc, url, sizeof url, srv->port, &r->col);
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d%s", srv->port, fc->path);
-    sc.allow_no_auth = 0;
-    sc.api_key = fc->key;
+    h_run_init(&r->run, fc->name, srv->port);
+    snprintf(r->run.url, sizeof r->run.url, "ws://127.0.0.1:%d%s", srv->port, fc->path);
+    r->run.sc.allow_no_auth = 0;
+    r->run.sc.api_key = fc->key;
     steno_option opt = {"model", fc->model};
     if (fc->model) {
-        sc.options = &opt;
-        sc.n_options = 1;
+        r->run.sc.options = &opt;
+        r->run.sc.n_options = 1;
     }
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &r->s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "%s: open: %s %s", fc->name, steno_status_name(rc), err);
+    h_run_open(&r->run, cl);
     int16_t pcm[1600];
     h_pattern(1, 0, 1600, pcm);
-    steno_session_write(r->s, pcm, 1600);
+    steno_session_write(r->run.s, pcm, 1600);
 }
 
 static void await_failed(fatal_run *r)
 {
-    H_CHECK(h_wait_type(&r->col, STENO_EVENT_FAILED, 1, 10000 * h_slow()),
+    H_CHECK(h_wait_type(&r->run.col, STENO_EVENT_FAILED, 1, 10000 * h_slow()),
             "%s: no FAILED event within 10 s", r->fc->name);
 }
 
 static void verify_case(const cJSON *recs, fatal_run *r)
 {
     const fatal_case *fc = r->fc;
-    steno_session *s = r->s;
+    steno_session *s = r->run.s;
     steno_session_stats st;
     H_CHECK(steno_session_stats_get(s, &st) == STENO_OK, "stats");
     H_CHECK(st.attempts == 1, "%s: stats.attempts = %u, want 1", fc->name, st.attempts);
@@ -83,7 +77,7 @@ static void verify_case(const cJSON *recs, fatal_run *r)
     H_CHECK(steno_session_state_get(s) == STENO_STATE_FAILED, "%s: state %s", fc->name,
             steno_session_state_name(steno_session_state_get(s)));
 
-    h_collector *col = &r->col;
+    h_collector *col = &r->run.col;
     pthread_mutex_lock(&col->mu);
     H_CHECK(h_find(col, STENO_EVENT_CONNECTING, 1) == (size_t)-1 &&
                 col->ev[0].type == STENO_EVENT_CONNECTING,
@@ -110,8 +104,7 @@ static void verify_case(const cJSON *recs, fatal_run *r)
     steno_status crc = steno_session_close(s, 1000);
     H_CHECK(crc == fc->want_status, "%s: close returned %s, want the failure status %s", fc->name,
             steno_status_name(crc), steno_status_name(fc->want_status));
-    steno_session_destroy(s);
-    h_collector_free(col);
+    h_run_free(&r->run);
     h_log("%s: FAILED after exactly one attempt", fc->name);
 }
 
@@ -149,7 +142,7 @@ int main(void)
     for (size_t i = 0; i < N; i++) {
         uint64_t now = h_now_ms();
         /* the session is terminal already: wait out the window regardless */
-        bool again = h_wait(&runs[i].col, pred_second_attempt, NULL,
+        bool again = h_wait(&runs[i].run.col, pred_second_attempt, NULL,
                             now < quiet_until ? (uint32_t)(quiet_until - now) : 0);
         H_CHECK(!again, "%s: a second connection attempt followed a fatal %d", cases[i].name,
                 cases[i].want_http);
@@ -162,7 +155,5 @@ int main(void)
     cJSON_Delete(recs);
 
     steno_client_destroy(cl);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

@@ -29,19 +29,6 @@
 #define PING_MS 500u
 #define KEEPALIVE_MS 1000u
 
-typedef struct n_arg {
-    size_t n;
-} n_arg;
-
-static bool pred_reconnected(h_collector *c, void *arg)
-{
-    const n_arg *a = arg;
-    size_t k = 0;
-    for (size_t i = 0; i < c->n; i++)
-        k += c->ev[i].type == STENO_EVENT_RECONNECTED;
-    return k >= a->n || c->terminal;
-}
-
 int main(void)
 {
     h_init("half_open_detected_and_replaced");
@@ -49,31 +36,23 @@ int main(void)
     h_server_start(&srv, NULL);
     h_chaos_start(&chaos, srv.port);
     const size_t total = 12u * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(5, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(5, total);
 
     steno_client *cl = h_client_open(NULL);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
-    sc.dead_after_ms = DEAD_AFTER_MS;
-    sc.ping_interval_ms = PING_MS;
-    sc.keepalive_ms = KEEPALIVE_MS;
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    h_run run;
+    h_run_init(&run, "session", chaos.port);
+    run.sc.dead_after_ms = DEAD_AFTER_MS;
+    run.sc.ping_interval_ms = PING_MS;
+    run.sc.keepalive_ms = KEEPALIVE_MS;
+    h_run_open(&run, cl);
+    h_run_stream(&run, pcm, total, 1.0);
 
     static const char *const kinds[] = {"stall", "discard", "server"};
     for (int k = 0; k < 3; k++) {
         uint64_t mark = (uint64_t)(k + 1) * 3u * RATE;
-        H_CHECK(h_producer_wait(&prod, (size_t)mark + RATE / 2, 30000), "producer stalled");
-        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals before %s", kinds[k]);
+        H_CHECK(h_producer_wait(&run.prod, (size_t)mark + RATE / 2, 30000), "producer stalled");
+        H_CHECK(h_wait_acked(&run.col, mark - RATE, 20000 * h_slow()), "no finals before %s",
+                kinds[k]);
         uint64_t t0 = h_now_ms();
         if (k < 2) {
             int conn = h_chaos_open_conn(&chaos);
@@ -86,20 +65,20 @@ int main(void)
             h_fault(&srv, "{\"action\":\"stall\"}");
         }
         h_log("silenced the connection (%s)", kinds[k]);
-        n_arg a = {(size_t)k + 1};
-        H_CHECK(h_wait(&col, pred_reconnected, &a, 20000 * h_slow()) && !col.terminal,
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, (size_t)k + 1, 20000 * h_slow()) &&
+                    !h_ended(&run.col),
                 "%s: the connection was not replaced", kinds[k]);
         /* when was it declared dead? the RECONNECTING event that preceded */
-        pthread_mutex_lock(&col.mu);
+        pthread_mutex_lock(&run.col.mu);
         uint64_t t_dead = 0;
         steno_status cause = STENO_OK;
-        for (size_t i = col.n; i-- > 0;) {
-            if (col.ev[i].type == STENO_EVENT_RECONNECTING && col.ev[i].t_ms >= t0) {
-                t_dead = col.ev[i].t_ms;
-                cause = col.ev[i].cause;
+        for (size_t i = run.col.n; i-- > 0;) {
+            if (run.col.ev[i].type == STENO_EVENT_RECONNECTING && run.col.ev[i].t_ms >= t0) {
+                t_dead = run.col.ev[i].t_ms;
+                cause = run.col.ev[i].cause;
             }
         }
-        pthread_mutex_unlock(&col.mu);
+        pthread_mutex_unlock(&run.col.mu);
         H_CHECK(t_dead, "%s: no RECONNECTING event", kinds[k]);
         uint64_t took = t_dead - t0;
         h_log("%s: declared dead after %" PRIu64 " ms (dead_after_ms %u)", kinds[k], took,
@@ -118,9 +97,9 @@ int main(void)
             h_fault(&srv, "{\"action\":\"unstall\"}");
     }
 
-    size_t written = h_producer_join(&prod);
+    size_t written = h_producer_join(&run.prod);
     H_CHECK(written == total, "producer wrote %zu", written);
-    H_CHECK(h_wait_acked(&col, total - CHUNK_FRAMES, 20000 * h_slow()),
+    H_CHECK(h_wait_acked(&run.col, total - CHUNK_FRAMES, 20000 * h_slow()),
             "the stream was not finalized");
     /* no audio flows now: KeepAlive every keepalive_ms (poll the counter: it has no event) */
     uint64_t idle_from = h_now_ms();
@@ -128,23 +107,21 @@ int main(void)
     do {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
-        steno_session_stats_get(s, &st);
+        steno_session_stats_get(run.s, &st);
     } while (st.keepalives_sent < 2 && h_now_ms() - idle_from < 5u * KEEPALIVE_MS);
     h_log("idle: %" PRIu64 " KeepAlive after %" PRIu64 " ms", st.keepalives_sent,
           h_now_ms() - idle_from);
     H_CHECK(st.keepalives_sent >= 2, "only %" PRIu64 " KeepAlive while idle for %u ms",
             st.keepalives_sent, 5u * KEEPALIVE_MS);
 
-    rc = steno_session_close(s, 30000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    h_run_close(&run, 30000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
-    steno_session_stats_get(s, &st);
+    steno_session_stats_get(run.s, &st);
     H_CHECK(st.dead_connections == 3, "stats.dead_connections = %u, want 3", st.dead_connections);
 
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
-    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-            "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     H_CHECK(acc.dropped == 0, "audio dropped");
     h_log("accounting: %" PRIu64 " samples covered once over %zu connections, %" PRIu64 " replayed",
           acc.covered, acc.connections, acc.replayed);
@@ -162,12 +139,8 @@ int main(void)
     }
     cJSON_Delete(recs);
 
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&chaos);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

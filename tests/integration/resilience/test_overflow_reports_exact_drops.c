@@ -30,80 +30,66 @@ int main(void)
     h_server_start(&srv, NULL);
 
     const size_t total = 9u * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(11, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(11, total);
 
     steno_client_config cc;
     steno_client_config_init(&cc);
     cc.breaker_open_ms = 300; /* recover promptly once the server is back */
     steno_client *cl = h_client_open(&cc);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, srv.port, &col);
-    sc.ring_chunks = RING;
-    sc.retry.cap_ms = 300;
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
+    h_run run;
+    h_run_init(&run, "session", srv.port);
+    run.sc.ring_chunks = RING;
+    run.sc.retry.cap_ms = 300;
+    h_run_open(&run, cl);
 
     /* capture runs at real time: the network thread evicts on its chunk timer */
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
-    H_CHECK(h_wait_acked(&col, RATE, 20000 * h_slow()), "no final for the first second");
-    H_CHECK(h_producer_wait(&prod, RATE * 3 / 2, 20000), "producer stalled");
+    h_run_stream(&run, pcm, total, 1.0);
+    H_CHECK(h_wait_acked(&run.col, RATE, 20000 * h_slow()), "no final for the first second");
+    H_CHECK(h_producer_wait(&run.prod, RATE * 3 / 2, 20000), "producer stalled");
 
-    pthread_mutex_lock(&col.mu);
-    uint64_t acked_at_outage = col.acked;
-    pthread_mutex_unlock(&col.mu);
+    uint64_t acked_at_outage = h_acked(&run.col);
     h_fault(&srv, "{\"down\":true,\"status\":503}");
     h_fault(&srv, "{\"action\":\"drop\"}");
-    size_t w0 = h_producer_written(&prod);
+    size_t w0 = h_producer_written(&run.prod);
     h_log("outage begins: %zu frames written, finals up to %" PRIu64, w0, acked_at_outage);
     /* 4 s of audio arrive during the outage: twice what the ring holds */
-    H_CHECK(h_producer_wait(&prod, w0 + 4u * RATE, 30000), "producer stalled");
-    H_CHECK(h_count(&col, STENO_EVENT_AUDIO_DROPPED) > 0,
+    H_CHECK(h_producer_wait(&run.prod, w0 + 4u * RATE, 30000), "producer stalled");
+    H_CHECK(h_count(&run.col, STENO_EVENT_AUDIO_DROPPED) > 0,
             "4 s of outage into a 2 s ring reported no AUDIO_DROPPED");
     h_fault(&srv, "{\"down\":false}");
-    size_t w1 = h_producer_written(&prod);
+    size_t w1 = h_producer_written(&run.prod);
     h_log("outage ends: %zu frames written", w1);
-    H_CHECK(h_wait_type(&col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()),
+    H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()),
             "no RECONNECTED after the server came back");
 
-    size_t written = h_producer_join(&prod);
+    size_t written = h_producer_join(&run.prod);
     H_CHECK(written == total, "producer wrote %zu of %zu", written, total);
-    H_CHECK(prod.full_returns == 0 && prod.bad_status == 0,
+    H_CHECK(run.prod.full_returns == 0 && run.prod.bad_status == 0,
             "the capture side found the ring full %" PRIu64 " times (status %d): the network "
             "thread should evict before that",
-            (uint64_t)prod.full_returns, prod.bad_status);
-    rc = steno_session_close(s, 30000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+            (uint64_t)run.prod.full_returns, run.prod.bad_status);
+    h_run_close(&run, 30000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
-    bool ok =
-        h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err);
-    H_CHECK(ok, "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     h_log("accounting: %" PRIu64 " written = %" PRIu64 " covered once + %" PRIu64
           " dropped in %zu events; %zu connections",
           acc.written, acc.covered, acc.dropped, acc.drop_events, acc.connections);
     H_CHECK(acc.covered + acc.dropped == written, "covered + dropped != written");
 
     steno_session_stats st;
-    steno_session_stats_get(s, &st);
+    steno_session_stats_get(run.s, &st);
     H_CHECK(st.samples_evicted == acc.dropped && st.samples_dropped == 0,
             "stats: evicted %" PRIu64 " dropped %" PRIu64 ", events reported %" PRIu64,
             st.samples_evicted, st.samples_dropped, acc.dropped);
 
     /* the drops: network side, one contiguous run from the first unacknowledged chunk */
-    pthread_mutex_lock(&col.mu);
+    pthread_mutex_lock(&run.col.mu);
     uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
-    for (size_t k = 0; k < col.n; k++) {
-        const h_ev *e = &col.ev[k];
+    for (size_t k = 0; k < run.col.n; k++) {
+        const h_ev *e = &run.col.ev[k];
         if (e->type != STENO_EVENT_AUDIO_DROPPED)
             continue;
         H_CHECK(!e->producer_side, "a producer-side drop during an outage");
@@ -111,7 +97,7 @@ int main(void)
         hi = e->drop_last > hi ? e->drop_last : hi;
         sum += e->drop_last - e->drop_first + 1;
     }
-    pthread_mutex_unlock(&col.mu);
+    pthread_mutex_unlock(&run.col.mu);
     uint64_t first_unacked = acked_at_outage / CHUNK_FRAMES * CHUNK_FRAMES;
     H_CHECK(lo == first_unacked,
             "the first dropped sample is %" PRIu64 ", but the oldest unacknowledged chunk "
@@ -127,11 +113,8 @@ int main(void)
           (double)sum / RATE, (double)backlog / RATE);
 
     cJSON_Delete(recs);
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

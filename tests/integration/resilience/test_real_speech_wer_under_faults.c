@@ -88,51 +88,44 @@ static int server_conn_id(const h_server *srv, h_collector *col)
     return id;
 }
 
-typedef struct run {
-    const char *name;
-    h_collector col;
-    steno_session *s;
-    h_producer prod;
+/* A session streaming the recordings, and its transcript's score. */
+typedef struct scored {
+    h_run run;
     char *text;
     double wer;
-} run;
+} scored;
 
-static void open_run(steno_client *cl, run *r, const char *name, int port)
+static void open_scored(steno_client *cl, scored *r, const char *name, int port)
 {
-    r->name = name;
-    h_collector_init(&r->col, name);
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, port, &r->col);
-    sc.ring_chunks = 400; /* recognition lags: hold the whole stream if need be */
-    sc.close_timeout_ms = 60000;
+    h_run_init(&r->run, name, port);
+    r->run.sc.ring_chunks = 400; /* recognition lags: hold the whole stream if need be */
+    r->run.sc.close_timeout_ms = 60000;
     /* a recogniser may take a while to answer: no liveness verdict on a quiet decoder */
-    sc.dead_after_ms = 5000;
-    sc.ping_interval_ms = 1000;
+    r->run.sc.dead_after_ms = 5000;
+    r->run.sc.ping_interval_ms = 1000;
     static const steno_option opts[] = {{"model", "nova-3"}, {"language", "en"}};
-    sc.options = opts;
-    sc.n_options = 2;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &r->s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "%s: open: %s %s", name, steno_status_name(rc), err);
+    r->run.sc.options = opts;
+    r->run.sc.n_options = 2;
+    h_run_open(&r->run, cl);
 }
 
-static void transcript_of(run *r)
+static void transcript_of(scored *r)
 {
+    h_collector *col = &r->run.col;
     size_t cap = 1, len = 0;
-    pthread_mutex_lock(&r->col.mu);
-    for (size_t i = 0; i < r->col.n; i++)
-        if (r->col.ev[i].type == STENO_EVENT_TRANSCRIPT && r->col.ev[i].is_final)
-            cap += strlen(r->col.ev[i].text) + 1;
+    pthread_mutex_lock(&col->mu);
+    for (size_t i = 0; i < col->n; i++)
+        if (col->ev[i].type == STENO_EVENT_TRANSCRIPT && col->ev[i].is_final)
+            cap += strlen(col->ev[i].text) + 1;
     r->text = malloc(cap);
     H_CHECK(r->text, "out of memory");
     r->text[0] = '\0';
-    for (size_t i = 0; i < r->col.n; i++) {
-        const h_ev *e = &r->col.ev[i];
+    for (size_t i = 0; i < col->n; i++) {
+        const h_ev *e = &col->ev[i];
         if (e->type == STENO_EVENT_TRANSCRIPT && e->is_final && e->text[0])
             len += (size_t)snprintf(r->text + len, cap - len, "%s%s", len ? " " : "", e->text);
     }
-    pthread_mutex_unlock(&r->col.mu);
+    pthread_mutex_unlock(&col->mu);
 }
 
 int main(void)
@@ -199,45 +192,44 @@ int main(void)
     h_server_start(&srv, args);
     h_chaos_start(&chaos, srv.port);
     steno_client *cl = h_client_open(NULL);
-    run clean, faulted;
+    scored clean, faulted;
     memset(&clean, 0, sizeof clean);
     memset(&faulted, 0, sizeof faulted);
-    open_run(cl, &clean, "clean", srv.port);
-    open_run(cl, &faulted, "faulted", chaos.port);
-    h_producer_start(&clean.prod, clean.s, pcm, total, RATE, RATE / 50, 1.0);
-    h_producer_start(&faulted.prod, faulted.s, pcm, total, RATE, RATE / 50, 1.0);
+    open_scored(cl, &clean, "clean", srv.port);
+    open_scored(cl, &faulted, "faulted", chaos.port);
+    h_run_stream(&clean.run, pcm, total, 1.0);
+    h_run_stream(&faulted.run, pcm, total, 1.0);
 
     /* three faults, at a quarter, half and three quarters of the stream */
     for (int k = 0; k < 3; k++) {
         size_t at = total * (size_t)(k + 1) / 4;
-        H_CHECK(h_producer_wait(&faulted.prod, at, 120000), "producer stalled");
-        size_t before = h_count(&faulted.col, STENO_EVENT_RECONNECTED);
+        H_CHECK(h_producer_wait(&faulted.run.prod, at, 120000), "producer stalled");
+        size_t before = h_count(&faulted.run.col, STENO_EVENT_RECONNECTED);
         if (k == 0) {
-            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_chaos_reset_all(&chaos);
         } else if (k == 1) {
             /* only the faulted session's connection */
             h_fault(&srv,
                     "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\","
                     "\"connection\":%d}",
-                    server_conn_id(&srv, &faulted.col));
+                    server_conn_id(&srv, &faulted.run.col));
         } else {
             h_fault(&srv, "{\"reject_next\":1,\"status\":503}");
-            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_chaos_reset_all(&chaos);
         }
-        H_CHECK(h_wait_type(&faulted.col, STENO_EVENT_RECONNECTED, before + 1, 30000 * h_slow()),
-                "fault %d: no RECONNECTED", k + 1);
+        H_CHECK(
+            h_wait_type(&faulted.run.col, STENO_EVENT_RECONNECTED, before + 1, 30000 * h_slow()),
+            "fault %d: no RECONNECTED", k + 1);
     }
-    h_producer_join(&clean.prod);
-    h_producer_join(&faulted.prod);
-    steno_status rc = steno_session_close(clean.s, 120000);
-    H_CHECK(rc == STENO_OK, "clean: close: %s", steno_status_name(rc));
-    rc = steno_session_close(faulted.s, 120000);
-    H_CHECK(rc == STENO_OK, "faulted: close: %s", steno_status_name(rc));
+    h_producer_join(&clean.run.prod);
+    h_producer_join(&faulted.run.prod);
+    h_run_close(&clean.run, 120000);
+    h_run_close(&faulted.run, 120000);
     H_CHECK(h_server_wait_idle(&srv, 30000), "server connections still open");
 
     char **rw;
     size_t nr = h_words(ref, &rw);
-    run *runs[2] = {&clean, &faulted};
+    scored *runs[2] = {&clean, &faulted};
     for (int i = 0; i < 2; i++) {
         transcript_of(runs[i]);
         char **hw;
@@ -250,15 +242,15 @@ int main(void)
     h_log("faulted (WER %.1f%%): %s", faulted.wer, faulted.text);
 
     steno_session_stats st;
-    steno_session_stats_get(faulted.s, &st);
+    steno_session_stats_get(faulted.run.s, &st);
     H_CHECK(st.reconnects == 3, "faulted: %u reconnects", st.reconnects);
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
     char err[256];
-    H_CHECK(h_check_connections(&faulted.col, pcm, total, RATE, CHUNK_FRAMES, recs, &acc, err,
+    H_CHECK(h_check_connections(&faulted.run.col, pcm, total, RATE, CHUNK_FRAMES, recs, &acc, err,
                                 sizeof err),
             "faulted: %s", err);
-    H_CHECK(h_check_connections(&clean.col, pcm, total, RATE, CHUNK_FRAMES, recs, NULL, err,
+    H_CHECK(h_check_connections(&clean.run.col, pcm, total, RATE, CHUNK_FRAMES, recs, NULL, err,
                                 sizeof err),
             "clean: %s", err);
     h_log("faulted run: %zu connections, %" PRIu64 " samples replayed, %" PRIu64
@@ -272,14 +264,10 @@ int main(void)
 
     h_words_free(rw, nr);
     for (int i = 0; i < 2; i++) {
-        steno_session_destroy(runs[i]->s);
-        h_collector_free(&runs[i]->col);
+        h_run_free(&runs[i]->run);
         free(runs[i]->text);
     }
     steno_client_destroy(cl);
     free(pcm);
-    h_server_stop(&chaos);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

@@ -61,48 +61,39 @@ int main(void)
     const char *args[] = {"--max-rate", "1.25", "--burst-ms", "2000", NULL};
     h_server_start(&srv, args);
     const size_t total = 12u * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(13, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(13, total);
 
     steno_client_config cc;
     steno_client_config_init(&cc);
     cc.breaker_open_ms = 200;
     steno_client *cl = h_client_open(&cc);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, srv.port, &col);
-    sc.retry.cap_ms = 200;
+    h_run run;
+    h_run_init(&run, "session", srv.port);
+    run.sc.retry.cap_ms = 200;
     /* the provider's own pacing: no test knob here */
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
+    h_run_open(&run, cl);
+    h_run_stream(&run, pcm, total, 1.0);
 
-    H_CHECK(h_producer_wait(&prod, 3u * RATE + RATE / 2, 20000), "producer stalled");
+    H_CHECK(h_producer_wait(&run.prod, 3u * RATE + RATE / 2, 20000), "producer stalled");
     h_fault(&srv, "{\"down\":true}");
     h_fault(&srv, "{\"action\":\"drop\"}");
-    size_t w0 = h_producer_written(&prod);
-    H_CHECK(h_producer_wait(&prod, w0 + 3u * RATE, 20000), "producer stalled");
+    size_t w0 = h_producer_written(&run.prod);
+    H_CHECK(h_producer_wait(&run.prod, w0 + 3u * RATE, 20000), "producer stalled");
     h_fault(&srv, "{\"down\":false}");
     h_log("server back after 3 s of audio");
-    H_CHECK(h_wait_type(&col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()), "no RECONNECTED");
-    pthread_mutex_lock(&col.mu);
+    H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()), "no RECONNECTED");
+    pthread_mutex_lock(&run.col.mu);
     char replay_rid[128];
     snprintf(replay_rid, sizeof replay_rid, "%s",
-             col.ev[h_find(&col, STENO_EVENT_RECONNECTED, 0)].request_id);
-    pthread_mutex_unlock(&col.mu);
+             run.col.ev[h_find(&run.col, STENO_EVENT_RECONNECTED, 0)].request_id);
+    pthread_mutex_unlock(&run.col.mu);
 
     /* caught up (finals close to the live edge), then a fault on a healthy connection */
-    H_CHECK(h_producer_wait(&prod, 11u * RATE, 30000), "producer stalled");
-    bool caught_up = h_wait_acked(&col, 10u * RATE, 30000 * h_slow());
+    H_CHECK(h_producer_wait(&run.prod, 11u * RATE, 30000), "producer stalled");
+    bool caught_up = h_wait_acked(&run.col, 10u * RATE, 30000 * h_slow());
     if (!caught_up) {
         /* say why: a connection closed for its rate is the failure this test is about */
-        h_producer_stop(&prod);
+        h_producer_stop(&run.prod);
         cJSON *recs = h_server_records(&srv);
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
         cJSON_ArrayForEach(r, arr)
@@ -122,12 +113,11 @@ int main(void)
     }
     double t_fault = h_wall_s();
     h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
-    H_CHECK(h_wait_type(&col, STENO_EVENT_RECONNECTED, 2, 20000 * h_slow()),
+    H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, 2, 20000 * h_slow()),
             "no second RECONNECTED");
 
-    size_t written = h_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    size_t written = h_producer_join(&run.prod);
+    h_run_close(&run, 30000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     cJSON *recs = h_server_records(&srv);
@@ -150,19 +140,19 @@ int main(void)
             "the replay only got %.3f s ahead: the backlog was not sent as fast as allowed", lead);
 
     steno_session_stats st;
-    steno_session_stats_get(s, &st);
+    steno_session_stats_get(run.s, &st);
     H_CHECK(st.chunks_replayed > 0, "nothing replayed");
     h_accounting acc;
-    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-            "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     H_CHECK(acc.dropped == 0, "audio dropped");
 
     /* the reconnect gap on loopback */
-    pthread_mutex_lock(&col.mu);
-    size_t i2 = h_find(&col, STENO_EVENT_RECONNECTED, h_find(&col, STENO_EVENT_RECONNECTED, 0) + 1);
-    const cJSON *r2 = h_record_by_rid(recs, col.ev[i2].request_id);
-    uint32_t downtime = col.ev[i2].downtime_ms;
-    pthread_mutex_unlock(&col.mu);
+    pthread_mutex_lock(&run.col.mu);
+    size_t i2 =
+        h_find(&run.col, STENO_EVENT_RECONNECTED, h_find(&run.col, STENO_EVENT_RECONNECTED, 0) + 1);
+    const cJSON *r2 = h_record_by_rid(recs, run.col.ev[i2].request_id);
+    uint32_t downtime = run.col.ev[i2].downtime_ms;
+    pthread_mutex_unlock(&run.col.mu);
     H_CHECK(r2, "no record of the last connection");
     double gap = h_jnum(r2, "start", 0) + h_jnum(r2, "first_audio", 0) - t_fault;
     h_log("reconnect gap after close 1011 on a healthy connection: %.1f ms to the first "
@@ -170,11 +160,8 @@ int main(void)
           gap * 1000.0, downtime);
     cJSON_Delete(recs);
 
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

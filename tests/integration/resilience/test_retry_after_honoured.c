@@ -77,20 +77,6 @@ static int last_record_id(const h_server *srv)
     return id;
 }
 
-typedef struct n_arg {
-    steno_event_type type;
-    size_t n;
-} n_arg;
-
-static bool pred_n(h_collector *c, void *arg)
-{
-    const n_arg *a = arg;
-    size_t k = 0;
-    for (size_t i = 0; i < c->n; i++)
-        k += c->ev[i].type == a->type;
-    return k >= a->n || c->terminal;
-}
-
 /* The delay the last RECONNECTING event announced. */
 static uint32_t last_delay(h_collector *c, int *http)
 {
@@ -113,28 +99,19 @@ int main(void)
     h_server srv;
     h_server_start(&srv, NULL);
     const size_t total = 14u * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(3, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(3, total);
 
     steno_client *cl = h_client_open(NULL);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, srv.port, &col);
+    h_run run;
+    h_run_init(&run, "session", srv.port);
 
     /* 1: the first handshake */
     h_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, 1.0);
-    H_CHECK(h_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
+    h_run_open(&run, cl);
+    h_run_stream(&run, pcm, total, 1.0);
+    H_CHECK(h_wait_type(&run.col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
     int http = 0;
-    uint32_t d = last_delay(&col, &http);
+    uint32_t d = last_delay(&run.col, &http);
     H_CHECK(http == 429 && d >= 1000, "RECONNECTING announced %u ms after HTTP %d", d, http);
     check_gap(&srv, 0, 429, 0, 1.0, 1.0, "429 Retry-After: 1 on the first handshake");
 
@@ -143,8 +120,8 @@ int main(void)
         /* a healthy connection (up for a while, finals received) whose drop would be
          * retried at once */
         uint64_t mark = (uint64_t)(round + 1) * 4u * RATE + RATE;
-        H_CHECK(h_producer_wait(&prod, (size_t)mark, 20000), "producer stalled");
-        H_CHECK(h_wait_acked(&col, mark - RATE, 20000 * h_slow()), "no finals");
+        H_CHECK(h_producer_wait(&run.prod, (size_t)mark, 20000), "producer stalled");
+        H_CHECK(h_wait_acked(&run.col, mark - RATE, 20000 * h_slow()), "no finals");
         int from = last_record_id(&srv);
         double not_before = 0;
         const char *name;
@@ -162,11 +139,12 @@ int main(void)
             not_before = (double)at;
             name = "503 Retry-After: <HTTP-date 3 s ahead> on a reconnect";
         }
-        n_arg a = {STENO_EVENT_RECONNECTED, (size_t)round + 1};
         h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
-        H_CHECK(h_wait(&col, pred_n, &a, 20000 * h_slow()) && !col.terminal, "%s: no RECONNECTED",
-                name);
-        d = last_delay(&col, &http);
+        H_CHECK(
+            h_wait_type(&run.col, STENO_EVENT_RECONNECTED, (size_t)round + 1, 20000 * h_slow()) &&
+                !h_ended(&run.col),
+            "%s: no RECONNECTED", name);
+        d = last_delay(&run.col, &http);
         H_CHECK(http == 503 && d >= (round == 0 ? 2000u : 1000u),
                 "%s: RECONNECTING announced %u ms after HTTP %d", name, d, http);
         /* an HTTP-date has whole seconds: a client counting whole seconds may wait up to 1 s
@@ -174,22 +152,17 @@ int main(void)
         check_gap(&srv, from, 503, not_before, 2.0, round == 0 ? 1.0 : 1.5, name);
     }
 
-    size_t written = h_producer_join(&prod);
-    rc = steno_session_close(s, 30000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    size_t written = h_producer_join(&run.prod);
+    h_run_close(&run, 30000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
-    H_CHECK(h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err),
-            "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     H_CHECK(acc.dropped == 0, "audio dropped");
     cJSON_Delete(recs);
 
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }

@@ -47,19 +47,6 @@ typedef struct fault_rec {
     char rid[128];         /* the request id of the connection that replaced it */
 } fault_rec;
 
-typedef struct after_arg {
-    size_t n;
-} after_arg;
-
-static bool pred_reconnected(h_collector *c, void *arg)
-{
-    const after_arg *a = arg;
-    size_t n = 0;
-    for (size_t i = 0; i < c->n; i++)
-        n += c->ev[i].type == STENO_EVENT_RECONNECTED;
-    return n >= a->n || c->terminal;
-}
-
 typedef struct healthy_arg {
     uint64_t not_before; /* the connection's age condition, h_now_ms() */
 } healthy_arg;
@@ -92,30 +79,21 @@ int main(void)
     h_chaos_start(&chaos, srv.port);
 
     const size_t total = (size_t)STREAM_S * RATE;
-    int16_t *pcm = malloc(total * sizeof *pcm);
-    H_CHECK(pcm, "out of memory");
-    h_pattern(7, 0, total, pcm);
+    int16_t *pcm = h_pattern_alloc(7, total);
 
     steno_client *cl = h_client_open(NULL);
-    h_collector col;
-    h_collector_init(&col, "session");
-    steno_session_config sc;
-    char url[96];
-    h_session_defaults(&sc, url, sizeof url, chaos.port, &col);
-    sc.healthy_after_ms = HEALTHY_MS;
+    h_run run;
+    h_run_init(&run, "session", chaos.port);
+    run.sc.healthy_after_ms = HEALTHY_MS;
     /* the server accepts any rate: capture at 2.5x and let the session send at up to 6x, so
      * it catches up after each outage (the ring holds 10 s) */
-    double send_speed = h_fast_send(&sc, 6.0);
+    double send_speed = h_fast_send(&run.sc, 6.0);
     double speed = 2.5;
     h_log("sending at up to %.2fx, capturing at %.2fx real time", send_speed, speed);
-    steno_session *s = NULL;
-    char err[256] = "";
-    steno_status rc = steno_session_open(cl, &sc, &s, err, sizeof err);
-    H_CHECK(rc == STENO_OK, "open: %s %s", steno_status_name(rc), err);
-    H_CHECK(h_wait_type(&col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
+    h_run_open(&run, cl);
+    H_CHECK(h_wait_type(&run.col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
 
-    h_producer prod;
-    h_producer_start(&prod, s, pcm, total, RATE, RATE / 50, speed);
+    h_run_stream(&run, pcm, total, speed);
 
     fault_rec faults[FAULTS];
     memset(faults, 0, sizeof faults);
@@ -126,13 +104,13 @@ int main(void)
         f->kind = (enum kind)(i % KINDS);
         /* spread the faults over the stream by acknowledged audio */
         uint64_t target = (uint64_t)(i + 1) * total / (FAULTS + 2);
-        H_CHECK(h_wait_acked(&col, target, 60000 * h_slow()),
+        H_CHECK(h_wait_acked(&run.col, target, 60000 * h_slow()),
                 "fault %d: finals did not reach sample %" PRIu64 " (acked %" PRIu64 ")", i, target,
-                col.acked);
+                h_acked(&run.col));
         /* strike a healthy connection (up longer than healthy_after_ms, a final received
          * on it), so every fault takes the documented immediate-retry path first */
         healthy_arg ha = {conn_since_ms + HEALTHY_MS + 50};
-        H_CHECK(h_wait(&col, pred_healthy, &ha, 60000 * h_slow()) && !col.terminal,
+        H_CHECK(h_wait(&run.col, pred_healthy, &ha, 60000 * h_slow()) && !h_ended(&run.col),
                 "fault %d: the connection never became healthy", i + 1);
         uint64_t now_ms = h_now_ms();
         if (now_ms < ha.not_before) {
@@ -140,10 +118,8 @@ int main(void)
             nanosleep(&ts, NULL); /* an age condition: there is no event for it */
         }
         /* strike mid-span, so the fault catches audio sent but not yet acknowledged */
-        pthread_mutex_lock(&col.mu);
-        uint64_t acked = col.acked;
-        pthread_mutex_unlock(&col.mu);
-        H_CHECK(h_producer_wait(&prod, (size_t)acked + RATE / 2, 60000 * h_slow()),
+        uint64_t acked = h_acked(&run.col);
+        H_CHECK(h_producer_wait(&run.prod, (size_t)acked + RATE / 2, 60000 * h_slow()),
                 "producer stalled");
         int conn = -1;
         char name[32];
@@ -156,7 +132,7 @@ int main(void)
         f->t_ms = h_now_ms();
         switch (f->kind) {
         case RESET:
-            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_chaos_reset_all(&chaos);
             break;
         case CLOSE1011:
             h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
@@ -167,7 +143,7 @@ int main(void)
             break;
         case REJECT503:
             h_fault(&srv, "{\"reject_next\":2,\"status\":503}");
-            cJSON_Delete(h_http_ok(chaos.control_port, "POST", "/reset-all", NULL));
+            h_chaos_reset_all(&chaos);
             break;
         case RATELIMIT:
             h_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"1\"}");
@@ -180,38 +156,36 @@ int main(void)
             break;
         }
         h_log("fault %d: %s (captured %.2f s, finalized %.2f s)", i + 1, kind_names[f->kind],
-              (double)h_producer_written(&prod) / RATE, (double)col.acked / RATE);
-        after_arg a = {reconnects + 1};
-        H_CHECK(h_wait(&col, pred_reconnected, &a, 30000 * h_slow()),
+              (double)h_producer_written(&run.prod) / RATE, (double)h_acked(&run.col) / RATE);
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, reconnects + 1, 30000 * h_slow()),
                 "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
-        H_CHECK(!col.terminal, "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
+        H_CHECK(!h_ended(&run.col), "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
         reconnects++;
         if (f->kind == BLACKHOLE)
             h_toxic_remove(&chaos, name);
         if (f->kind == STALL)
             h_fault(&srv, "{\"action\":\"unstall\"}");
-        pthread_mutex_lock(&col.mu);
+        pthread_mutex_lock(&run.col.mu);
         size_t k = 0, seen = 0;
-        for (k = 0; k < col.n; k++)
-            if (col.ev[k].type == STENO_EVENT_RECONNECTED && ++seen == reconnects)
+        for (k = 0; k < run.col.n; k++)
+            if (run.col.ev[k].type == STENO_EVENT_RECONNECTED && ++seen == reconnects)
                 break;
         f->reconnected_ev = k;
-        conn_since_ms = col.ev[k].t_ms;
-        snprintf(f->rid, sizeof f->rid, "%s", col.ev[k].request_id);
-        pthread_mutex_unlock(&col.mu);
+        conn_since_ms = run.col.ev[k].t_ms;
+        snprintf(f->rid, sizeof f->rid, "%s", run.col.ev[k].request_id);
+        pthread_mutex_unlock(&run.col.mu);
     }
 
-    size_t written = h_producer_join(&prod);
+    size_t written = h_producer_join(&run.prod);
     H_CHECK(written == total, "producer wrote %zu of %zu frames", written, total);
-    H_CHECK(prod.full_returns == 0 && prod.bad_status == 0,
+    H_CHECK(run.prod.full_returns == 0 && run.prod.bad_status == 0,
             "steno_session_write returned FULL %" PRIu64 " times / status %d",
-            (uint64_t)prod.full_returns, prod.bad_status);
-    rc = steno_session_close(s, 60000 * h_slow());
-    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+            (uint64_t)run.prod.full_returns, run.prod.bad_status);
+    h_run_close(&run, 60000 * h_slow());
     H_CHECK(h_server_wait_idle(&srv, 20000), "server connections still open");
 
     steno_session_stats st;
-    steno_session_stats_get(s, &st);
+    steno_session_stats_get(run.s, &st);
     h_log("stats: attempts %u connects %u reconnects %u dead %u, chunks sent %" PRIu64
           " replayed %" PRIu64 ", finals %" PRIu64 " suppressed %" PRIu64,
           st.attempts, st.connects, st.reconnects, st.dead_connections, st.chunks_sent,
@@ -219,14 +193,12 @@ int main(void)
 
     cJSON *recs = h_server_records(&srv);
     h_accounting acc;
-    bool ok =
-        h_check_accounting(&col, pcm, written, RATE, CHUNK_FRAMES, recs, &acc, err, sizeof err);
-    H_CHECK(ok, "accounting: %s", err);
+    h_run_check_accounting(&run, pcm, written, recs, &acc);
     h_log("accounting: %" PRIu64 " written, %" PRIu64 " covered once by %zu finals over %zu "
           "connections, %" PRIu64 " replayed, %" PRIu64 " dropped",
           acc.written, acc.covered, acc.finals, acc.connections, acc.replayed, acc.dropped);
     H_CHECK(acc.drop_events == 0 && acc.dropped == 0, "audio was dropped");
-    H_CHECK(h_count(&col, STENO_EVENT_AUDIO_DROPPED) == 0, "AUDIO_DROPPED reported");
+    H_CHECK(h_count(&run.col, STENO_EVENT_AUDIO_DROPPED) == 0, "AUDIO_DROPPED reported");
     H_CHECK(st.samples_written == total && st.samples_acked == total && st.samples_dropped == 0 &&
                 st.samples_evicted == 0,
             "stats: written %" PRIu64 " acked %" PRIu64 " dropped %" PRIu64 " evicted %" PRIu64,
@@ -246,10 +218,10 @@ int main(void)
             acc.connections);
 
     /* each fault kind left its mark in the RECONNECTING events */
-    pthread_mutex_lock(&col.mu);
+    pthread_mutex_lock(&run.col.mu);
     int n503 = 0, n429 = 0, n1011 = 0, n_dead = 0;
-    for (size_t k = 0; k < col.n; k++) {
-        const h_ev *e = &col.ev[k];
+    for (size_t k = 0; k < run.col.n; k++) {
+        const h_ev *e = &run.col.ev[k];
         if (e->type != STENO_EVENT_RECONNECTING)
             continue;
         n503 += e->http_status == 503;
@@ -261,7 +233,7 @@ int main(void)
                     e->delay_ms);
         }
     }
-    pthread_mutex_unlock(&col.mu);
+    pthread_mutex_unlock(&run.col.mu);
     H_CHECK(n503 == 6 && n429 == 3 && n1011 >= 7 && n_dead >= 6,
             "RECONNECTING causes: %d x 503 (want 6), %d x 429 (want 3), %d x close 1011 "
             "(want >= 7), %d timeouts (want >= 6)",
@@ -278,12 +250,13 @@ int main(void)
             continue;
         double gap = h_jnum(rec, "start", 0) + first - faults[i].t_wall;
         /* every fault struck a healthy connection: its first retry must be immediate */
-        pthread_mutex_lock(&col.mu);
+        pthread_mutex_lock(&run.col.mu);
         uint32_t delay = UINT32_MAX;
-        for (size_t k = 0; k < col.n && delay == UINT32_MAX; k++)
-            if (col.ev[k].type == STENO_EVENT_RECONNECTING && col.ev[k].t_ms >= faults[i].t_ms)
-                delay = col.ev[k].delay_ms;
-        pthread_mutex_unlock(&col.mu);
+        for (size_t k = 0; k < run.col.n && delay == UINT32_MAX; k++)
+            if (run.col.ev[k].type == STENO_EVENT_RECONNECTING &&
+                run.col.ev[k].t_ms >= faults[i].t_ms)
+                delay = run.col.ev[k].delay_ms;
+        pthread_mutex_unlock(&run.col.mu);
         H_CHECK(delay == 0, "fault %d (%s) on a healthy connection: first retry after %u ms", i + 1,
                 kind_names[faults[i].kind], delay);
         gaps[faults[i].kind][ngaps[faults[i].kind]++] = gap * 1000.0;
@@ -297,12 +270,8 @@ int main(void)
     }
     cJSON_Delete(recs);
 
-    steno_session_destroy(s);
+    h_run_free(&run);
     steno_client_destroy(cl);
-    h_collector_free(&col);
     free(pcm);
-    h_server_stop(&chaos);
-    h_server_stop(&srv);
-    h_log("PASS");
-    return 0;
+    return h_pass();
 }
