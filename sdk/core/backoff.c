@@ -317,17 +317,19 @@ static int64_t resolve_two_digit_year(int yy, int64_t now_unix)
     return y;
 }
 
-static int64_t ms_until(int64_t when_unix, int64_t now_unix)
+/* From now (now_s seconds + now_sub_ms ms, 0 <= now_sub_ms < 1000) to the whole second when_unix.
+ */
+static int64_t ms_until(int64_t when_unix, int64_t now_s, int64_t now_sub_ms)
 {
-    if (when_unix <= now_unix)
+    if (when_unix <= now_s)
         return 0; /* a date in the past means "now" */
-    uint64_t diff = (uint64_t)when_unix - (uint64_t)now_unix;
+    uint64_t diff = (uint64_t)when_unix - (uint64_t)now_s;
     if (diff > (uint64_t)(INT64_MAX / 1000))
         return INT64_MAX;
-    return (int64_t)diff * 1000;
+    return (int64_t)diff * 1000 - now_sub_ms;
 }
 
-int64_t steno__retry_after_parse(const char *value, int64_t now_unix)
+static int64_t retry_after_parse(const char *value, int64_t now_unix, int64_t now_sub_ms)
 {
     if (!value)
         return -1;
@@ -369,5 +371,22 @@ int64_t steno__retry_after_parse(const char *value, int64_t now_unix)
     if (t.mon < 1 || t.mon > 12 || t.day < 1 || t.day > days_in_month(t.year, t.mon))
         return -1;
     int64_t when = days_from_civil(t.year, t.mon, t.day) * 86400 + t.h * 3600 + t.mi * 60 + t.s;
-    return ms_until(when, now_unix);
+    return ms_until(when, now_unix, now_sub_ms);
+}
+
+int64_t steno__retry_after_parse(const char *value, int64_t now_unix)
+{
+    return retry_after_parse(value, now_unix, 0);
+}
+
+int64_t steno__retry_after_parse_ms(const char *value, int64_t now_unix_ms)
+{
+    /* floor division (without overflow at INT64_MIN), so a clock before 1970 still splits into
+     * a second and 0..999 ms */
+    int64_t secs = now_unix_ms / 1000, sub = now_unix_ms % 1000;
+    if (sub < 0) {
+        secs -= 1;
+        sub += 1000;
+    }
+    return retry_after_parse(value, secs, sub);
 }

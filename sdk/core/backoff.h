@@ -111,7 +111,18 @@ uint32_t steno__backoff_attempts(const steno__backoff *b);
  * now_unix (wall clock, seconds since the epoch); a date in the past gives 0.
  * Huge values saturate at INT64_MAX ms (the backoff caps them). Returns -1 for
  * NULL, empty, negative, fractional or otherwise malformed values.
+ *
+ * A clock in whole seconds makes a date's delay up to 999 ms too long (never
+ * too short): callers with a finer clock use steno__retry_after_parse_ms.
  */
 int64_t steno__retry_after_parse(const char *value, int64_t now_unix);
+
+/*
+ * The same with the wall clock in ms since the epoch (any value, including
+ * negative): an HTTP-date gives exactly date - now in ms (0 once it is past),
+ * so a wait ends on the second the server named, not up to 1 s later.
+ * Delta-seconds do not depend on the clock.
+ */
+int64_t steno__retry_after_parse_ms(const char *value, int64_t now_unix_ms);
 
 #endif /* STENO_CORE_BACKOFF_H */

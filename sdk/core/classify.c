@@ -292,7 +292,9 @@ void steno__classify(const steno__failure_info *in, steno__classification *out)
     }
 
     if (!steno__verdict_is_fatal(out->verdict) && out->verdict != STENO__DONE) {
-        out->retry_after_ms = steno__retry_after_parse(in->retry_after, in->now_unix);
+        out->retry_after_ms = in->now_unix_ms
+                                  ? steno__retry_after_parse_ms(in->retry_after, in->now_unix_ms)
+                                  : steno__retry_after_parse(in->retry_after, in->now_unix);
         if (out->retry_after_ms >= 0) {
             out->verdict = STENO__RETRY_AFTER;
             out->failure_class = STENO__FAILURE_SERVER;

@@ -47,6 +47,8 @@ typedef struct steno__failure_info {
     steno__tls_failure tls;
     const char *retry_after;    /* Retry-After header value, or NULL */
     int64_t now_unix;           /* wall clock (s since epoch) for HTTP-date Retry-After */
+    int64_t now_unix_ms;        /* the same in ms, for a date's delay exact to the ms; 0 = not
+                                   known: now_unix is used (up to 999 ms too long) */
     int close_code;             /* WebSocket close code; 0 = no close frame seen */
     const char *close_reason;   /* close frame reason text, or NULL */
     const char *provider_error; /* dg-error header / provider Error message or code, or NULL */

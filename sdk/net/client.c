@@ -32,7 +32,7 @@ uint64_t steno__now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t now_unix_ms(void)
+uint64_t steno__now_unix_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -438,7 +438,7 @@ steno_status steno_client_metrics_text(steno_client *c, char *buf, size_t len, s
         return STENO_ERR_INVALID_ARG;
     uint64_t last = atomic_load_explicit(&c->last_msg_unix_ms, memory_order_relaxed);
     if (last) {
-        uint64_t now = now_unix_ms();
+        uint64_t now = steno__now_unix_ms();
         steno__gauge_set(c->m.last_msg_ts, (double)last / 1000.0);
         steno__gauge_set(c->m.last_msg_age, now > last ? (double)(now - last) / 1000.0 : 0.0);
     } else {
@@ -453,7 +453,7 @@ steno_status steno_client_metrics_text(steno_client *c, char *buf, size_t len, s
 
 void steno__client_note_rx(steno_client *c)
 {
-    atomic_store_explicit(&c->last_msg_unix_ms, now_unix_ms(), memory_order_relaxed);
+    atomic_store_explicit(&c->last_msg_unix_ms, steno__now_unix_ms(), memory_order_relaxed);
 }
 
 /* ---- open / destroy ---- */
@@ -609,7 +609,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     c->cfg.ca_file = c->ca_file;
     pthread_mutex_init(&c->lock, NULL);
     if (getrandom(&c->rng, sizeof c->rng, GRND_NONBLOCK) != (ssize_t)sizeof c->rng)
-        c->rng = now_unix_ms() ^ (uintptr_t)c;
+        c->rng = steno__now_unix_ms() ^ (uintptr_t)c;
     if (!c->rng)
         c->rng = 0x9E3779B97F4A7C15ULL;
 

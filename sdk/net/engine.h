@@ -215,6 +215,8 @@ struct steno_session {
 
 /* ---- client.c ---- */
 uint64_t steno__now_ms(void);
+/* Wall clock, ms since the epoch (for HTTP-date Retry-After and metrics timestamps). */
+uint64_t steno__now_unix_ms(void);
 void steno__client_wake(steno_client *c);
 bool steno__on_network_thread(const steno_client *c);
 void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)

@@ -335,7 +335,10 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     steno_client *c = s->c;
     uint64_t now = steno__now_ms();
     steno__classification cls;
-    info->now_unix = (int64_t)time(NULL);
+    /* to the ms: an HTTP-date Retry-After then ends the wait on the second the server named */
+    uint64_t wall_ms = steno__now_unix_ms();
+    info->now_unix = (int64_t)(wall_ms / 1000u);
+    info->now_unix_ms = (int64_t)wall_ms;
     steno__classify(info, &cls);
     if (cls.status != STENO_OK)
         atomic_store(&s->st.last_error, (int)cls.status);

@@ -567,6 +567,84 @@ static void test_retry_after_parse_table(void **state)
     }
 }
 
+/* With the wall clock in ms, an HTTP-date's delay is date - now exactly: never early, and not up
+ * to 999 ms late as with a whole-second clock. */
+static void test_retry_after_date_is_exact_to_the_ms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int64_t now_ms;
+        int64_t want;
+    } rows[] = {
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll - 1, 1},
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll - 500, 500},
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll - 1999, 1999},
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll - 120000 + 250, 119750},
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll, 0},       /* now */
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll + 1, 0},   /* 1 ms past */
+        {"Sun, 06 Nov 1994 08:49:37 GMT", T_1994 * 1000ll + 999, 0}, /* same second, past */
+        {"Sunday, 06-Nov-94 08:49:37 GMT", T_1994 * 1000ll - 60000 + 999, 59001},
+        {"Sun Nov  6 08:49:37 1994", T_1994 * 1000ll - 10000 + 1, 9999},
+        {"Thursday, 01-Jan-26 00:00:00 GMT", T_2025 * 1000ll + 999, 31536000000 - 999}, /* 2026 */
+        /* before the epoch: the clock still splits into a second and 0..999 ms */
+        {"Thu, 01 Jan 1970 00:00:00 GMT", -1, 1},
+        {"Thu, 01 Jan 1970 00:00:00 GMT", -1500, 1500},
+        {"Thu, 01 Jan 1970 00:00:01 GMT", -1, 1001},
+        /* extremes saturate or are past */
+        {"Fri, 31 Dec 9999 23:59:59 GMT", INT64_MIN, INT64_MAX},
+        {"Fri, 31 Dec 9999 23:59:59 GMT", INT64_MAX, 0},
+        {"Fri, 31 Dec 9999 23:59:59 GMT", 0, 253402300799000},
+        /* delta-seconds ignore the clock; garbage is still garbage */
+        {"120", T_1994 * 1000ll + 123, 120000},
+        {"0", INT64_MIN, 0},
+        {"1.5", T_1994 * 1000ll, -1},
+        {"Sun, 06 Nov 1994 08:49:37", T_1994 * 1000ll, -1},
+        {NULL, 0, -1},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        int64_t got = steno__retry_after_parse_ms(rows[i].value, rows[i].now_ms);
+        if (got != rows[i].want)
+            fail_msg("row %zu \"%s\" at %lld ms: got %lld, want %lld", i,
+                     rows[i].value ? rows[i].value : "(null)", (long long)rows[i].now_ms,
+                     (long long)got, (long long)rows[i].want);
+    }
+}
+
+/* Every ms of the three seconds before a date, and a few after: the ms clock gives the exact
+ * remainder, the whole-second clock (the old engine's) waits 0..999 ms longer, never less. */
+static void test_retry_after_ms_clock_removes_the_whole_second_slack(void **state)
+{
+    (void)state;
+    const char *date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    const int64_t at = T_1994 * 1000ll;
+    for (int64_t now = at - 3000; now <= at + 1000; now++) {
+        int64_t exact = steno__retry_after_parse_ms(date, now);
+        assert_int_equal(exact, now < at ? at - now : 0);
+        int64_t whole = steno__retry_after_parse(date, now / 1000);
+        assert_true(whole >= exact && whole - exact <= 999);
+    }
+}
+
+/* The seconds form is the ms form at a whole second. */
+static void test_retry_after_seconds_form_matches_ms_form(void **state)
+{
+    (void)state;
+    static const char *const values[] = {
+        "120",
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "Thursday, 01-Jan-76 00:00:00 GMT",
+        "garbage",
+    };
+    static const int64_t nows[] = {0, T_1994 - 120, T_1994, T_1994 + 1, T_2025, -86400};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+        for (size_t k = 0; k < sizeof(nows) / sizeof(nows[0]); k++)
+            assert_int_equal(steno__retry_after_parse(values[i], nows[k]),
+                             steno__retry_after_parse_ms(values[i], nows[k] * 1000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +672,9 @@ int main(void)
         cmocka_unit_test(test_flapping_connections_do_not_extend_the_outage),
         cmocka_unit_test(test_clock_going_backwards_counts_as_no_time),
         cmocka_unit_test(test_retry_after_parse_table),
+        cmocka_unit_test(test_retry_after_date_is_exact_to_the_ms),
+        cmocka_unit_test(test_retry_after_ms_clock_removes_the_whole_second_slack),
+        cmocka_unit_test(test_retry_after_seconds_form_matches_ms_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

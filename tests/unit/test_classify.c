@@ -57,6 +57,13 @@ static const struct row rows[] = {
      30000, "HTTP 429"},
     {{.phase = HS, .http_status = 429, .retry_after = "Sun, 06 Nov 1994 08:49:37 GMT",
       .now_unix = T_1994 - 120}, AFTER, STENO_ERR_RATE_LIMITED, SERVER, 120000, "HTTP 429"},
+    /* with the clock in ms the date's delay is exact: 120.25 s, not the 121 s of whole seconds */
+    {{.phase = HS, .http_status = 429, .retry_after = "Sun, 06 Nov 1994 08:49:37 GMT",
+      .now_unix = T_1994 - 121, .now_unix_ms = T_1994 * 1000ll - 120250}, AFTER,
+     STENO_ERR_RATE_LIMITED, SERVER, 120250, "HTTP 429"},
+    {{.phase = OPEN, .close_code = 1011, .retry_after = "Sun, 06 Nov 1994 08:49:37 GMT",
+      .now_unix = T_1994 - 1, .now_unix_ms = T_1994 * 1000ll - 1}, AFTER, STENO_ERR_SERVER, SERVER,
+     1, "close 1011"},
     {{.phase = HS, .http_status = 429, .retry_after = "soon"}, AFTER, STENO_ERR_RATE_LIMITED, SERVER,
      -1, "HTTP 429"},
     {{.phase = HS, .http_status = 429, .retry_after = "-3"}, AFTER, STENO_ERR_RATE_LIMITED, SERVER,
