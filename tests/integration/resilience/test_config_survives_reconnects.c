@@ -122,10 +122,12 @@ int main(void)
     H_CHECK(switch_rid, "no planned reconnect for the configuration change");
 
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
-    const cJSON *p0 = NULL, *p1 = NULL;
-    const char *q0 = NULL, *q1 = NULL;
-    bool after = false;
-    int i = 0, before_n = 0, after_n = 0;
+    /* [0]: the connections before the change; [1]: the one it opened and those after it */
+    const cJSON *params0[2] = {NULL, NULL};
+    const char *query0[2] = {NULL, NULL};
+    int count[2] = {0, 0};
+    static const char *const first_of[2] = {"the first's", "the changed one"};
+    int side = 0, i = 0;
     unsigned calls = atomic_load(&token_calls);
     H_CHECK(calls == st.attempts, "the token callback ran %u times for %u attempts", calls,
             st.attempts);
@@ -144,32 +146,22 @@ int main(void)
         const cJSON *params = cJSON_GetObjectItemCaseSensitive(r, "params");
         const char *q = h_jstr(r, "query");
         if (strcmp(h_jstr(r, "request_id"), switch_rid) == 0)
-            after = true;
-        if (!after) {
-            if (!p0) {
-                p0 = params;
-                q0 = q;
-            }
-            H_CHECK(cJSON_Compare(params, p0, 1) && strcmp(q, q0) == 0,
-                    "connection %d's configuration differs from the first's:\n  %s\n  %s", i, q,
-                    q0);
-            before_n++;
-        } else {
-            if (!p1) {
-                p1 = params;
-                q1 = q;
-            }
-            H_CHECK(cJSON_Compare(params, p1, 1) && strcmp(q, q1) == 0,
-                    "connection %d's configuration differs from the changed one:\n  %s\n  %s", i, q,
-                    q1);
-            after_n++;
+            side = 1;
+        if (!params0[side]) {
+            params0[side] = params;
+            query0[side] = q;
         }
+        H_CHECK(cJSON_Compare(params, params0[side], 1) && strcmp(q, query0[side]) == 0,
+                "connection %d's configuration differs from %s:\n  %s\n  %s", i, first_of[side], q,
+                query0[side]);
+        count[side]++;
     }
     pthread_mutex_unlock(&run.col.mu);
-    H_CHECK(before_n >= 3 && after_n >= 3, "%d connections before the change, %d after", before_n,
-            after_n);
-    h_log("before the change (%d connections): %s", before_n, q0);
-    h_log("after the change (%d connections): %s", after_n, q1);
+    H_CHECK(count[0] >= 3 && count[1] >= 3, "%d connections before the change, %d after", count[0],
+            count[1]);
+    h_log("before the change (%d connections): %s", count[0], query0[0]);
+    h_log("after the change (%d connections): %s", count[1], query0[1]);
+    const cJSON *p0 = params0[0], *p1 = params0[1];
     /* the original options, on the server's reading */
     char *p0s = cJSON_PrintUnformatted(p0);
     H_CHECK(strstr(p0s, "\"model\":\"nova-3\"") && strstr(p0s, "\"punctuate\":true") &&
