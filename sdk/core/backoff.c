@@ -365,6 +365,10 @@ static int64_t retry_after_parse(const char *value, int64_t now_unix, int64_t no
         /* year as written */
     } else if (parse_rfc850(c, &t)) {
         t.year = resolve_two_digit_year((int)t.year, now_unix);
+        /* Only a clock outside years 0..9999 puts it beyond what the four-digit forms can
+         * write, where its seconds since the epoch would overflow. */
+        if (t.year < 0 || t.year > 9999)
+            return -1;
     } else {
         return -1;
     }
