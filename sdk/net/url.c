@@ -81,6 +81,11 @@ int steno__url_parse(const steno_allocator *a, const char *url, steno__url *out,
     }
     if (host_end == host)
         return bad(err, errlen, url, "no host");
+    /* Brackets only enclose an IPv6 address: "h[x" names no host, and would only fail later as
+     * a DNS error that is retried instead of reported. */
+    if (memchr(host, '[', (size_t)(host_end - host)) ||
+        memchr(host, ']', (size_t)(host_end - host)))
+        return bad(err, errlen, url, "'[' or ']' outside an [IPv6] address");
     out->port = out->tls ? 443 : 80;
     int explicit_port = 0;
     if (port_s) {
