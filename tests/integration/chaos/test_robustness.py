@@ -8,7 +8,7 @@ import time
 import unittest
 
 from chaos_harness import (ChaosTest, Proxy, free_port, pattern, process_cpu_seconds,
-                           raise_nofile, recv_until_end)
+                           raise_nofile, read_all, recv_until_end)
 
 
 def collect_then_reply(up, s, rec):
@@ -28,12 +28,7 @@ def greet_then_half_close(up, s, rec):
     """Sends a greeting and its FIN first, then keeps reading the client."""
     s.sendall(b"hello")
     s.shutdown(socket.SHUT_WR)
-    while True:
-        d = s.recv(65536)
-        if not d:
-            up.set(rec, end="eof")
-            return
-        up.add_received(rec, d)
+    read_all(up, s, rec)
 
 
 def reset_after_first_read(up, s, rec):
