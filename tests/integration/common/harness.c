@@ -243,6 +243,23 @@ static void spawn(h_server *p, char *const argv[])
     }
 }
 
+/* The ports from the first line, the data port first:
+ *   "steno-server listening on HOST:PORT control 127.0.0.1:CPORT"
+ *   "listening HOST:PORT upstream HOST:PORT control HOST:CPORT seed N" (steno-chaos) */
+static void take_ports(h_server *p, const char *who)
+{
+    const char *data = strstr(p->line, "listening ");
+    const char *ctl = strstr(p->line, " control ");
+    const char *colon = data ? strchr(data, ':') : NULL;
+    const char *ccolon = ctl ? strchr(ctl + 9, ':') : NULL;
+    H_CHECK(colon && ccolon, "unexpected first line from %s: %s", who, p->line);
+    p->port = atoi(colon + 1);
+    p->control_port = atoi(ccolon + 1);
+    H_CHECK(p->port > 0 && p->control_port > 0, "bad ports in: %s", p->line);
+    snprintf(p->url, sizeof p->url, "ws://127.0.0.1:%d/v1/listen", p->port);
+    h_log("%s pid %d: %s", who, (int)p->pid, p->line);
+}
+
 void h_server_start(h_server *p, const char *const *extra)
 {
     memset(p, 0, sizeof *p);
@@ -257,18 +274,7 @@ void h_server_start(h_server *p, const char *const *extra)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     spawn(p, argv);
-    /* "steno-server listening on HOST:PORT control 127.0.0.1:CPORT" */
-    const char *on = strstr(p->line, " on ");
-    const char *ctl = strstr(p->line, " control ");
-    H_CHECK(on && ctl, "unexpected first line from steno-server: %s", p->line);
-    const char *colon = strchr(on + 4, ':');
-    const char *ccolon = strrchr(ctl, ':');
-    H_CHECK(colon && ccolon, "unexpected first line from steno-server: %s", p->line);
-    p->port = atoi(colon + 1);
-    p->control_port = atoi(ccolon + 1);
-    H_CHECK(p->port > 0 && p->control_port > 0, "bad ports in: %s", p->line);
-    snprintf(p->url, sizeof p->url, "ws://127.0.0.1:%d/v1/listen", p->port);
-    h_log("steno-server pid %d: %s", (int)p->pid, p->line);
+    take_ports(p, "steno-server");
 }
 
 void h_chaos_start(h_server *p, int upstream_port)
@@ -287,18 +293,7 @@ void h_chaos_start(h_server *p, int upstream_port)
                     "1",
                     NULL};
     spawn(p, argv);
-    /* "listening HOST:PORT upstream HOST:PORT control HOST:PORT seed N" */
-    const char *ls = strstr(p->line, "listening ");
-    const char *ctl = strstr(p->line, " control ");
-    H_CHECK(ls && ctl, "unexpected first line from steno-chaos: %s", p->line);
-    const char *colon = strchr(ls, ':');
-    const char *ccolon = strchr(ctl + 9, ':');
-    H_CHECK(colon && ccolon, "unexpected first line from steno-chaos: %s", p->line);
-    p->port = atoi(colon + 1);
-    p->control_port = atoi(ccolon + 1);
-    H_CHECK(p->port > 0 && p->control_port > 0, "bad ports in: %s", p->line);
-    snprintf(p->url, sizeof p->url, "ws://127.0.0.1:%d/v1/listen", p->port);
-    h_log("steno-chaos pid %d: %s", (int)p->pid, p->line);
+    take_ports(p, "steno-chaos");
 }
 
 void h_server_stop(h_server *p)
