@@ -172,6 +172,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!dg)
         dg = steno__provider_find("deepgram");
     FUZZ_CHECK(dg && dg->parse, "no deepgram provider");
+    steno__msg none;
+    FUZZ_CHECK(dg->parse(NULL, NULL, size, &none) == STENO_ERR_INVALID_ARG &&
+                   none.type == STENO__MSG_IGNORED && !none.root_,
+               "NULL text");
 
     uint64_t calls;
     steno__msg_type type;

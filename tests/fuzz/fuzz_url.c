@@ -479,6 +479,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t ncur = n ? ncur_sel % (n + 1) : 0;
 
+    steno__url none;
+    FUZZ_CHECK(steno__url_parse(NULL, NULL, &none, NULL, 0) == STENO_ERR_CONFIG && !none.host,
+               "NULL URL");
+    steno__url_free(NULL, NULL);
     steno__url base;
     int prc = parse_url(url, errlen);
     if (prc == STENO_OK)

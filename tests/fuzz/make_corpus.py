@@ -163,6 +163,10 @@ def deepgram_parse():
                     for i in range(120))
     write(t, "edge_many_words", '{"type":"Results","start":0,"duration":200,"is_final":true,'
           '"channel":{"alternatives":[{"transcript":"","words":[' + many + ']}]}}')
+    write(t, "edge_punctuated_not_string", '{"type":"Results","start":0,"duration":1,"channel":'
+          '{"alternatives":[{"words":[{"word":"a","punctuated_word":5,"start":0,"end":1}]}]}}')
+    write(t, "edge_negative_duration", '{"type":"Results","start":0,"duration":-1,"channel":'
+          '{"alternatives":[]}}')
     write(t, "edge_word_not_object", '{"type":"Results","start":0,"duration":1,"channel":'
           '{"alternatives":[{"words":[{"word":"a","start":0,"end":1},7]}]}}')
 
@@ -221,6 +225,8 @@ def classify():
     write(t, "close_1008_concurrency", c("open", close=1008,
                                          reason="Unauthorized Connection: Too many concurrent "
                                                 "sessions"))
+    write(t, "close_1008_rate", c("open", close=1008, reason="RATE-0000: receiving audio faster "
+                                  "than the server accepts"))
     write(t, "close_1008_unauthorized", c("open", close=1008, reason="unauthorized"))
     write(t, "close_3009_assemblyai", c("open", close=3009, reason="Too many concurrent sessions"))
     write(t, "close_3007_assemblyai", c("open", close=3007, reason="Input duration violation"))
@@ -336,6 +342,7 @@ def url():
     write(t, "long_host", u("ws://" + "h" * 700 + "/", "k"))
     write(t, "header_injection", u("ws://h/", "k\r\nx-evil: 1"))
     write(t, "long_credential", u("ws://h/", "k" * 4100))
+    write(t, "long_scheme_credential", u("ws://h/", "Token " + "k" * 4110))
     write(t, "scheme_credential_lower", u("ws://h/", "token abc"))
     write(t, "size_limit", u("wss://api.deepgram.com/v1/listen", "k",
                              [("keyterm", "\u00fc" * 40)], lim=0xc0 + 12))
