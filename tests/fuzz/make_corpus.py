@@ -338,6 +338,8 @@ def url():
     write(t, "port_empty", u("ws://h:/", "k"))
     write(t, "ipv6_open", u("ws://[::1/", "k"))
     write(t, "ipv6_garbage", u("ws://[::1]x/", "k"))
+    write(t, "bracket_in_host", u("ws://127[0.0.1:8080/v1/listen", "k"))  # was accepted
+    write(t, "bracket_in_v6", u("ws://[[::1]]:80/", "k"))
     write(t, "space", u("ws://h/a b", "k"))
     write(t, "long_host", u("ws://" + "h" * 700 + "/", "k"))
     write(t, "header_injection", u("ws://h/", "k\r\nx-evil: 1"))
