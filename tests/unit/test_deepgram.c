@@ -119,8 +119,7 @@ static void test_option_values_are_checked_by_kind(void **st)
     assert_int_equal(dg()->check_option("", "x", err, sizeof err), STENO_ERR_CONFIG);
     /* one timeline per session: multichannel results cannot be mapped yet */
     assert_int_equal(dg()->check_option("multichannel", "false", err, sizeof err), STENO_OK);
-    assert_int_equal(dg()->check_option("multichannel", "true", err, sizeof err),
-                     STENO_ERR_CONFIG);
+    assert_int_equal(dg()->check_option("multichannel", "true", err, sizeof err), STENO_ERR_CONFIG);
     assert_non_null(strstr(err, "multichannel"));
 }
 

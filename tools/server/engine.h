@@ -15,13 +15,13 @@
  */
 
 typedef struct srv_stream_params {
-    uint32_t sample_rate;     /* validated by the server: 8000..48000 */
-    uint32_t channels;        /* 1 (engines may mix down or reject others) */
-    int interim_results;      /* emit interim hypotheses while speech continues */
-    int endpointing_ms;       /* silence that ends an utterance; -1 = disabled ("false") */
-    int utterance_end_ms;     /* 0 = no UtteranceEnd messages */
-    int vad_events;           /* emit SpeechStarted */
-    double null_span_s;       /* null engine: audio span covered by each final */
+    uint32_t sample_rate; /* validated by the server: 8000..48000 */
+    uint32_t channels;    /* 1 (engines may mix down or reject others) */
+    int interim_results;  /* emit interim hypotheses while speech continues */
+    int endpointing_ms;   /* silence that ends an utterance; -1 = disabled ("false") */
+    int utterance_end_ms; /* 0 = no UtteranceEnd messages */
+    int vad_events;       /* emit SpeechStarted */
+    double null_span_s;   /* null engine: audio span covered by each final */
 } srv_stream_params;
 
 typedef struct srv_word {
