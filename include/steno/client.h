@@ -132,7 +132,8 @@ void steno_client_destroy(steno_client *c);
  * text exposition format (version 0.0.4) into buf (NUL-terminated).
  * *needed (when not NULL) receives the full length without the NUL. Returns
  * STENO_ERR_TOO_LARGE when len is too small (buf then holds nothing useful;
- * retry with *needed + 1 bytes). buf may be NULL when len is 0.
+ * retry with *needed + 1 bytes or more; values can change between the
+ * two calls, so loop while it says STENO_ERR_TOO_LARGE). buf may be NULL when len is 0.
  *
  * Metric families (all prefixed steno_), summed over the client's sessions:
  * connect_attempts_total, connect_successes_total,

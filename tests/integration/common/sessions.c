@@ -60,11 +60,19 @@ steno_client *h_client_open(steno_client_config *cc)
 
 double h_metric(steno_client *c, const char *name, const char *label)
 {
+    /* The text can grow between the sizing call and the real one (values
+     * change while sessions run), so size with headroom and retry. */
     size_t need = 0;
-    steno_client_metrics_text(c, NULL, 0, &need);
-    char *buf = malloc(need + 1);
-    H_CHECK(buf, "out of memory");
-    H_CHECK(steno_client_metrics_text(c, buf, need + 1, &need) == STENO_OK, "metrics text");
+    char *buf = NULL;
+    steno_status mrc = steno_client_metrics_text(c, NULL, 0, &need);
+    for (int tries = 0; mrc == STENO_ERR_TOO_LARGE && tries < 8; tries++) {
+        free(buf);
+        size_t cap = need + 1 + 4096;
+        buf = malloc(cap);
+        H_CHECK(buf, "out of memory");
+        mrc = steno_client_metrics_text(c, buf, cap, &need);
+    }
+    H_CHECK(mrc == STENO_OK && buf, "metrics text: %s", steno_status_name(mrc));
     double v = NAN;
     size_t nl = strlen(name);
     for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
