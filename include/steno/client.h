@@ -78,6 +78,12 @@ typedef struct steno_client_config {
      * once across all sessions; more wait in line [16]. */
     uint32_t max_concurrent_connects;
 
+    /* Backfill connections (parallel catch-up after an outage, see
+     * steno_session_config.max_backfill_connections) open at once across all
+     * sessions; sessions beyond it replay their backlog on their live
+     * connection instead [64]. */
+    uint32_t max_backfill_connections;
+
     /* Circuit breaker per endpoint: consecutive connect failures that open
      * it [5], and how long it stays open before one probe is let through
      * [2000 ms; it doubles on each failed probe, up to 60 s]. */

@@ -82,6 +82,9 @@ typedef struct steno_transcript {
     uint64_t first_sample; /* the span as sample frames: [first_sample, end_sample) */
     uint64_t end_sample;   /* exclusive */
     int channel;           /* channel index (0 unless multichannel) */
+    int from_backfill;     /* 1: from a backfill connection replaying audio buffered during an
+                              outage (its span is older than live results already delivered,
+                              unless the session asked for ordered_finals) */
 } steno_transcript;
 
 typedef struct steno_event_connecting {

@@ -48,6 +48,11 @@ typedef enum steno_session_state {
 /* "STREAMING" etc., never NULL. */
 const char *steno_session_state_name(steno_session_state state);
 
+/* max_backfill_connections: no parallel catch-up. */
+#define STENO_BACKFILL_OFF UINT32_MAX
+/* auto_finalize_ms: never ask for a finalize on the application's behalf. */
+#define STENO_AUTO_FINALIZE_OFF UINT32_MAX
+
 typedef enum steno_encoding {
     STENO_ENCODING_DEFAULT = 0,  /* = LINEAR16 */
     STENO_ENCODING_LINEAR16 = 1, /* signed 16-bit little-endian PCM, interleaved channels */
@@ -99,11 +104,12 @@ typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
  * Liveness defaults, and why: the ring holds ring_chunks * chunk_ms = 10 s of
  * audio by default. A half-open connection (peer gone, no FIN) must be
  * noticed and replaced well before that fills, or audio is evicted. steno
- * pings every ping_interval_ms (2 s) and declares the connection dead when
- * NOTHING (result, pong, any frame) arrived for dead_after_ms (5 s) while it
- * had sent something; a replacement then connects within connect_timeout_ms
- * (5 s) or is retried. So a dead connection costs at most ~5 s + the
- * reconnect, inside the 10 s ring. Deepgram closes a connection after 10 s
+ * pings every ping_interval_ms (1 s) and declares the connection dead when a
+ * ping's pong has not arrived within pong_timeout_ms (1.5 s), so a stall is
+ * detected within 2.5 s whether or not audio was being acknowledged. As a
+ * backstop, a connection on which NOTHING (result, pong, any frame) arrived
+ * for dead_after_ms (5 s) is dead too. A replacement then connects within
+ * connect_timeout_ms (5 s) or is retried. Deepgram closes a connection after 10 s
  * without audio or text, so while NO audio flows (the app stopped writing) a
  * KeepAlive text message goes out every keepalive_ms (3 s: two can be lost
  * before the provider's 10 s idle timeout); KeepAlive is never sent while
@@ -148,11 +154,13 @@ typedef struct steno_session_config {
     steno_retry_policy retry;
 
     /* Liveness and timeouts in ms (see above): keepalive_ms [3000],
-     * ping_interval_ms [2000], dead_after_ms [5000], connect_timeout_ms
-     * [5000] (TCP + TLS + WebSocket handshake), close_timeout_ms [5000]
-     * (default drain time for steno_session_close() with timeout 0). */
+     * ping_interval_ms [1000], pong_timeout_ms [1500], dead_after_ms [5000],
+     * connect_timeout_ms [5000] (TCP + TLS + WebSocket handshake),
+     * close_timeout_ms [5000] (default drain time for steno_session_close()
+     * with timeout 0). */
     uint32_t keepalive_ms;
     uint32_t ping_interval_ms;
+    uint32_t pong_timeout_ms;
     uint32_t dead_after_ms;
     uint32_t connect_timeout_ms;
     uint32_t close_timeout_ms;
@@ -171,6 +179,35 @@ typedef struct steno_session_config {
      * send_speed_permille 100..100000, send_burst_ms 1..600000. */
     uint32_t send_speed_permille;
     uint32_t send_burst_ms;
+
+    /*
+     * Parallel catch-up (backfill). When a reconnect finds a backlog of
+     * unfinalized audio, live audio resumes at once on the new connection
+     * (from a seam chosen at a pause near the newest audio) while the backlog
+     * is replayed, at the provider's pace, on up to max_backfill_connections
+     * extra connections [1]; each ends with the provider's end-of-stream
+     * message once its finals are in. Backfill connections count against the
+     * circuit breaker, the retry budget and the connect limit, and against the
+     * client's max_backfill_connections. STENO_BACKFILL_OFF turns backfill off
+     * (the backlog is then replayed on the live connection, ahead of live
+     * audio). Transcripts from backfill carry from_backfill = 1 and, by
+     * default, are delivered as soon as they arrive, so live transcripts are
+     * never held back; with ordered_finals = 1 FINAL transcripts are
+     * delivered strictly in timeline order instead (live finals wait for the
+     * backfill before them; interims are never held).
+     */
+    uint32_t max_backfill_connections;
+    int ordered_finals;
+
+    /*
+     * Acks that keep up: once auto_finalize_ms of audio [2500] is sent on a
+     * healthy live connection without a final covering it, steno asks the
+     * provider to finalize what it has (Deepgram Finalize) at the next pause,
+     * and at once when twice that is pending, so the ring holds only audio
+     * that is genuinely at risk, not whole utterances. STENO_AUTO_FINALIZE_OFF
+     * turns it off.
+     */
+    uint32_t auto_finalize_ms;
 
     /* Events: a callback on the network thread (see steno_event_fn) and/or
      * the pull queue read by steno_session_next_event(). The queue is on
@@ -303,6 +340,11 @@ typedef struct steno_session_stats {
     uint32_t reconnects;       /* successful handshakes after the first */
     uint32_t dead_connections; /* connections declared dead by the liveness check */
     uint32_t configures;       /* mid-stream reconfigurations applied */
+    uint32_t backfills;        /* backfill connections opened (see max_backfill_connections) */
+    uint64_t chunks_backfilled; /* chunks sent on backfill connections */
+    uint64_t finals_backfilled; /* final transcripts that came from backfill */
+    uint64_t auto_finalizes;   /* finalize requests steno sent to keep acks up (auto_finalize_ms) */
+    uint64_t live_lag_samples; /* how far the newest audio sent live trails the newest written */
     uint64_t last_message_ms;  /* age in ms of the last frame received; UINT64_MAX if none */
     uint64_t last_downtime_ms; /* duration of the last outage */
     steno_status last_error;   /* cause of the last disconnect or failure, STENO_OK if none */

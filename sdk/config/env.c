@@ -153,6 +153,7 @@ steno_status steno_session_config_from_env(steno_session_config *cfg, steno_env_
         {"STENO_RETRY_CAP_MS", 1, 3600000, &t.retry.cap_ms},
         {"STENO_KEEPALIVE_MS", 100, 3600000, &t.keepalive_ms},
         {"STENO_PING_MS", 100, 3600000, &t.ping_interval_ms},
+        {"STENO_PONG_TIMEOUT_MS", 100, 3600000, &t.pong_timeout_ms},
         {"STENO_DEAD_AFTER_MS", 100, 3600000, &t.dead_after_ms},
         {"STENO_CONNECT_TIMEOUT_MS", 100, 3600000, &t.connect_timeout_ms},
         {"STENO_CLOSE_TIMEOUT_MS", 100, 3600000, &t.close_timeout_ms},
@@ -185,6 +186,38 @@ steno_status steno_session_config_from_env(steno_session_config *cfg, steno_env_
                        v, UINT32_MAX - 1);
         if (mode == STENO_ENV_OVERRIDE || t.retry.max_outage_ms == 0)
             t.retry.max_outage_ms = x;
+    }
+    /* 0 turns backfill off (the field's own 0 means the default, 1). */
+    v = var("STENO_MAX_BACKFILL_CONNECTIONS");
+    if (v) {
+        uint32_t x;
+        if (parse_u32(v, 0, 16, &x))
+            return bad(err, errlen,
+                       "STENO_MAX_BACKFILL_CONNECTIONS=\"%s\" is invalid: expected 0 (off) to 16",
+                       v);
+        if (mode == STENO_ENV_OVERRIDE || t.max_backfill_connections == 0)
+            t.max_backfill_connections = x ? x : STENO_BACKFILL_OFF;
+    }
+    v = var("STENO_AUTO_FINALIZE_MS");
+    if (v) {
+        uint32_t x;
+        if (strcasecmp(v, "off") == 0)
+            x = STENO_AUTO_FINALIZE_OFF;
+        else if (parse_u32(v, 100, 3600000, &x))
+            return bad(err, errlen,
+                       "STENO_AUTO_FINALIZE_MS=\"%s\" is invalid: expected milliseconds "
+                       "(100..3600000) or \"off\"",
+                       v);
+        if (mode == STENO_ENV_OVERRIDE || t.auto_finalize_ms == 0)
+            t.auto_finalize_ms = x;
+    }
+    v = var("STENO_ORDERED_FINALS");
+    if (v) {
+        uint32_t x;
+        if (parse_u32(v, 0, 1, &x))
+            return bad(err, errlen, "STENO_ORDERED_FINALS=\"%s\" is invalid: expected 0 or 1", v);
+        if (mode == STENO_ENV_OVERRIDE || t.ordered_finals == 0)
+            t.ordered_finals = (int)x;
     }
     v = var("STENO_RETRY_MULTIPLIER");
     if (v) {

@@ -16,6 +16,7 @@
 #endif
 
 #define DEFAULT_MAX_CONNECTS 16u
+#define DEFAULT_MAX_BACKFILLS 64u
 #define DEFAULT_BREAKER_THRESHOLD 5u
 #define DEFAULT_BREAKER_OPEN_MS 2000u
 #define DEFAULT_BUDGET 500u
@@ -45,6 +46,7 @@ void steno_client_config_init(steno_client_config *cfg)
         return;
     memset(cfg, 0, sizeof *cfg);
     cfg->max_concurrent_connects = DEFAULT_MAX_CONNECTS;
+    cfg->max_backfill_connections = DEFAULT_MAX_BACKFILLS;
     cfg->breaker_failure_threshold = DEFAULT_BREAKER_THRESHOLD;
     cfg->breaker_open_ms = DEFAULT_BREAKER_OPEN_MS;
     cfg->retry_budget_capacity = DEFAULT_BUDGET;
@@ -540,6 +542,8 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
         memset(&cfg, 0, sizeof cfg);
     if (!cfg.max_concurrent_connects)
         cfg.max_concurrent_connects = DEFAULT_MAX_CONNECTS;
+    if (!cfg.max_backfill_connections)
+        cfg.max_backfill_connections = DEFAULT_MAX_BACKFILLS;
     if (!cfg.breaker_failure_threshold)
         cfg.breaker_failure_threshold = DEFAULT_BREAKER_THRESHOLD;
     if (!cfg.breaker_open_ms)

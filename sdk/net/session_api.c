@@ -20,12 +20,15 @@
 #define D_RETRY_MULT 2.0
 #define D_MAX_OUTAGE_MS 120000u
 #define D_KEEPALIVE_MS 3000u
-#define D_PING_MS 2000u
+#define D_PING_MS 1000u
+#define D_PONG_TIMEOUT_MS 1500u
 #define D_DEAD_AFTER_MS 5000u
 #define D_CONNECT_TIMEOUT_MS 5000u
 #define D_CLOSE_TIMEOUT_MS 5000u
 #define D_HEALTHY_AFTER_MS 2000u
 #define D_EVENT_QUEUE_MAX 4096u
+#define D_BACKFILL 1u
+#define D_AUTO_FINALIZE_MS 2500u
 #define RETRY_AFTER_CAP_MS 60000u
 #define MAX_MESSAGE_BYTES (4u << 20)
 
@@ -57,6 +60,9 @@ void steno_session_config_init(steno_session_config *cfg)
     cfg->retry.max_outage_ms = D_MAX_OUTAGE_MS;
     cfg->keepalive_ms = D_KEEPALIVE_MS;
     cfg->ping_interval_ms = D_PING_MS;
+    cfg->pong_timeout_ms = D_PONG_TIMEOUT_MS;
+    cfg->max_backfill_connections = D_BACKFILL;
+    cfg->auto_finalize_ms = D_AUTO_FINALIZE_MS;
     cfg->dead_after_ms = D_DEAD_AFTER_MS;
     cfg->connect_timeout_ms = D_CONNECT_TIMEOUT_MS;
     cfg->close_timeout_ms = D_CLOSE_TIMEOUT_MS;
@@ -128,6 +134,9 @@ static steno_status check_config(steno_session_config *cfg, const steno__provide
     DEF(retry.max_outage_ms, D_MAX_OUTAGE_MS);
     DEF(keepalive_ms, D_KEEPALIVE_MS);
     DEF(ping_interval_ms, D_PING_MS);
+    DEF(pong_timeout_ms, D_PONG_TIMEOUT_MS);
+    DEF(max_backfill_connections, D_BACKFILL);
+    DEF(auto_finalize_ms, D_AUTO_FINALIZE_MS);
     DEF(dead_after_ms, D_DEAD_AFTER_MS);
     DEF(connect_timeout_ms, D_CONNECT_TIMEOUT_MS);
     DEF(close_timeout_ms, D_CLOSE_TIMEOUT_MS);
@@ -142,6 +151,11 @@ static steno_status check_config(steno_session_config *cfg, const steno__provide
     RANGE(cfg->retry.cap_ms, 1u, 3600000u, "retry.cap_ms");
     RANGE(cfg->keepalive_ms, 100u, 3600000u, "keepalive_ms");
     RANGE(cfg->ping_interval_ms, 100u, 3600000u, "ping_interval_ms");
+    RANGE(cfg->pong_timeout_ms, 100u, 3600000u, "pong_timeout_ms");
+    if (cfg->max_backfill_connections != STENO_BACKFILL_OFF)
+        RANGE(cfg->max_backfill_connections, 1u, 16u, "max_backfill_connections");
+    if (cfg->auto_finalize_ms != STENO_AUTO_FINALIZE_OFF)
+        RANGE(cfg->auto_finalize_ms, 100u, 3600000u, "auto_finalize_ms");
     RANGE(cfg->dead_after_ms, 100u, 3600000u, "dead_after_ms");
     RANGE(cfg->connect_timeout_ms, 100u, 3600000u, "connect_timeout_ms");
     RANGE(cfg->close_timeout_ms, 100u, 3600000u, "close_timeout_ms");
