@@ -40,6 +40,17 @@ uint64_t steno__now_unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms)
+{
+    /* 0 would mean "cancel" to lws: the soonest is 1 us */
+    lws_sul_schedule(c->ctx, 0, t, cb, ms ? (lws_usec_t)ms * 1000 : 1);
+}
+
+void steno__timer_cancel(steno__timer *t)
+{
+    lws_sul_cancel(t);
+}
+
 void steno_client_config_init(steno_client_config *cfg)
 {
     if (!cfg)

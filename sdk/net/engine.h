@@ -39,6 +39,18 @@
  * wakes coalesce.
  */
 
+/*
+ * Timers: every network-thread timer goes through these two calls, so the
+ * timer structure behind them can change (a heap with one lws timer armed for
+ * the earliest deadline) without touching the session code. A timer is
+ * embedded in its owner; the callback finds the owner with lws_container_of.
+ */
+typedef lws_sorted_usec_list_t steno__timer;
+typedef void (*steno__timer_cb)(steno__timer *t);
+/* Fires cb once, ms from now (0 = as soon as possible); re-arming replaces the deadline. */
+void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms);
+void steno__timer_cancel(steno__timer *t);
+
 /* Commands from application threads, as bits in steno_session.cmds. */
 enum {
     STENO__CMD_CONFIGURE = 1u << 0,
@@ -186,7 +198,7 @@ struct steno_session {
     bool terminal;
     bool detached;
 
-    lws_sorted_usec_list_t sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict,
+    steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict,
         sul_switch;
 
     /* cross-thread */

@@ -12,21 +12,20 @@
 
 #define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
 
-static void sched(steno_session *s, lws_sorted_usec_list_t *sul, sul_cb_t cb, uint64_t ms)
+static void sched(steno_session *s, steno__timer *t, steno__timer_cb cb, uint64_t ms)
 {
-    /* 0 would mean "cancel" to lws: the soonest is 1 us */
-    lws_sul_schedule(s->c->ctx, 0, sul, cb, ms ? (lws_usec_t)ms * 1000 : 1);
+    steno__timer_schedule(s->c, t, cb, ms);
 }
 
 static void cancel_timers(steno_session *s)
 {
-    lws_sul_cancel(&s->sul_retry);
-    lws_sul_cancel(&s->sul_conn_to);
-    lws_sul_cancel(&s->sul_live);
-    lws_sul_cancel(&s->sul_pace);
-    lws_sul_cancel(&s->sul_close);
-    lws_sul_cancel(&s->sul_evict);
-    lws_sul_cancel(&s->sul_switch);
+    steno__timer_cancel(&s->sul_retry);
+    steno__timer_cancel(&s->sul_conn_to);
+    steno__timer_cancel(&s->sul_live);
+    steno__timer_cancel(&s->sul_pace);
+    steno__timer_cancel(&s->sul_close);
+    steno__timer_cancel(&s->sul_evict);
+    steno__timer_cancel(&s->sul_switch);
 }
 
 static double secs(const steno_session *s, uint64_t frame)
@@ -42,13 +41,13 @@ static uint64_t unfinalized_frames(const steno_session *s)
     return rs.frames_in > gone ? rs.frames_in - gone : 0;
 }
 
-static void retry_cb(lws_sorted_usec_list_t *sul);
-static void conn_timeout_cb(lws_sorted_usec_list_t *sul);
-static void live_cb(lws_sorted_usec_list_t *sul);
-static void pace_cb(lws_sorted_usec_list_t *sul);
-static void close_cb(lws_sorted_usec_list_t *sul);
-static void evict_cb(lws_sorted_usec_list_t *sul);
-static void switch_cb(lws_sorted_usec_list_t *sul);
+static void retry_cb(steno__timer *sul);
+static void conn_timeout_cb(steno__timer *sul);
+static void live_cb(steno__timer *sul);
+static void pace_cb(steno__timer *sul);
+static void close_cb(steno__timer *sul);
+static void evict_cb(steno__timer *sul);
+static void switch_cb(steno__timer *sul);
 static void try_connect(steno_session *s);
 
 /* Metrics fed from ring counters, as deltas since the last sync (network thread). */
@@ -80,9 +79,9 @@ static void abandon_conn(steno_session *s)
         s->wsi = NULL;
     }
     s->conn = STENO__CONN_NONE;
-    lws_sul_cancel(&s->sul_conn_to);
-    lws_sul_cancel(&s->sul_live);
-    lws_sul_cancel(&s->sul_pace);
+    steno__timer_cancel(&s->sul_conn_to);
+    steno__timer_cancel(&s->sul_live);
+    steno__timer_cancel(&s->sul_pace);
     if (s->holds_slot) {
         s->holds_slot = false;
         steno__client_release_slot(s->c);
@@ -228,7 +227,7 @@ static void evict(steno_session *s)
         steno__counter_add(s->c->m.drop_evicted, after - before);
 }
 
-static void evict_cb(lws_sorted_usec_list_t *sul)
+static void evict_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_evict);
     if (s->terminal || s->conn == STENO__CONN_OPEN)
@@ -351,7 +350,7 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     }
     bool was_switching = s->switching;
     s->switching = s->switch_sent = false;
-    lws_sul_cancel(&s->sul_switch);
+    steno__timer_cancel(&s->sul_switch);
     if (s->terminal)
         return;
 
@@ -399,13 +398,13 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
 
 /* ---- connecting ---- */
 
-static void retry_cb(lws_sorted_usec_list_t *sul)
+static void retry_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_retry);
     try_connect(s);
 }
 
-static void conn_timeout_cb(lws_sorted_usec_list_t *sul)
+static void conn_timeout_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_conn_to);
     if (s->conn != STENO__CONN_HANDSHAKE)
@@ -660,7 +659,7 @@ static void schedule_live(steno_session *s, uint64_t now)
     sched(s, &s->sul_live, live_cb, next > now ? next - now : 1);
 }
 
-static void live_cb(lws_sorted_usec_list_t *sul)
+static void live_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_live);
     if (s->conn != STENO__CONN_OPEN || s->terminal)
@@ -695,20 +694,20 @@ static void live_cb(lws_sorted_usec_list_t *sul)
     schedule_live(s, now);
 }
 
-static void pace_cb(lws_sorted_usec_list_t *sul)
+static void pace_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_pace);
     want_write(s);
 }
 
-static void close_cb(lws_sorted_usec_list_t *sul)
+static void close_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_close);
     steno__log(s->c, STENO_LOG_INFO, "close: drain timed out");
     finish_close(s, STENO_ERR_TIMEOUT);
 }
 
-static void switch_cb(lws_sorted_usec_list_t *sul)
+static void switch_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_switch);
     if (!s->switching || s->terminal)
@@ -737,8 +736,8 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     uint64_t now = steno__now_ms();
     s->wsi = wsi;
     s->conn = STENO__CONN_OPEN;
-    lws_sul_cancel(&s->sul_conn_to);
-    lws_sul_cancel(&s->sul_evict);
+    steno__timer_cancel(&s->sul_conn_to);
+    steno__timer_cancel(&s->sul_evict);
     if (s->holds_slot) {
         s->holds_slot = false;
         steno__client_release_slot(c);
