@@ -2,6 +2,7 @@
 #include "timeline.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -25,6 +26,7 @@ struct steno__timeline {
     /* Session frame for provider times before segs[0]: the end of the last
      * discarded segment, so such times (already final) stay <= finalized. */
     uint64_t floor;
+    uint64_t limit; /* session audio at or after it belongs to another lane */
 };
 
 int steno__timeline_create(steno__timeline **out, const steno_allocator *a, uint32_t sample_rate,
@@ -47,6 +49,7 @@ int steno__timeline_create(steno__timeline **out, const steno_allocator *a, uint
         t->alloc = *a;
     t->rate = sample_rate;
     t->max = max_segments;
+    t->limit = UINT64_MAX;
     *out = t;
     return STENO_OK;
 }
@@ -181,16 +184,31 @@ static int filter(const steno__timeline *t, double start, double duration,
             break;
         first++;
     }
-    size_t kept = n_words - first;
+    size_t last = n_words; /* words [first, last) are kept */
+    while (last > first) {
+        double mid = (words[last - 1].start + words[last - 1].end) / 2;
+        if (map_start(t, to_frames(t, mid)) < t->limit)
+            break;
+        last--;
+    }
+    size_t kept = last - first;
 
     uint64_t sf = rs > fin ? rs : fin;
     uint64_t ef = re > sf ? re : sf;
     if (kept) {
-        uint64_t we = map_end(t, to_frames(t, words[n_words - 1].end));
+        uint64_t we = map_end(t, to_frames(t, words[last - 1].end));
         if (we > ef)
             ef = we;
     }
-    out->emit = re > fin || kept > 0;
+    bool beyond = false;
+    if (t->limit != UINT64_MAX) {
+        if (sf > t->limit)
+            sf = t->limit;
+        if (ef > t->limit)
+            ef = t->limit;
+        beyond = sf >= t->limit && !kept;
+    }
+    out->emit = !beyond && (re > fin || kept > 0);
     out->start_frame = sf;
     out->end_frame = ef;
     out->first_word = first;
@@ -217,6 +235,19 @@ int steno__timeline_interim(const steno__timeline *t, double start, double durat
                             const steno__word_time *words, size_t n_words, steno__mapped *out)
 {
     return filter(t, start, duration, words, n_words, out);
+}
+
+void steno__timeline_raise_finalized(steno__timeline *t, uint64_t frame)
+{
+    if (frame > t->finalized)
+        t->finalized = frame;
+    if (t->floor < t->finalized && !t->nseg)
+        t->floor = t->finalized;
+}
+
+void steno__timeline_set_limit(steno__timeline *t, uint64_t limit)
+{
+    t->limit = limit;
 }
 
 void steno__timeline_map_word(const steno__timeline *t, const steno__mapped *m,

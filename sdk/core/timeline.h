@@ -107,6 +107,18 @@ void steno__timeline_map_word(const steno__timeline *t, const steno__mapped *m,
                               uint64_t *end_frame);
 
 uint64_t steno__timeline_finalized_frame(const steno__timeline *t);
+
+/* Marks session audio [.., frame) as final on this lane without a result:
+ * another connection covers it (the live lane after a backfill seam, or
+ * audio that left the ring). finalized_frame never moves back. */
+void steno__timeline_raise_finalized(steno__timeline *t, uint64_t frame);
+
+/* This lane covers session audio only below `limit` (a backfill job's end,
+ * where the live lane takes over): words whose mapped midpoint is at or after
+ * it are dropped, result spans end at it, and a result wholly after it is not
+ * emitted. UINT64_MAX (the default) means no limit. Survives
+ * connection_begin. */
+void steno__timeline_set_limit(steno__timeline *t, uint64_t limit);
 /* Session frames sent on the current connection so far (the provider's clock, in frames). */
 uint64_t steno__timeline_connection_frames(const steno__timeline *t);
 /* frame / sample_rate: session seconds for events. */

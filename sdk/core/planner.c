@@ -1,0 +1,297 @@
+/* planner: recovery decisions — when to finalize, when to backfill, where the seam goes, what the
+ * ring may release. */
+#include "planner.h"
+
+#include <math.h>
+#include <string.h>
+
+void steno__planner_config_default(steno__planner_config *cfg, uint32_t sample_rate,
+                                   uint32_t chunk_frames)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->sample_rate = sample_rate;
+    cfg->chunk_frames = chunk_frames;
+    cfg->max_backfill = 1;
+    cfg->min_backfill_frames = sample_rate;                  /* 1 s */
+    cfg->seam_search_frames = (uint64_t)sample_rate * 3 / 2; /* 1.5 s: inside the pacing burst */
+    cfg->split_frames = (uint64_t)sample_rate * 8;
+    cfg->finalize_frames = (uint64_t)sample_rate * 5 / 2;
+    /* -45 dBFS RMS: room noise and breaths sit below it, voiced speech well above. */
+    cfg->pause_level = 184;
+}
+
+void steno__planner_init(steno__planner *p, const steno__planner_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = *cfg;
+    p->next_id = 1;
+}
+
+/* RMS of the loudest 10 ms window in pcm[0, frames), over all channels. */
+static uint32_t loudest_window(const int16_t *pcm, uint32_t frames, uint32_t channels, uint32_t win)
+{
+    if (!pcm || !frames || !win)
+        return 0;
+    double best = 0;
+    for (uint32_t w = 0; w < frames; w += win) {
+        uint32_t n = frames - w < win ? frames - w : win;
+        double acc = 0;
+        const int16_t *q = pcm + (size_t)w * channels;
+        for (uint32_t i = 0; i < n * channels; i++)
+            acc += (double)q[i] * q[i];
+        double ms = acc / ((double)n * channels);
+        if (ms > best)
+            best = ms;
+    }
+    return (uint32_t)(sqrt(best) + 0.5);
+}
+
+uint32_t steno__planner_boundary_level(const int16_t *before, uint32_t frames_before,
+                                       const int16_t *after, uint32_t frames_after,
+                                       uint32_t channels, uint32_t sample_rate)
+{
+    if (!channels || !sample_rate)
+        return 0;
+    uint32_t win = sample_rate / 100 ? sample_rate / 100 : 1; /* 10 ms */
+    uint32_t span = 2 * win;                                  /* 20 ms each side */
+    uint32_t nb = frames_before < span ? frames_before : span;
+    uint32_t na = frames_after < span ? frames_after : span;
+    uint32_t lb =
+        before ? loudest_window(before + (size_t)(frames_before - nb) * channels, nb, channels, win)
+               : 0;
+    uint32_t la = after ? loudest_window(after, na, channels, win) : 0;
+    return lb > la ? lb : la;
+}
+
+/* ---- jobs ---- */
+
+static steno__job *find_job(steno__planner *p, uint32_t id)
+{
+    for (uint32_t i = 0; i < p->njobs; i++)
+        if (p->jobs[i].id == id && p->jobs[i].state != STENO__JOB_FREE)
+            return &p->jobs[i];
+    return NULL;
+}
+
+steno__job *steno__planner_job(steno__planner *p, uint32_t id)
+{
+    return id ? find_job(p, id) : NULL;
+}
+
+/* Appends a QUEUED job; jobs are created in frame order (each outage's backlog
+ * lies after every earlier job), so the table stays sorted. */
+static bool add_job(steno__planner *p, uint64_t lo, uint64_t hi)
+{
+    if (p->njobs == STENO__PLANNER_MAX_JOBS || hi <= lo)
+        return false;
+    if (p->njobs && p->jobs[p->njobs - 1].hi > lo)
+        return false;
+    steno__job *j = &p->jobs[p->njobs++];
+    j->lo = j->fin = lo;
+    j->hi = hi;
+    j->state = STENO__JOB_QUEUED;
+    j->id = p->next_id++;
+    if (!p->next_id)
+        p->next_id = 1;
+    p->jobs_created++;
+    return true;
+}
+
+/* The boundary in bounds[0, n) nearest `target` within [lo, hi] that is a
+ * pause, preferring later ones on a tie; else the one nearest target; else
+ * `target` itself when no boundary lies in [lo, hi]. */
+static uint64_t pick_cut(const steno__planner *p, const steno__boundary *b, size_t n,
+                         uint64_t target, uint64_t lo, uint64_t hi, bool *at_pause)
+{
+    uint64_t best = 0, near = 0;
+    uint64_t best_d = UINT64_MAX, near_d = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i].frame < lo || b[i].frame > hi)
+            continue;
+        uint64_t d = b[i].frame > target ? b[i].frame - target : target - b[i].frame;
+        if (d <= near_d) {
+            near_d = d;
+            near = b[i].frame;
+        }
+        if (b[i].level <= p->cfg.pause_level && d <= best_d) {
+            best_d = d;
+            best = b[i].frame;
+        }
+    }
+    *at_pause = best_d != UINT64_MAX;
+    if (*at_pause)
+        return best;
+    return near_d != UINT64_MAX ? near : target;
+}
+
+void steno__planner_on_live_open(steno__planner *p, uint64_t from, uint64_t live_fin,
+                                 uint64_t newest, const steno__boundary *bounds, size_t n,
+                                 steno__resume_plan *out)
+{
+    (void)live_fin;
+    memset(out, 0, sizeof *out);
+    out->live_from = from;
+    if (!p->cfg.max_backfill || newest <= from || newest - from < p->cfg.min_backfill_frames)
+        return;
+    uint64_t search_lo =
+        newest - from > p->cfg.seam_search_frames ? newest - p->cfg.seam_search_frames : from;
+    bool pause = false;
+    uint64_t seam = pick_cut(p, bounds, n, newest, search_lo, newest, &pause);
+    if (seam <= from || seam - from < p->cfg.min_backfill_frames)
+        return;
+    /* Split a long backlog over the connections the session may open. */
+    uint64_t len = seam - from;
+    uint32_t pieces = 1;
+    if (p->cfg.max_backfill > 1 && p->cfg.split_frames && len > p->cfg.split_frames) {
+        uint64_t k = (len + p->cfg.split_frames - 1) / p->cfg.split_frames;
+        pieces = k > p->cfg.max_backfill ? p->cfg.max_backfill : (uint32_t)k;
+    }
+    if (p->njobs + pieces > STENO__PLANNER_MAX_JOBS)
+        return; /* no room to track it: replay on the live connection */
+    if (p->njobs && p->jobs[p->njobs - 1].hi > from)
+        return; /* overlaps a job (cannot happen: live audio follows every job) */
+    uint64_t lo = from;
+    for (uint32_t i = 1; i < pieces; i++) {
+        uint64_t ideal = from + len * i / pieces;
+        uint64_t win = p->cfg.seam_search_frames / 2;
+        bool cp = false;
+        uint64_t cut =
+            pick_cut(p, bounds, n, ideal, ideal > win ? ideal - win : 0, ideal + win, &cp);
+        if (cut <= lo || cut >= seam)
+            continue;
+        add_job(p, lo, cut);
+        p->jobs_split++;
+        lo = cut;
+        out->new_jobs++;
+    }
+    add_job(p, lo, seam);
+    out->new_jobs++;
+    out->live_from = seam;
+    out->seam_at_pause = pause;
+    if (pause)
+        p->seams_at_pause++;
+    else
+        p->seams_forced++;
+}
+
+steno__job *steno__planner_next_queued(steno__planner *p)
+{
+    for (uint32_t i = 0; i < p->njobs; i++)
+        if (p->jobs[i].state == STENO__JOB_QUEUED)
+            return &p->jobs[i];
+    return NULL;
+}
+
+uint32_t steno__planner_pending(const steno__planner *p)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->njobs; i++)
+        if (p->jobs[i].state == STENO__JOB_QUEUED || p->jobs[i].state == STENO__JOB_ACTIVE)
+            k++;
+    return k;
+}
+
+uint32_t steno__planner_active(const steno__planner *p)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->njobs; i++)
+        if (p->jobs[i].state == STENO__JOB_ACTIVE)
+            k++;
+    return k;
+}
+
+void steno__planner_job_start(steno__planner *p, uint32_t id)
+{
+    steno__job *j = steno__planner_job(p, id);
+    if (j && j->state == STENO__JOB_QUEUED)
+        j->state = STENO__JOB_ACTIVE;
+}
+
+void steno__planner_job_requeue(steno__planner *p, uint32_t id)
+{
+    steno__job *j = steno__planner_job(p, id);
+    if (j && j->state == STENO__JOB_ACTIVE)
+        j->state = STENO__JOB_QUEUED;
+}
+
+void steno__planner_job_progress(steno__planner *p, uint32_t id, uint64_t fin)
+{
+    steno__job *j = steno__planner_job(p, id);
+    if (!j)
+        return;
+    if (fin > j->hi)
+        fin = j->hi;
+    if (fin > j->fin)
+        j->fin = fin;
+}
+
+void steno__planner_job_done(steno__planner *p, uint32_t id)
+{
+    steno__job *j = steno__planner_job(p, id);
+    if (!j)
+        return;
+    j->fin = j->hi;
+    j->state = STENO__JOB_DONE;
+}
+
+void steno__planner_audio_gone(steno__planner *p, uint64_t frame)
+{
+    for (uint32_t i = 0; i < p->njobs; i++) {
+        steno__job *j = &p->jobs[i];
+        if (j->state == STENO__JOB_FREE || j->state == STENO__JOB_DONE)
+            continue;
+        if (frame >= j->hi) {
+            j->fin = j->hi;
+            j->state = STENO__JOB_DONE;
+        } else if (frame > j->fin) {
+            j->fin = frame;
+        }
+    }
+}
+
+/* Removes DONE jobs, keeping the order of the rest. */
+static void compact(steno__planner *p)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->njobs; i++) {
+        if (p->jobs[i].state == STENO__JOB_DONE || p->jobs[i].state == STENO__JOB_FREE)
+            continue;
+        if (k != i)
+            p->jobs[k] = p->jobs[i];
+        k++;
+    }
+    for (uint32_t i = k; i < p->njobs; i++)
+        memset(&p->jobs[i], 0, sizeof p->jobs[i]);
+    p->njobs = k;
+}
+
+uint64_t steno__planner_ack_frame(steno__planner *p, uint64_t live_fin)
+{
+    compact(p);
+    for (uint32_t i = 0; i < p->njobs; i++)
+        if (p->jobs[i].fin < p->jobs[i].hi)
+            return p->jobs[i].fin;
+    return live_fin;
+}
+
+bool steno__planner_live_final_ready(const steno__planner *p, uint64_t start)
+{
+    for (uint32_t i = 0; i < p->njobs; i++) {
+        const steno__job *j = &p->jobs[i];
+        if ((j->state == STENO__JOB_QUEUED || j->state == STENO__JOB_ACTIVE) && j->lo < start &&
+            j->fin < j->hi)
+            return false;
+    }
+    return true;
+}
+
+bool steno__planner_should_finalize(const steno__planner *p, uint64_t sent_end, uint64_t live_fin,
+                                    uint32_t tail_level, bool outstanding)
+{
+    if (outstanding || !p->cfg.finalize_frames || sent_end <= live_fin)
+        return false;
+    uint64_t pending = sent_end - live_fin;
+    if (pending >= 2 * p->cfg.finalize_frames)
+        return true;
+    return pending >= p->cfg.finalize_frames && tail_level <= p->cfg.pause_level;
+}
