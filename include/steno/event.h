@@ -54,6 +54,10 @@ typedef enum steno_event_type {
     /* Terminal: the session closed after steno_session_close() (or was aborted by destroy). */
     STENO_EVENT_CLOSED = 11,
     /* Exactly one of FAILED or CLOSED is the last event of every session. */
+    /* Every backlog an outage left behind is final again: the backfill
+     * connections (see max_backfill_connections) finished and the session is
+     * caught up. */
+    STENO_EVENT_CAUGHT_UP = 12,
 } steno_event_type;
 
 /* A short name for an event type ("TRANSCRIPT"), never NULL. */
@@ -72,7 +76,8 @@ typedef struct steno_word {
 typedef struct steno_transcript {
     int is_final;      /* 1: this audio span will not be transcribed again */
     int speech_final;  /* 1: the provider's endpointing detected the end of speech */
-    int from_finalize; /* 1: this final answers a Finalize (steno_session_finalize) */
+    int from_finalize; /* 1: this final answers a Finalize (steno_session_finalize, or one steno
+                          sent itself to keep acknowledgements up: auto_finalize_ms) */
     const char *text;  /* the transcript ("" for silence) */
     double start;      /* session seconds covered by this result: [start, end] */
     double end;
@@ -129,6 +134,9 @@ typedef struct steno_event_reconnected {
     uint32_t attempts;        /* attempts this outage took (>= 1) */
     uint32_t downtime_ms;     /* from losing the previous connection to this handshake */
     uint32_t replayed_chunks; /* unacknowledged chunks being re-sent on the new connection */
+    uint32_t backfill_chunks; /* buffered chunks handed to backfill connections instead (the live
+                                 connection resumed at the newest audio); CAUGHT_UP follows when
+                                 they are final */
     const char *request_id;   /* provider request id of the new connection, "" if unknown */
 } steno_event_reconnected;
 
@@ -141,6 +149,12 @@ typedef struct steno_event_audio_dropped {
                               than steno can hold); 0: the oldest unacknowledged audio was
                               evicted during an outage to make room for new audio */
 } steno_event_audio_dropped;
+
+typedef struct steno_event_caught_up {
+    uint64_t backfilled_samples; /* samples replayed by backfill since the first outage of this
+                                    catch-up */
+    uint32_t elapsed_ms;         /* from the first backfill job to now */
+} steno_event_caught_up;
 
 typedef struct steno_event_failed {
     steno_status status;          /* e.g. STENO_ERR_AUTH, STENO_ERR_RETRIES_EXHAUSTED */
@@ -174,6 +188,7 @@ typedef struct steno_event {
         steno_event_audio_dropped audio_dropped;
         steno_event_failed failed;
         steno_event_closed closed;
+        steno_event_caught_up caught_up;
     } u;
 } steno_event;
 

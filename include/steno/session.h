@@ -334,13 +334,13 @@ typedef struct steno_session_stats {
     uint64_t parse_errors;      /* server messages that could not be understood (ignored) */
     uint64_t keepalives_sent;
     uint64_t pings_sent;
-    uint64_t events_discarded; /* pull queue overflow */
-    uint32_t attempts;         /* connection attempts, all of them */
-    uint32_t connects;         /* successful handshakes */
-    uint32_t reconnects;       /* successful handshakes after the first */
-    uint32_t dead_connections; /* connections declared dead by the liveness check */
-    uint32_t configures;       /* mid-stream reconfigurations applied */
-    uint32_t backfills;        /* backfill connections opened (see max_backfill_connections) */
+    uint64_t events_discarded;  /* pull queue overflow */
+    uint32_t attempts;          /* connection attempts, all of them */
+    uint32_t connects;          /* successful handshakes */
+    uint32_t reconnects;        /* successful handshakes after the first */
+    uint32_t dead_connections;  /* connections declared dead by the liveness check */
+    uint32_t configures;        /* mid-stream reconfigurations applied */
+    uint32_t backfills;         /* backfill connections opened (see max_backfill_connections) */
     uint64_t chunks_backfilled; /* chunks sent on backfill connections */
     uint64_t finals_backfilled; /* final transcripts that came from backfill */
     uint64_t auto_finalizes;   /* finalize requests steno sent to keep acks up (auto_finalize_ms) */

@@ -284,7 +284,8 @@ void steno__client_release_slot(steno_client *c)
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
-    steno_session *s = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    steno__link *l = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+    steno_session *s = l ? l->s : NULL;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         steno_client *c = lws_context_user(lws_get_context(wsi));
@@ -295,8 +296,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         if (!s)
             return -1;
-        return steno__session_append_headers(s, wsi, (unsigned char **)in,
-                                             (*(unsigned char **)in) + len);
+        return steno__link_append_headers(l, wsi, (unsigned char **)in,
+                                          (*(unsigned char **)in) + len);
     case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
         /* len is OpenSSL's preverify_ok: remember a rejected certificate, so the failure is
          * classified as a configuration error (fatal) rather than a network blip. The
@@ -319,39 +320,39 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* the response headers are still there: keep the provider's request id */
         if (s)
-            steno__session_on_pre_establish(s, wsi);
+            steno__link_on_pre_establish(l, wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         if (!s)
             return -1;
-        steno__session_on_established(s, wsi);
+        steno__link_on_established(l, wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (s) {
             lws_set_opaque_user_data(wsi, NULL);
-            steno__session_on_connect_error(s, wsi, in ? (const char *)in : "");
+            steno__link_on_connect_error(l, wsi, in ? (const char *)in : "");
         }
         return 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (!s)
             return -1;
-        return steno__session_on_receive(s, wsi, in, len);
+        return steno__link_on_receive(l, wsi, in, len);
     case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
         if (s)
-            steno__session_on_pong(s);
+            steno__link_on_pong(l);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (s)
-            steno__session_on_peer_close(s, in, len);
+            steno__link_on_peer_close(l, in, len);
         return 0;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (!s)
             return -1;
-        return steno__session_on_writeable(s, wsi);
+        return steno__link_on_writeable(l, wsi);
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (s) {
             lws_set_opaque_user_data(wsi, NULL);
-            steno__session_on_closed(s, wsi);
+            steno__link_on_closed(l, wsi);
         }
         return 0;
     default:

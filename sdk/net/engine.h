@@ -15,6 +15,7 @@
 #include "classify.h"
 #include "metrics.h"
 #include "pacing.h"
+#include "planner.h"
 #include "providers/options.h"
 #include "providers/provider.h"
 #include "providers/strbuf.h"
@@ -66,6 +67,18 @@ typedef enum steno__conn_state {
     STENO__CONN_OPEN,      /* established */
 } steno__conn_state;
 
+/*
+ * What an lws connection's opaque user data points at: the session and which
+ * of its connections (bf NULL: the live one). A session owns one live
+ * connection and up to max_backfill_connections backfill connections (see
+ * backfill.h); lws callbacks reach the right one through the link.
+ */
+typedef struct steno__bf steno__bf;
+typedef struct steno__link {
+    steno_session *s;
+    steno__bf *bf;
+} steno__link;
+
 typedef struct steno__endpoint {
     struct steno__endpoint *next;
     char *key;
@@ -108,6 +121,8 @@ struct steno_client {
     steno__budget budget;
     int budget_on;
     uint32_t active_connects;
+    uint32_t backfills_active;        /* backfill connections held across sessions */
+    uint32_t backfill_jobs;           /* unfinished backfill jobs across sessions */
     steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
     uint64_t rng;
 
@@ -121,7 +136,9 @@ typedef struct steno__stats {
     atomic_uint_fast64_t samples_sent, chunks_sent, chunks_replayed, bytes_sent, bytes_received,
         messages_received, finals, interims, finals_suppressed, parse_errors, keepalives, pings,
         events_discarded, last_rx_mono_ms, last_downtime_ms;
-    atomic_uint attempts, connects, reconnects, dead, configures;
+    atomic_uint attempts, connects, reconnects, dead, configures, backfills;
+    atomic_uint_fast64_t chunks_backfilled, finals_backfilled, auto_finalizes;
+    atomic_uint_fast64_t live_sent_end; /* end frame of the newest audio sent live */
     atomic_int last_error;
 } steno__stats;
 
@@ -134,6 +151,9 @@ struct steno_session {
     steno_session *all_next; /* c->all */
     steno_session *cq_next;
     bool in_cq;
+    bool primary_wants_slot;   /* in the connect queue for the live connection */
+    bool primary_breaker_wait; /* the live connection waits for the breaker */
+    steno__link link;          /* the live connection's */
 
     /* immutable after open */
     steno_session_config cfg; /* strings below are our copies */
@@ -152,7 +172,12 @@ struct steno_session {
 
     /* data plane */
     steno__ring *ring;
-    steno__timeline *tl;
+    steno__timeline *tl; /* the live lane's */
+    steno__planner plan;
+    steno__bf *bf; /* max_backfill backfill connection slots */
+    uint32_t n_bf;
+    bool drained;          /* close: the live connection flushed and closed; waiting for backfill */
+    uint32_t jobs_counted; /* this session's share of c->backfill_jobs */
     steno__pacing pacing;
     steno__backoff bo;
     steno__retry_token tok;
@@ -171,6 +196,13 @@ struct steno_session {
     uint64_t conn_rx_frames;
     uint64_t high_sent; /* highest seq ever sent + 1 */
     bool ping_pending, ka_pending, dead;
+    bool awaiting_pong; /* a ping went out and its pong has not come back */
+    uint64_t ping_sent_ms;
+    bool auto_fin_outstanding; /* an auto-finalize awaits its from_finalize final */
+    bool auto_fin_pending;     /* send one at the next writeable */
+    steno__boundary *bounds;   /* ring_chunks + 2 seam candidates, for the planner */
+    bool catching_up;          /* backfill jobs exist since catchup_since_ms */
+    uint64_t catchup_since_ms, catchup_frames;
     bool conn_audio_sent; /* audio went out on this connection (the pacer runs from then) */
     bool evict_pending;   /* evict_range not reported yet */
     steno__range evict_range;
@@ -198,8 +230,7 @@ struct steno_session {
     bool terminal;
     bool detached;
 
-    steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict,
-        sul_switch;
+    steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict, sul_switch;
 
     /* cross-thread */
     atomic_int state;   /* steno_session_state */
@@ -217,7 +248,8 @@ struct steno_session {
     uint32_t queue_max;
     steno__evnode *q_head, *q_tail;
     uint32_t q_len;
-    steno__evnode *q_current; /* returned by next_event, freed on the next call */
+    steno__evnode *q_current;             /* returned by next_event, freed on the next call */
+    steno__evnode *held_head, *held_tail; /* network thread: ordered_finals holds live finals */
     bool terminal_emitted, terminal_returned;
     steno_status terminal_status;
     uint64_t ev_seq;
@@ -252,6 +284,18 @@ static inline steno_session_state steno__get_state(const steno_session *s)
     return (steno_session_state)atomic_load_explicit(&s->state, memory_order_acquire);
 }
 
+/* ---- link.c: lws callbacks to the live or a backfill connection ---- */
+int steno__link_append_headers(steno__link *l, struct lws *wsi, unsigned char **p,
+                               unsigned char *end);
+void steno__link_on_pre_establish(steno__link *l, struct lws *wsi);
+void steno__link_on_established(steno__link *l, struct lws *wsi);
+void steno__link_on_connect_error(steno__link *l, struct lws *wsi, const char *why);
+void steno__link_on_closed(steno__link *l, struct lws *wsi);
+void steno__link_on_peer_close(steno__link *l, const uint8_t *payload, size_t len);
+int steno__link_on_receive(steno__link *l, struct lws *wsi, const void *in, size_t len);
+void steno__link_on_pong(steno__link *l);
+int steno__link_on_writeable(steno__link *l, struct lws *wsi);
+
 /* ---- session.c (network thread unless noted) ---- */
 int steno__session_rebuild_url(steno_session *s, char *err, size_t errlen); /* URL for s->opts */
 void steno__session_adopt(steno_session *s);
@@ -268,10 +312,34 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi);
 int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned char **p,
                                   unsigned char *end);
 void steno__session_free(steno_session *s); /* app thread, after detach */
+/* Maps a RESULTS message from a connection whose lane is tl onto the session
+ * timeline, emits it (bf: from that backfill connection, else live) and moves
+ * the ring's ack point. */
+void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno__bf *bf,
+                                    const steno__msg *m);
+/* Releases what the ring may release now (the planner's ack point), emits
+ * held ordered finals that became deliverable, and CAUGHT_UP when the last
+ * backfill job finished. */
+void steno__session_ack(steno_session *s);
+/* Fails the session (fatal error seen on any of its connections). */
+void steno__session_fail(steno_session *s, steno_status status, int http_status, int close_code,
+                         const char *message, const char *provider_message);
+/* A free connect slot, if any: true and the slot is held. Else the session is
+ * queued and kicked when one frees up. */
+bool steno__session_take_slot(steno_session *s);
+/* Session credential for a new connection into buf (token callback or key). */
+steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, char *msg,
+                                       size_t msglen);
+/* The level (see steno__planner_boundary_level) at the start of chunk seq. */
+uint32_t steno__session_boundary_level(steno_session *s, uint64_t seq);
 
 /* ---- events.c ---- */
 void steno__emit(steno_session *s, steno_event *ev); /* network thread */
 void steno__events_free_all(steno_session *s);       /* after detach */
+/* ordered_finals: keep a copy of ev to emit later (false: out of memory, emit it now). */
+bool steno__emit_hold(steno_session *s, const steno_event *ev);
+/* Emits held events, oldest first, while ready(s, first_sample) says so. */
+void steno__emit_held(steno_session *s, bool (*ready)(steno_session *s, uint64_t first_sample));
 
 extern const struct lws_protocols steno__protocols[];
 

@@ -40,6 +40,8 @@ const char *steno_event_type_name(steno_event_type type)
         return "FAILED";
     case STENO_EVENT_CLOSED:
         return "CLOSED";
+    case STENO_EVENT_CAUGHT_UP:
+        return "CAUGHT_UP";
     }
     return "UNKNOWN";
 }
@@ -214,6 +216,32 @@ void steno__emit(steno_session *s, steno_event *ev)
     pthread_mutex_unlock(&s->lock);
 }
 
+bool steno__emit_hold(steno_session *s, const steno_event *ev)
+{
+    steno__evnode *node = copy_event(s->a, ev);
+    if (!node)
+        return false;
+    if (s->held_tail)
+        s->held_tail->next = node;
+    else
+        s->held_head = node;
+    s->held_tail = node;
+    return true;
+}
+
+void steno__emit_held(steno_session *s, bool (*ready)(steno_session *s, uint64_t first_sample))
+{
+    while (s->held_head && (!ready || ready(s, s->held_head->ev.u.transcript.first_sample))) {
+        steno__evnode *n = s->held_head;
+        s->held_head = n->next;
+        if (!s->held_head)
+            s->held_tail = NULL;
+        steno_event ev = n->ev;
+        steno__emit(s, &ev);
+        steno__free(s->a, n);
+    }
+}
+
 void steno__events_free_all(steno_session *s)
 {
     steno__evnode *n = s->q_head;
@@ -226,6 +254,12 @@ void steno__events_free_all(steno_session *s)
     s->q_len = 0;
     steno__free(s->a, s->q_current);
     s->q_current = NULL;
+    for (n = s->held_head; n;) {
+        steno__evnode *nx = n->next;
+        steno__free(s->a, n);
+        n = nx;
+    }
+    s->held_head = s->held_tail = NULL;
 }
 
 /* Absolute CLOCK_MONOTONIC deadline for pthread_cond_timedwait (the cond uses that clock). */

@@ -6,7 +6,9 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "backfill.h"
 #include "engine.h"
+#include "wire.h"
 
 /* ---- small helpers ---- */
 
@@ -127,11 +129,16 @@ static uint64_t reported_chunks_dropped(steno_session *s, int evicted)
 }
 
 static void flush_evicted(steno_session *s);
+static void count_jobs(steno_session *s);
 
 static void terminal_cleanup(steno_session *s)
 {
     flush_evicted(s);
+    steno__emit_held(s, NULL); /* ordered finals still held: deliver them before the end */
+    steno__backfill_abandon_all(s);
     abandon_conn(s);
+    s->terminal = true;
+    count_jobs(s);
     drop_probe(s);
     cancel_timers(s);
     steno__client_cq_remove(s->c, s);
@@ -163,6 +170,12 @@ static void fail_session(steno_session *s, steno_status status, int http_status,
     ev.u.failed.request_id = s->request_id;
     steno__emit(s, &ev);
     sync_metrics(s);
+}
+
+void steno__session_fail(steno_session *s, steno_status status, int http_status, int close_code,
+                         const char *message, const char *provider_message)
+{
+    fail_session(s, status, http_status, close_code, message, provider_message);
 }
 
 static void finish_close(steno_session *s, steno_status status)
@@ -210,6 +223,7 @@ static void evict(steno_session *s)
     uint64_t now = steno__now_ms();
     steno__range r;
     while (steno__ring_evict(s->ring, evict_min_free(s), &r) == STENO_OK) {
+        steno__planner_audio_gone(&s->plan, r.last_frame + 1);
         if (s->evict_pending && r.first_frame == s->evict_range.last_frame + 1) {
             s->evict_range.last_frame = r.last_frame;
             s->evict_range.frames += r.frames;
@@ -357,7 +371,13 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     if (s->close_requested && was_open && s->closestream_sent &&
         (cls.verdict == STENO__DONE || info->close_code == 1000) &&
         steno__ring_sent(s->ring) >= steno__ring_written(s->ring)) {
-        /* The provider flushed everything we sent and closed: the drain is complete. */
+        /* The provider flushed everything we sent and closed: the drain is complete, once
+         * the backfill connections have flushed theirs too. */
+        if (steno__planner_pending(&s->plan)) {
+            s->drained = true;
+            steno__log(c, STENO_LOG_INFO, "close: live stream drained, waiting for backfill");
+            return;
+        }
         finish_close(s, STENO_OK);
         return;
     }
@@ -448,11 +468,10 @@ static void try_connect(steno_session *s)
     /* A connect slot first, the breaker second: a session that waited in line for a slot asks
      * the breaker when it is its turn, so a breaker that opened meanwhile still holds it back. */
     if (!s->holds_slot) {
-        if (c->active_connects >= c->cfg.max_concurrent_connects) {
-            steno__client_cq_push(c, s);
+        if (!steno__session_take_slot(s)) {
+            s->primary_wants_slot = true;
             return;
         }
-        c->active_connects++;
         s->holds_slot = true;
     }
     if (!s->breaker_passed) {
@@ -473,7 +492,7 @@ static void try_connect(steno_session *s)
                 return;
             }
             steno__counter_inc(c->m.breaker_waits);
-            s->waiting_breaker = true;
+            s->waiting_breaker = s->primary_breaker_wait = true;
             sched(s, &s->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }
@@ -483,19 +502,13 @@ static void try_connect(steno_session *s)
         steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
     }
     /* a fresh credential for every connection */
-    s->cred[0] = '\0';
-    if (s->cfg.token_cb) {
-        steno_status rc = s->cfg.token_cb(s->cfg.token_user, s->cred, sizeof s->cred);
-        if (rc != STENO_OK || !memchr(s->cred, '\0', sizeof s->cred)) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "the token callback failed (%s): no credential to connect",
-                     rc != STENO_OK ? steno_status_name(rc) : "unterminated credential");
-            s->cred[0] = '\0';
-            fail_session(s, rc != STENO_OK ? rc : STENO_ERR_AUTH, 0, 0, msg, "");
+    {
+        char msg[200];
+        steno_status rc = steno__session_credential(s, s->cred, sizeof s->cred, msg, sizeof msg);
+        if (rc != STENO_OK) {
+            fail_session(s, rc, 0, 0, msg, "");
             return;
         }
-    } else if (s->api_key) {
-        snprintf(s->cred, sizeof s->cred, "%s", s->api_key);
     }
 
     s->outage_attempts++;
@@ -518,21 +531,7 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_HANDSHAKE)
         return;
 
-    struct lws_client_connect_info i;
-    memset(&i, 0, sizeof i);
-    i.context = c->ctx;
-    i.address = s->url.host;
-    i.port = s->url.port;
-    i.path = s->url.path;
-    i.host = s->url.hostport;
-    i.origin = s->url.hostport;
-    i.ssl_connection = s->url.tls ? LCCSCF_USE_SSL : 0;
-    i.local_protocol_name = steno__protocols[0].name;
-    i.protocol = NULL;
-    i.pwsi = &s->wsi;
-    i.opaque_user_data = s;
-    s->wsi = NULL;
-    struct lws *w = lws_client_connect_via_info(&i);
+    struct lws *w = steno__wire_connect(s, &s->link, &s->wsi);
     if (!w) {
         if (s->conn == STENO__CONN_HANDSHAKE) {
             /* lws refused without a callback (e.g. DNS failure, no fds) */
@@ -549,37 +548,45 @@ static void try_connect(steno_session *s)
     sched(s, &s->sul_conn_to, conn_timeout_cb, s->cfg.connect_timeout_ms);
 }
 
-struct hdr_ctx {
-    struct lws *wsi;
-    unsigned char **p, *end;
-};
-
-static int add_header(void *ctx, const char *name, const char *value)
+steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, char *msg,
+                                       size_t msglen)
 {
-    struct hdr_ctx *h = ctx;
-    return lws_add_http_header_by_name(h->wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), h->p,
-                                       h->end);
+    buf[0] = '\0';
+    if (s->cfg.token_cb) {
+        steno_status rc = s->cfg.token_cb(s->cfg.token_user, buf, cap);
+        if (rc != STENO_OK || !memchr(buf, '\0', cap)) {
+            snprintf(msg, msglen, "the token callback failed (%s): no credential to connect",
+                     rc != STENO_OK ? steno_status_name(rc) : "unterminated credential");
+            memset(buf, 0, cap);
+            return rc != STENO_OK ? rc : STENO_ERR_AUTH;
+        }
+    } else if (s->api_key) {
+        snprintf(buf, cap, "%s", s->api_key);
+    }
+    return STENO_OK;
+}
+
+bool steno__session_take_slot(steno_session *s)
+{
+    steno_client *c = s->c;
+    if (c->active_connects >= c->cfg.max_concurrent_connects) {
+        steno__client_cq_push(c, s);
+        return false;
+    }
+    c->active_connects++;
+    return true;
 }
 
 int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned char **p,
                                   unsigned char *end)
 {
-    struct hdr_ctx h = {wsi, p, end};
-    int rc = s->prov->handshake_headers(s->cred, add_header, &h);
-    /* the credential is not needed any more: do not keep it around */
-    memset(s->cred, 0, sizeof s->cred);
-    return rc == STENO_OK ? 0 : -1;
+    /* the credential is not needed after this: wire_headers wipes it */
+    return steno__wire_headers(s, s->cred, sizeof s->cred, wsi, p, end);
 }
 
 static void copy_hdr(struct lws *wsi, const char *name, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    if (!name)
-        return;
-    int n = lws_hdr_custom_copy(wsi, buf, (int)len, name, (int)strlen(name));
-    if (n < 0)
-        buf[0] = '\0';
+    steno__wire_copy_header(wsi, name, buf, len);
 }
 
 void steno__session_on_connect_error(steno_session *s, struct lws *wsi, const char *why)
@@ -623,7 +630,7 @@ static bool wants_write(steno_session *s)
 {
     if (s->conn != STENO__CONN_OPEN)
         return false;
-    if (s->ping_pending || s->ka_pending || s->initial_pending)
+    if (s->ping_pending || s->ka_pending || s->initial_pending || s->auto_fin_pending)
         return true;
     if (s->switching)
         return !s->switch_sent;
@@ -647,6 +654,8 @@ static void want_write(steno_session *s)
 static void schedule_live(steno_session *s, uint64_t now)
 {
     uint64_t next = s->next_ping_ms;
+    if (s->awaiting_pong && s->ping_sent_ms + s->cfg.pong_timeout_ms < next)
+        next = s->ping_sent_ms + s->cfg.pong_timeout_ms;
     uint64_t dead_at = s->last_rx_ms + s->cfg.dead_after_ms;
     if (dead_at < next)
         next = dead_at;
@@ -665,8 +674,10 @@ static void live_cb(steno__timer *sul)
     if (s->conn != STENO__CONN_OPEN || s->terminal)
         return;
     uint64_t now = steno__now_ms();
-    if (now - s->last_rx_ms >= s->cfg.dead_after_ms) {
-        /* Half-open or stalled: nothing (not even a pong) for dead_after_ms. */
+    /* Half-open or stalled: a ping's pong is late (the fast check, whether or not audio is
+     * being acknowledged), or nothing at all arrived for dead_after_ms (the backstop). */
+    bool pong_late = s->awaiting_pong && now - s->ping_sent_ms >= s->cfg.pong_timeout_ms;
+    if (pong_late || now - s->last_rx_ms >= s->cfg.dead_after_ms) {
         s->dead = true;
         atomic_fetch_add_explicit(&s->st.dead, 1, memory_order_relaxed);
         steno__counter_inc(s->c->m.dead);
@@ -677,7 +688,11 @@ static void live_cb(steno__timer *sul)
         info.liveness_timeout = true;
         abandon_conn(s);
         char why[96];
-        snprintf(why, sizeof why, "nothing received for dead_after_ms=%u", s->cfg.dead_after_ms);
+        if (pong_late)
+            snprintf(why, sizeof why, "no pong within pong_timeout_ms=%u", s->cfg.pong_timeout_ms);
+        else
+            snprintf(why, sizeof why, "nothing received for dead_after_ms=%u",
+                     s->cfg.dead_after_ms);
         conn_ended(s, &info, true, why);
         return;
     }
@@ -725,6 +740,74 @@ void steno__session_on_pre_establish(steno_session *s, struct lws *wsi)
         copy_hdr(wsi, s->prov->request_id_header, s->request_id, sizeof s->request_id);
 }
 
+/*
+ * The live connection (re)opened: asks the planner where live audio resumes.
+ * Returns the sequence number of the first chunk the live connection sends.
+ * Everything before it is either final or handed to backfill jobs.
+ */
+static uint64_t plan_resume(steno_session *s, uint32_t *to_backfill)
+{
+    *to_backfill = 0;
+    uint64_t acked = steno__ring_acked(s->ring);
+    uint64_t written = steno__ring_written(s->ring);
+    uint64_t live_fin = steno__timeline_finalized_frame(s->tl);
+    bool may_backfill = s->ever_connected; /* the first connection's backlog is only the
+                                              connect time: nothing to catch up */
+    /* the first chunk not final on the live lane */
+    uint64_t q = acked;
+    steno__chunk ch;
+    for (; q < written; q++)
+        if (steno__ring_peek(s->ring, q, &ch) == STENO_OK && ch.first_frame + ch.frames > live_fin)
+            break;
+    if (q >= written)
+        return written;
+    uint64_t from = ch.first_frame;
+    uint64_t newest = from;
+    size_t n = 0;
+    for (uint64_t k = q; k < written; k++) {
+        steno__chunk c2;
+        if (steno__ring_peek(s->ring, k, &c2) != STENO_OK)
+            break;
+        if (k > q) {
+            s->bounds[n].frame = c2.first_frame;
+            s->bounds[n].level = steno__session_boundary_level(s, k);
+            n++;
+        }
+        newest = c2.first_frame + c2.frames;
+    }
+    s->bounds[n].frame = newest;
+    s->bounds[n].level = steno__session_boundary_level(s, written);
+    n++;
+    /* The client's cap: past it, sessions replay their backlog on their live connection
+     * (a job that could not start soon would hold the ring for nothing). */
+    if (s->c->backfill_jobs >= s->c->cfg.max_backfill_connections && !s->plan.njobs)
+        may_backfill = false;
+    if (!may_backfill)
+        return q;
+    steno__resume_plan plan;
+    steno__planner_on_live_open(&s->plan, from, live_fin, newest, s->bounds, n, &plan);
+    if (!plan.new_jobs)
+        return q;
+    steno__timeline_raise_finalized(s->tl, plan.live_from);
+    if (!s->catching_up) {
+        s->catching_up = true;
+        s->catchup_since_ms = steno__now_ms();
+        s->catchup_frames = 0;
+    }
+    s->catchup_frames += plan.live_from - from;
+    steno__log(s->c, STENO_LOG_INFO,
+               "resuming live at %.2f s (%s); %.2f s of backlog to %u backfill job(s)",
+               (double)plan.live_from / s->cfg.sample_rate,
+               plan.seam_at_pause ? "at a pause" : "no pause near the newest audio",
+               (double)(plan.live_from - from) / s->cfg.sample_rate, plan.new_jobs);
+    uint64_t k = q;
+    for (; k < written; k++)
+        if (steno__ring_peek(s->ring, k, &ch) == STENO_OK && ch.first_frame >= plan.live_from)
+            break;
+    *to_backfill = (uint32_t)(k - q);
+    return k;
+}
+
 void steno__session_on_established(steno_session *s, struct lws *wsi)
 {
     steno_client *c = s->c;
@@ -756,13 +839,21 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     atomic_fetch_add_explicit(&s->st.connects, 1, memory_order_relaxed);
     steno__counter_inc(c->m.successes);
 
-    /* A new connection: the provider's clock restarts; replay what is not final. */
+    /* A new connection: the provider's clock restarts. The planner decides where live
+     * audio resumes: at the first audio not final on the live lane (replay), or at a seam
+     * near the newest audio with the backlog handed to backfill connections. */
     steno__timeline_connection_begin(s->tl);
-    uint64_t acked = steno__ring_acked(s->ring);
+    uint32_t to_backfill = 0;
+    uint64_t live_seq = plan_resume(s, &to_backfill);
     uint64_t written = steno__ring_written(s->ring);
     uint64_t hi = s->high_sent < written ? s->high_sent : written;
-    uint32_t replay = hi > acked ? (uint32_t)(hi - acked) : 0;
+    uint32_t replay = hi > live_seq ? (uint32_t)(hi - live_seq) : 0;
     steno__ring_rewind(s->ring);
+    if (live_seq > steno__ring_acked(s->ring))
+        steno__ring_mark_sent(s->ring, live_seq - 1);
+    atomic_store_explicit(&s->st.live_sent_end, steno__timeline_finalized_frame(s->tl),
+                          memory_order_relaxed);
+    s->awaiting_pong = s->auto_fin_pending = s->auto_fin_outstanding = false;
     s->conn_audio_sent = false;
     s->connected_at_ms = now;
     s->last_rx_ms = now;
@@ -797,29 +888,26 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         ev.u.reconnected.attempts = attempts ? attempts : 1;
         ev.u.reconnected.downtime_ms = down > UINT32_MAX ? UINT32_MAX : (uint32_t)down;
         ev.u.reconnected.replayed_chunks = replay;
+        ev.u.reconnected.backfill_chunks = to_backfill;
         ev.u.reconnected.request_id = s->request_id;
     }
     steno__set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
     flush_evicted(s); /* the outage's losses are known before the app hears it is over */
-    steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks)", s->url.endpoint, replay);
+    count_jobs(s);
+    steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks, %u to backfill)",
+               s->url.endpoint, replay, to_backfill);
     steno__emit(s, &ev);
     if (s->terminal || s->conn != STENO__CONN_OPEN)
         return;
     drain_dropped(s);
     schedule_live(s, now);
     want_write(s);
+    steno__backfill_pump(s);
 }
 
 void steno__session_on_peer_close(steno_session *s, const uint8_t *payload, size_t len)
 {
-    if (len >= 2) {
-        s->close_code = (payload[0] << 8) | payload[1];
-        size_t n = len - 2 < sizeof s->close_reason - 1 ? len - 2 : sizeof s->close_reason - 1;
-        memcpy(s->close_reason, payload + 2, n);
-        s->close_reason[n] = '\0';
-    } else {
-        s->close_code = 1005; /* no status received */
-    }
+    steno__wire_peer_close(payload, len, &s->close_code, s->close_reason, sizeof s->close_reason);
 }
 
 void steno__session_on_closed(steno_session *s, struct lws *wsi)
@@ -851,11 +939,57 @@ void steno__session_on_pong(steno_session *s)
 {
     s->last_rx_ms = steno__now_ms();
     s->conn_rx_frames++;
+    s->awaiting_pong = false;
 }
 
 /* ---- results ---- */
 
+static bool held_ready(steno_session *s, uint64_t first_sample)
+{
+    return steno__planner_live_final_ready(&s->plan, first_sample);
+}
+
+/* Keeps the client's count of unfinished backfill jobs in step with this session's. */
+static void count_jobs(steno_session *s)
+{
+    uint32_t now = s->terminal ? 0 : steno__planner_pending(&s->plan);
+    s->c->backfill_jobs += now;
+    s->c->backfill_jobs -= s->jobs_counted;
+    s->jobs_counted = now;
+}
+
+void steno__session_ack(steno_session *s)
+{
+    uint64_t live_fin = steno__timeline_finalized_frame(s->tl);
+    steno__ring_ack_through(s->ring, steno__planner_ack_frame(&s->plan, live_fin));
+    count_jobs(s);
+    if (s->held_head)
+        steno__emit_held(s, held_ready);
+    if (s->catching_up && !steno__planner_pending(&s->plan) && !s->terminal) {
+        s->catching_up = false;
+        uint64_t now = steno__now_ms();
+        uint64_t el = now - s->catchup_since_ms;
+        steno_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.type = STENO_EVENT_CAUGHT_UP;
+        ev.u.caught_up.backfilled_samples = s->catchup_frames;
+        ev.u.caught_up.elapsed_ms = el > UINT32_MAX ? UINT32_MAX : (uint32_t)el;
+        steno__log(s->c, STENO_LOG_INFO, "caught up: %.2f s of backlog final after %llu ms",
+                   (double)s->catchup_frames / s->cfg.sample_rate, (unsigned long long)el);
+        steno__emit(s, &ev);
+    }
+    if (s->drained && !steno__planner_pending(&s->plan))
+        finish_close(s, STENO_OK);
+    sync_metrics(s);
+}
+
 static void handle_results(steno_session *s, const steno__msg *m)
+{
+    steno__session_deliver_results(s, s->tl, NULL, m);
+}
+
+void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno__bf *bf,
+                                    const steno__msg *m)
 {
     steno_client *c = s->c;
     steno__word_time *wt = NULL;
@@ -870,22 +1004,27 @@ static void handle_results(steno_session *s, const steno__msg *m)
             wt[i].end = m->words[i].end;
         }
     }
+    /* A replay's interim results describe audio long past: only its finals are news. */
+    if (bf && !m->is_final)
+        return;
     steno__mapped mp;
-    int rc = m->is_final
-                 ? steno__timeline_final(s->tl, m->start, m->duration, wt, m->n_words, &mp)
-                 : steno__timeline_interim(s->tl, m->start, m->duration, wt, m->n_words, &mp);
+    int rc = m->is_final ? steno__timeline_final(tl, m->start, m->duration, wt, m->n_words, &mp)
+                         : steno__timeline_interim(tl, m->start, m->duration, wt, m->n_words, &mp);
     if (rc != STENO_OK) {
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(c->m.parse_errors);
         goto out;
     }
-    if (m->is_final && m->from_finalize)
-        s->finalize_outstanding = false;
+    bool app_fin = !bf && s->finalize_outstanding;
+    if (m->is_final && m->from_finalize && !bf)
+        s->finalize_outstanding = s->auto_fin_outstanding = false;
+    if (m->is_final && bf)
+        steno__planner_job_progress(&s->plan, bf->job_id, steno__timeline_finalized_frame(tl));
     if (!mp.emit) {
         if (!m->is_final)
             goto out;
-        steno__ring_ack_through(s->ring, mp.ack_frame);
-        if (!m->from_finalize) {
+        steno__session_ack(s);
+        if (!m->from_finalize || !app_fin) {
             ST_ADD(s, finals_suppressed, 1);
             goto out;
         }
@@ -895,6 +1034,9 @@ static void handle_results(steno_session *s, const steno__msg *m)
         mp.first_word = mp.n_words = 0;
         m_empty = true;
     }
+    /* words were dropped at either end (already final, or past a backfill seam): the
+     * provider's transcript no longer matches, so it is rebuilt from the kept words */
+    bool rebuild = mp.first_word > 0 || mp.n_words < m->n_words;
     steno__sb text;
     steno__sb_init(&text, s->a);
     if (mp.n_words) {
@@ -904,14 +1046,14 @@ static void handle_results(steno_session *s, const steno__msg *m)
         for (size_t k = 0; k < mp.n_words; k++) {
             const steno__pword *pw = &m->words[mp.first_word + k];
             uint64_t a = 0, b = 0;
-            steno__timeline_map_word(s->tl, &mp, &wt[mp.first_word + k], &a, &b);
+            steno__timeline_map_word(tl, &mp, &wt[mp.first_word + k], &a, &b);
             words[k].word = pw->word;
             words[k].punctuated_word = pw->punctuated_word;
             words[k].start = secs(s, a);
             words[k].end = secs(s, b);
             words[k].confidence = pw->confidence;
             words[k].speaker = pw->speaker;
-            if (mp.first_word > 0) {
+            if (rebuild) {
                 if (k)
                     steno__sb_puts(&text, " ");
                 steno__sb_puts(&text, pw->punctuated_word);
@@ -925,9 +1067,7 @@ static void handle_results(steno_session *s, const steno__msg *m)
     t->is_final = m->is_final;
     t->speech_final = m->speech_final;
     t->from_finalize = m->from_finalize;
-    t->text = m_empty             ? ""
-              : mp.first_word > 0 ? steno__sb_cstr(&text)
-                                  : (m->transcript ? m->transcript : "");
+    t->text = m_empty ? "" : rebuild ? steno__sb_cstr(&text) : (m->transcript ? m->transcript : "");
     t->start = secs(s, mp.start_frame);
     t->end = secs(s, mp.end_frame);
     t->confidence = m->confidence;
@@ -936,17 +1076,28 @@ static void handle_results(steno_session *s, const steno__msg *m)
     t->first_sample = mp.start_frame;
     t->end_sample = mp.end_frame;
     t->channel = m->channel;
+    t->from_backfill = bf != NULL;
     if (m->is_final) {
         ST_ADD(s, finals, 1);
         steno__counter_inc(c->m.finals);
+        if (bf)
+            ST_ADD(s, finals_backfilled, 1);
     } else {
         ST_ADD(s, interims, 1);
         steno__counter_inc(c->m.interims);
     }
-    steno__emit(s, &ev);
+    /* ordered_finals: a live final waits while backfill still owes earlier audio (or
+     * earlier live finals wait already); a copy is kept and emitted in order later. */
+    if (m->is_final && !bf && s->cfg.ordered_finals &&
+        (s->held_head || !steno__planner_live_final_ready(&s->plan, mp.start_frame)) &&
+        steno__emit_hold(s, &ev)) {
+        /* held */
+    } else {
+        steno__emit(s, &ev);
+    }
     steno__sb_free(&text);
-    if (m->is_final && !m_empty)
-        steno__ring_ack_through(s->ring, mp.ack_frame);
+    if (m->is_final)
+        steno__session_ack(s);
 out:
     steno__free(s->a, words);
     steno__free(s->a, wt);
@@ -1040,15 +1191,41 @@ int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in,
 
 static int send_text(steno_session *s, struct lws *wsi, const char *text)
 {
-    size_t n = strlen(text);
-    if (n + LWS_PRE > s->scratch_cap)
-        return -1;
-    memcpy(s->scratch + LWS_PRE, text, n);
-    if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
-        return -1;
-    ST_ADD(s, bytes_sent, n);
-    steno__counter_add(s->c->m.bytes_sent, n);
-    return 0;
+    return steno__wire_send_text(s, wsi, text);
+}
+
+uint32_t steno__session_boundary_level(steno_session *s, uint64_t seq)
+{
+    steno__chunk before, after;
+    bool hb = seq > 0 && steno__ring_peek(s->ring, seq - 1, &before) == STENO_OK;
+    bool ha = steno__ring_peek(s->ring, seq, &after) == STENO_OK;
+    if (hb && ha && before.first_frame + before.frames != after.first_frame)
+        hb = false; /* a gap (dropped audio) between them: only the later side counts */
+    return steno__planner_boundary_level(
+        hb ? (const int16_t *)before.data : NULL, hb ? before.frames : 0,
+        ha ? (const int16_t *)after.data : NULL, ha ? after.frames : 0, s->cfg.channels,
+        s->cfg.sample_rate);
+}
+
+/*
+ * Acks that keep up: once enough sent audio waits for a final, ask the provider
+ * to commit it, at a pause (the end of the chunk just sent is quiet) or, past
+ * twice the threshold, at once. The ring then holds only audio at risk.
+ */
+static void maybe_auto_finalize(steno_session *s, const steno__chunk *ch)
+{
+    if (!s->plan.cfg.finalize_frames || s->close_requested || s->switching ||
+        !s->prov->finalize_text || s->auto_fin_pending)
+        return;
+    uint64_t end = ch->first_frame + ch->frames;
+    uint64_t fin = steno__timeline_finalized_frame(s->tl);
+    uint64_t pending = end > fin ? end - fin : 0;
+    if (pending < s->plan.cfg.finalize_frames)
+        return; /* the common case: no level needed */
+    uint32_t level = steno__session_boundary_level(s, ch->seq + 1);
+    if (steno__planner_should_finalize(&s->plan, end, fin, level,
+                                       s->auto_fin_outstanding || s->finalize_outstanding))
+        s->auto_fin_pending = true;
 }
 
 /* One lws_write per WRITEABLE callback; ask for another when more is ready. */
@@ -1063,6 +1240,10 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         if (lws_write(wsi, s->scratch + LWS_PRE, 0, LWS_WRITE_PING) < 0)
             return -1;
         ST_ADD(s, pings, 1);
+        if (!s->awaiting_pong) { /* the pong timeout runs from the oldest unanswered ping */
+            s->awaiting_pong = true;
+            s->ping_sent_ms = now;
+        }
         goto more;
     }
     if (s->initial_pending) {
@@ -1083,6 +1264,16 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     }
     if (s->closestream_sent)
         return 0;
+    if (s->auto_fin_pending) {
+        s->auto_fin_pending = false;
+        if (!s->close_requested && s->prov->finalize_text) {
+            s->auto_fin_outstanding = true;
+            ST_ADD(s, auto_finalizes, 1);
+            if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+                return -1;
+            goto more;
+        }
+    }
     if (s->finalize_pending && steno__ring_sent(s->ring) >= s->finalize_target) {
         s->finalize_pending = false;
         if (!s->close_requested && s->prov->finalize_text) {
@@ -1113,23 +1304,13 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             return 0;
         }
         steno__pacing_allow(&s->pacing, now, ch.frames);
-        uint32_t n = ch.bytes;
-        if (s->prov->frame_audio) {
-            steno__sb_reset(&s->tx);
-            if (s->prov->frame_audio(ch.data, ch.bytes, &s->tx) != STENO_OK ||
-                s->tx.len + LWS_PRE > s->scratch_cap)
-                return -1;
-            memcpy(s->scratch + LWS_PRE, s->tx.p, s->tx.len);
-            n = (uint32_t)s->tx.len;
-            if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
-                return -1;
-        } else {
-            /* lws masks in place: never hand it the ring's copy */
-            memcpy(s->scratch + LWS_PRE, ch.data, ch.bytes);
-            if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
-                return -1;
-        }
+        uint32_t n = 0;
+        if (steno__wire_send_audio(s, wsi, &ch, &n))
+            return -1;
         steno__ring_mark_sent(s->ring, ch.seq);
+        atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,
+                              memory_order_relaxed);
+        maybe_auto_finalize(s, &ch);
         if (ch.seq < s->high_sent) {
             ST_ADD(s, chunks_replayed, 1);
             steno__counter_inc(c->m.replayed);
@@ -1138,9 +1319,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         }
         ST_ADD(s, chunks_sent, 1);
         ST_ADD(s, samples_sent, ch.frames);
-        ST_ADD(s, bytes_sent, n);
         steno__counter_inc(c->m.sent);
-        steno__counter_add(c->m.bytes_sent, n);
         s->last_audio_tx_ms = now;
         s->ka_pending = false;
         goto more;
@@ -1302,7 +1481,13 @@ void steno__session_service(steno_session *s)
     sync_metrics(s);
 }
 
+/* A connect slot or the breaker freed up: whoever of the session was waiting tries again. */
 void steno__session_kick(steno_session *s)
 {
-    sched(s, &s->sul_retry, retry_cb, 0);
+    if (s->primary_wants_slot || s->primary_breaker_wait) {
+        s->primary_wants_slot = s->primary_breaker_wait = false;
+        if (s->conn == STENO__CONN_NONE && !s->terminal)
+            sched(s, &s->sul_retry, retry_cb, 0);
+    }
+    steno__backfill_kick(s);
 }

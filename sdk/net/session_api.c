@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "backfill.h"
 #include "engine.h"
 
 /* ---- defaults (see session.h for the reasoning) ---- */
@@ -195,6 +196,8 @@ void steno__session_free(steno_session *s)
 {
     const steno_allocator *a = s->a;
     steno__events_free_all(s);
+    steno__backfill_destroy(s);
+    steno__free(a, s->bounds);
     steno__ring_destroy(s->ring);
     steno__timeline_destroy(s->tl);
     steno__free(a, s->scratch);
@@ -327,6 +330,36 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     rc = steno__pacing_init(&s->pacing, &pc, steno__now_ms());
     if (rc) {
         errf(err, errlen, STENO_ERR_INTERNAL, "pacing set-up failed");
+        goto fail;
+    }
+
+    /* Recovery: the planner's thresholds follow the session's settings. */
+    {
+        steno__planner_config plc;
+        steno__planner_config_default(&plc, cfg.sample_rate, s->chunk_frames);
+        plc.max_backfill =
+            cfg.max_backfill_connections == STENO_BACKFILL_OFF ? 0 : cfg.max_backfill_connections;
+        plc.finalize_frames = cfg.auto_finalize_ms == STENO_AUTO_FINALIZE_OFF
+                                  ? 0
+                                  : (uint64_t)cfg.auto_finalize_ms * cfg.sample_rate / 1000u;
+        /* the seam may move back no further than the live connection's burst sends at once */
+        uint64_t burst = (uint64_t)s->pacing.cfg.burst_ms * cfg.sample_rate / 1000u;
+        if (plc.seam_search_frames > burst * 3 / 4)
+            plc.seam_search_frames = burst * 3 / 4;
+        steno__planner_init(&s->plan, &plc);
+    }
+    s->bounds = steno__calloc(a, (size_t)cfg.ring_chunks + 2, sizeof *s->bounds);
+    if (!s->bounds) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    s->link.s = s;
+    s->link.bf = NULL;
+    s->cfg = cfg; /* backfill slots read it */
+    rc = steno__backfill_create(s, s->plan.cfg.max_backfill);
+    if (rc) {
+        errf(err, errlen, rc, "could not allocate the backfill connections: %s",
+             steno_strerror(rc));
         goto fail;
     }
 
@@ -553,6 +586,12 @@ steno_status steno_session_stats_get(steno_session *s, steno_session_stats *o)
     o->reconnects = LD(reconnects);
     o->dead_connections = LD(dead);
     o->configures = LD(configures);
+    o->backfills = LD(backfills);
+    o->chunks_backfilled = LD(chunks_backfilled);
+    o->finals_backfilled = LD(finals_backfilled);
+    o->auto_finalizes = LD(auto_finalizes);
+    uint64_t live_end = LD(live_sent_end);
+    o->live_lag_samples = rs.frames_in > live_end ? rs.frames_in - live_end : 0;
     uint64_t last = LD(last_rx_mono_ms);
     uint64_t now = steno__now_ms();
     o->last_message_ms = last == UINT64_MAX ? UINT64_MAX : (now > last ? now - last : 0);

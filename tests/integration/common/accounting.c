@@ -10,6 +10,7 @@
 
 typedef struct conn_info {
     const char *rid;
+    bool backfill_after;   /* its RECONNECTED handed the backlog to backfill: it starts at a seam */
     size_t ev_index;       /* its CONNECTED / RECONNECTED event */
     uint64_t ack_at_start; /* finals' high-water mark when it was established */
     bool base_known;
@@ -49,6 +50,26 @@ static uint64_t fnv_skipping(const uint8_t *dropped, const int16_t *pcm, uint64_
     }
     *end = i;
     return h;
+}
+
+/* A chunk-aligned start whose n samples (skipping `skip`) have the checksum hex. */
+static bool find_slice(const uint8_t *skip, const int16_t *pcm, uint64_t written,
+                       uint32_t chunk_frames, uint64_t n, const char *hex, uint64_t *base)
+{
+    for (uint64_t b = 0; b + n <= written; b += chunk_frames) {
+        if (skip[b])
+            continue;
+        uint64_t end;
+        bool over;
+        uint64_t h = fnv_skipping(skip, pcm, written, b, n, &end, &over);
+        char got[17];
+        snprintf(got, sizeof got, "%016" PRIx64, h);
+        if (!over && strcmp(got, hex) == 0) {
+            *base = b;
+            return true;
+        }
+    }
+    return false;
 }
 
 static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t written, uint32_t rate,
@@ -98,16 +119,21 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         acc.dropped += e->drop_last - e->drop_first + 1;
     }
 
-    /* walk the events in order: connections, finals, times */
+    /* walk the events in order: connections, finals, times. Finals come in two lanes: live
+     * ones, in timeline order, and backfill ones (audio buffered during an outage, replayed
+     * on extra connections), in timeline order among themselves but later than live finals
+     * after the seam. Tiling below proves the two lanes fit together exactly. */
     long cur = -1;
-    uint64_t acked = 0, prev_final_end = 0;
-    double prev_end_s = 0;
+    uint64_t acked = 0, prev_final_end = 0, prev_bf_end = 0;
+    double prev_end_s = 0, prev_bf_end_s = 0;
     for (size_t k = 0; k < c->n; k++) {
         const h_ev *e = &c->ev[k];
         if (e->type == STENO_EVENT_CONNECTED || e->type == STENO_EVENT_RECONNECTED) {
             conns[nconn].rid = e->request_id;
             conns[nconn].ev_index = k;
             conns[nconn].ack_at_start = acked;
+            conns[nconn].backfill_after =
+                e->type == STENO_EVENT_RECONNECTED && e->backfill_chunks > 0;
             cur = (long)nconn++;
             continue;
         }
@@ -125,6 +151,9 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             ERR("transcript %.4f-%.4f s disagrees with samples [%" PRIu64 ", %" PRIu64 ")",
                 e->start, e->end, e->first_sample, e->end_sample);
         if (!e->is_final) {
+            if (e->from_backfill)
+                ERR("interim [%" PRIu64 ", %" PRIu64 ") from backfill: only finals are replayed",
+                    e->first_sample, e->end_sample);
             if (e->end_sample > e->first_sample && e->first_sample < acked)
                 ERR("interim [%" PRIu64 ", %" PRIu64 ") regresses behind the final end %" PRIu64,
                     e->first_sample, e->end_sample, acked);
@@ -132,18 +161,28 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         }
         if (e->end_sample == e->first_sample)
             continue; /* an empty final (Finalize with nothing pending) */
-        if (cur < 0)
-            ERR("final [%" PRIu64 ", %" PRIu64 ") arrived outside a connection", e->first_sample,
-                e->end_sample);
-        if (e->first_sample < prev_final_end || e->start < prev_end_s - 1e-9)
-            ERR("final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the previous "
-                "final ending at %" PRIu64 " (%.3f s)",
-                e->first_sample, e->end_sample, e->start, prev_final_end, prev_end_s);
-        prev_final_end = e->end_sample;
-        prev_end_s = e->end;
-        if (e->end_sample > acked)
-            acked = e->end_sample;
-        conns[cur].finals++;
+        if (e->from_backfill) {
+            if (e->first_sample < prev_bf_end || e->start < prev_bf_end_s - 1e-9)
+                ERR("backfill final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the "
+                    "previous backfill final ending at %" PRIu64 " (%.3f s)",
+                    e->first_sample, e->end_sample, e->start, prev_bf_end, prev_bf_end_s);
+            prev_bf_end = e->end_sample;
+            prev_bf_end_s = e->end;
+            acc.backfill_finals++;
+        } else {
+            if (cur < 0)
+                ERR("final [%" PRIu64 ", %" PRIu64 ") arrived outside a connection",
+                    e->first_sample, e->end_sample);
+            if (e->first_sample < prev_final_end || e->start < prev_end_s - 1e-9)
+                ERR("final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the previous "
+                    "final ending at %" PRIu64 " (%.3f s)",
+                    e->first_sample, e->end_sample, e->start, prev_final_end, prev_end_s);
+            prev_final_end = e->end_sample;
+            prev_end_s = e->end;
+            if (e->end_sample > acked)
+                acked = e->end_sample;
+            conns[cur].finals++;
+        }
         acc.finals++;
         if (e->end_sample > written)
             ERR("final [%" PRIu64 ", %" PRIu64 ") beyond the %" PRIu64 " written samples",
@@ -166,7 +205,7 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             ERR("final '%s' mapped to %" PRIu64 ", before the connection could start", e->text,
                 e->first_sample);
         uint64_t base = e->first_sample - a; /* exact when nothing dropped before it */
-        if (!conns[cur].base_known) {
+        if (!e->from_backfill && !conns[cur].base_known) {
             conns[cur].base_known = true;
             conns[cur].base = base;
         }
@@ -203,8 +242,9 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         }
     }
 
-    /* each connection: a contiguous slice starting at the first unacknowledged chunk */
-    uint64_t prev_conn_end = 0;
+    /* each connection: a contiguous slice starting at the first unacknowledged chunk, or
+     * after a backfill seam at the seam (the live lane owns everything from there on) */
+    uint64_t prev_conn_end = 0, seam_floor = 0;
     for (size_t k = 0; k < nconn; k++) {
         conn_info *ci = &conns[k];
         const cJSON *r = h_record_by_rid(records, ci->rid);
@@ -229,9 +269,23 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             if (e->type == STENO_EVENT_AUDIO_DROPPED && (e->producer_side || q < ci->ev_index))
                 memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
         }
-        uint64_t base = ci->ack_at_start / chunk_frames * chunk_frames;
+        uint64_t base = ci->ack_at_start > seam_floor ? ci->ack_at_start : seam_floor;
+        base = base / chunk_frames * chunk_frames;
         while (base < written && skip[base])
             base++; /* evicted during the outage: replay starts after it */
+        if (ci->backfill_after) {
+            /* live audio resumed at a seam (a chunk boundary) past the backlog: where, its
+             * finals say, or its audio does */
+            if (ci->base_known)
+                base = ci->base;
+            else if (!find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"),
+                                 &base))
+                ERR("connection %zu ('%s'): its %" PRIu64 " samples are no contiguous slice of "
+                    "the written stream",
+                    k + 1, ci->rid, n);
+        }
+        if (ci->backfill_after && base > seam_floor)
+            seam_floor = base;
         if (ci->base_known && ci->base != base)
             ERR("connection %zu ('%s'): its finals put its first sample at %" PRIu64
                 ", but the first unacknowledged chunk when it opened began at %" PRIu64,
@@ -253,6 +307,33 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         if (prev_conn_end > base)
             acc.replayed += prev_conn_end - base;
         prev_conn_end = end;
+    }
+    /* backfill connections: no event names them, and the records may hold other sessions'
+     * connections too. A record whose audio is a contiguous, in-order slice of this stream
+     * is this session's backfill connection (out->backfill_connections counts them: tests
+     * compare it with stats.backfills); the finals' spans above prove what they carried. */
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(records, "connections"), *rec;
+    memset(skip, 0, written + 1);
+    for (size_t q = 0; q < c->n; q++) {
+        const h_ev *e = &c->ev[q];
+        if (e->type == STENO_EVENT_AUDIO_DROPPED && e->producer_side)
+            memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
+    }
+    cJSON_ArrayForEach(rec, arr)
+    {
+        const char *rid = h_jstr(rec, "request_id");
+        bool live = false;
+        for (size_t k = 0; k < nconn && !live; k++)
+            live = conns[k].rid && strcmp(conns[k].rid, rid) == 0;
+        double nd = h_jnum(rec, "audio_samples", 0);
+        if (live || nd <= 0)
+            continue;
+        uint64_t base = 0;
+        if (!find_slice(skip, pcm, written, chunk_frames, (uint64_t)nd,
+                        h_jstr(rec, "audio_fnv1a64"), &base))
+            continue;
+        acc.connections++;
+        acc.backfill_connections++;
     }
     if (spans && acc.covered + acc.dropped != written)
         ERR("covered %" PRIu64 " + dropped %" PRIu64 " != written %" PRIu64, acc.covered,

@@ -50,6 +50,7 @@ void h_on_event(void *user, const steno_event *ev)
     case STENO_EVENT_TRANSCRIPT:
         e.is_final = ev->u.transcript.is_final;
         e.from_finalize = ev->u.transcript.from_finalize;
+        e.from_backfill = ev->u.transcript.from_backfill;
         e.start = ev->u.transcript.start;
         e.end = ev->u.transcript.end;
         e.first_sample = ev->u.transcript.first_sample;
@@ -74,6 +75,7 @@ void h_on_event(void *user, const steno_event *ev)
         e.attempts = ev->u.reconnected.attempts;
         e.downtime_ms = ev->u.reconnected.downtime_ms;
         e.replayed_chunks = ev->u.reconnected.replayed_chunks;
+        e.backfill_chunks = ev->u.reconnected.backfill_chunks;
         e.request_id = dup_or_empty(ev->u.reconnected.request_id);
         break;
     case STENO_EVENT_AUDIO_DROPPED:

@@ -16,7 +16,7 @@ typedef struct h_ev {
     uint64_t t_ms; /* h_now_ms() at arrival */
     double wall;   /* h_wall_s() at arrival */
     /* TRANSCRIPT */
-    int is_final, from_finalize;
+    int is_final, from_finalize, from_backfill;
     double start, end;
     uint64_t first_sample, end_sample;
     char *text;
@@ -26,7 +26,7 @@ typedef struct h_ev {
     int http_status, close_code;
     char *message;
     /* CONNECTED / RECONNECTED */
-    uint32_t attempts, downtime_ms, replayed_chunks;
+    uint32_t attempts, downtime_ms, replayed_chunks, backfill_chunks;
     char *request_id;
     /* AUDIO_DROPPED */
     uint64_t drop_first, drop_last, drop_samples;

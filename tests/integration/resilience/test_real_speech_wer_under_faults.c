@@ -109,23 +109,35 @@ static void open_scored(steno_client *cl, scored *r, const char *name, int port)
     h_run_open(&r->run, cl);
 }
 
+static int cmp_first_sample(const void *a, const void *b)
+{
+    const h_ev *x = *(const h_ev *const *)a, *y = *(const h_ev *const *)b;
+    return x->first_sample < y->first_sample ? -1 : x->first_sample > y->first_sample;
+}
+
+/* The finals joined in timeline order: backfill finals (audio replayed on an extra connection
+ * after an outage) arrive after live ones that follow them on the timeline. */
 static void transcript_of(scored *r)
 {
     h_collector *col = &r->run.col;
-    size_t cap = 1, len = 0;
+    size_t cap = 1, len = 0, n = 0;
     pthread_mutex_lock(&col->mu);
+    const h_ev **fin = calloc(col->n + 1, sizeof *fin);
+    H_CHECK(fin, "out of memory");
     for (size_t i = 0; i < col->n; i++)
-        if (col->ev[i].type == STENO_EVENT_TRANSCRIPT && col->ev[i].is_final)
+        if (col->ev[i].type == STENO_EVENT_TRANSCRIPT && col->ev[i].is_final) {
             cap += strlen(col->ev[i].text) + 1;
+            fin[n++] = &col->ev[i];
+        }
+    qsort(fin, n, sizeof *fin, cmp_first_sample);
     r->text = malloc(cap);
     H_CHECK(r->text, "out of memory");
     r->text[0] = '\0';
-    for (size_t i = 0; i < col->n; i++) {
-        const h_ev *e = &col->ev[i];
-        if (e->type == STENO_EVENT_TRANSCRIPT && e->is_final && e->text[0])
-            len += (size_t)snprintf(r->text + len, cap - len, "%s%s", len ? " " : "", e->text);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (fin[i]->text[0])
+            len += (size_t)snprintf(r->text + len, cap - len, "%s%s", len ? " " : "", fin[i]->text);
     pthread_mutex_unlock(&col->mu);
+    free(fin);
 }
 
 int main(void)

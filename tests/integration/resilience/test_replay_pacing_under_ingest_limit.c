@@ -70,6 +70,10 @@ int main(void)
     h_run run;
     h_run_init(&run, "session", srv.port);
     run.sc.retry.cap_ms = 200;
+    /* the replay on ONE connection is what this measures: parallel catch-up (backfill) would
+     * move the backlog to a second connection (its pacing is proven by the compound-fault
+     * tests) */
+    run.sc.max_backfill_connections = STENO_BACKFILL_OFF;
     /* the provider's own pacing: no test knob here */
     h_run_open(&run, cl);
     h_run_stream(&run, pcm, total, 1.0);

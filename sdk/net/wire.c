@@ -1,0 +1,144 @@
+/* wire: what every connection of a session does on the wire (connect, headers, frames, close
+ * payloads). */
+#include "wire.h"
+
+#include <string.h>
+
+#define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
+
+struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **pwsi)
+{
+    struct lws_client_connect_info i;
+    memset(&i, 0, sizeof i);
+    i.context = s->c->ctx;
+    i.address = s->url.host;
+    i.port = s->url.port;
+    i.path = s->url.path;
+    i.host = s->url.hostport;
+    i.origin = s->url.hostport;
+    i.ssl_connection = s->url.tls ? LCCSCF_USE_SSL : 0;
+    i.local_protocol_name = steno__protocols[0].name;
+    i.protocol = NULL;
+    i.pwsi = pwsi;
+    i.opaque_user_data = l;
+    *pwsi = NULL;
+    return lws_client_connect_via_info(&i);
+}
+
+struct hdr_ctx {
+    struct lws *wsi;
+    unsigned char **p, *end;
+};
+
+static int add_header(void *ctx, const char *name, const char *value)
+{
+    struct hdr_ctx *h = ctx;
+    return lws_add_http_header_by_name(h->wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), h->p,
+                                       h->end);
+}
+
+int steno__wire_headers(steno_session *s, char *cred, size_t cred_cap, struct lws *wsi,
+                        unsigned char **p, unsigned char *end)
+{
+    struct hdr_ctx h = {wsi, p, end};
+    int rc = s->prov->handshake_headers(cred, add_header, &h);
+    memset(cred, 0, cred_cap);
+    return rc == STENO_OK ? 0 : -1;
+}
+
+int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text)
+{
+    size_t n = strlen(text);
+    if (n + LWS_PRE > s->scratch_cap)
+        return -1;
+    memcpy(s->scratch + LWS_PRE, text, n);
+    if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+        return -1;
+    ST_ADD(s, bytes_sent, n);
+    steno__counter_add(s->c->m.bytes_sent, n);
+    return 0;
+}
+
+int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
+                           uint32_t *wire_bytes)
+{
+    uint32_t n = ch->bytes;
+    if (s->prov->frame_audio) {
+        steno__sb_reset(&s->tx);
+        if (s->prov->frame_audio(ch->data, ch->bytes, &s->tx) != STENO_OK ||
+            s->tx.len + LWS_PRE > s->scratch_cap)
+            return -1;
+        memcpy(s->scratch + LWS_PRE, s->tx.p, s->tx.len);
+        n = (uint32_t)s->tx.len;
+        if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+            return -1;
+    } else {
+        memcpy(s->scratch + LWS_PRE, ch->data, ch->bytes);
+        if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
+            return -1;
+    }
+    ST_ADD(s, bytes_sent, n);
+    steno__counter_add(s->c->m.bytes_sent, n);
+    *wire_bytes = n;
+    return 0;
+}
+
+void steno__wire_peer_close(const uint8_t *payload, size_t len, int *code, char *reason, size_t cap)
+{
+    if (len >= 2) {
+        *code = (payload[0] << 8) | payload[1];
+        size_t n = len - 2 < cap - 1 ? len - 2 : cap - 1;
+        memcpy(reason, payload + 2, n);
+        reason[n] = '\0';
+    } else {
+        *code = 1005; /* no status received */
+        reason[0] = '\0';
+    }
+}
+
+bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip, const void *in,
+                    size_t len)
+{
+    ST_ADD(s, bytes_received, len);
+    steno__counter_add(s->c->m.bytes_received, len);
+    steno__client_note_rx(s->c);
+    if (lws_frame_is_binary(wsi)) {
+        rx->len = 0; /* no binary messages in these protocols: ignore */
+        return false;
+    }
+    steno__sb_append(rx, in, len);
+    if (steno__sb_status(rx)) {
+        /* Larger than any sane message: the peer is broken. Count it and move on. */
+        steno__log(s->c, STENO_LOG_WARN, "server message too large or out of memory: dropped");
+        ST_ADD(s, parse_errors, 1);
+        steno__counter_inc(s->c->m.parse_errors);
+        steno__sb_reset(rx);
+        *skip = true;
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return false;
+    if (*skip || !rx->len) {
+        steno__wire_rx_done(rx, skip);
+        return false;
+    }
+    return true;
+}
+
+void steno__wire_rx_done(steno__sb *rx, bool *skip)
+{
+    *skip = false;
+    if (rx->cap > 65536)
+        steno__sb_free(rx); /* do not keep a huge buffer for one odd message */
+    steno__sb_reset(rx);
+}
+
+void steno__wire_copy_header(struct lws *wsi, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!name)
+        return;
+    int n = lws_hdr_custom_copy(wsi, buf, (int)len, name, (int)strlen(name));
+    if (n < 0)
+        buf[0] = '\0';
+}
