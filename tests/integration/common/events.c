@@ -50,6 +50,7 @@ void h_on_event(void *user, const steno_event *ev)
     case STENO_EVENT_TRANSCRIPT:
         e.is_final = ev->u.transcript.is_final;
         e.from_finalize = ev->u.transcript.from_finalize;
+        e.from_backfill = ev->u.transcript.from_backfill;
         e.start = ev->u.transcript.start;
         e.end = ev->u.transcript.end;
         e.first_sample = ev->u.transcript.first_sample;
@@ -152,9 +153,9 @@ void h_on_event(void *user, const steno_event *ev)
         break;
     case STENO_EVENT_TRANSCRIPT:
         if (getenv("RES_VERBOSE"))
-            h_log("%s: %s [%" PRIu64 ", %" PRIu64 ") %.3f-%.3f %s", c->name,
-                  e.is_final ? "FINAL" : "interim", e.first_sample, e.end_sample, e.start, e.end,
-                  e.text);
+            h_log("%s: %s%s [%" PRIu64 ", %" PRIu64 ") %.3f-%.3f %s", c->name,
+                  e.is_final ? "FINAL" : "interim", e.from_backfill ? " (backfill)" : "",
+                  e.first_sample, e.end_sample, e.start, e.end, e.text);
         break;
     default:
         break;

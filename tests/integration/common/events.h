@@ -16,7 +16,7 @@ typedef struct h_ev {
     uint64_t t_ms; /* h_now_ms() at arrival */
     double wall;   /* h_wall_s() at arrival */
     /* TRANSCRIPT */
-    int is_final, from_finalize;
+    int is_final, from_finalize, from_backfill;
     double start, end;
     uint64_t first_sample, end_sample;
     char *text;
