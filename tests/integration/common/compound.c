@@ -155,7 +155,8 @@ static void lift_if_replaced(lift *l, h_fault_kind k, h_run *r, const h_server *
     l->pending = false;
 }
 
-void h_schedule_run(const h_schedule *s, h_run *r, const h_server *srv, const h_server *chaos)
+void h_schedule_run(const h_schedule *s, h_run *r, const h_server *srv, const h_server *chaos,
+                    double *strikes)
 {
     lift stall = {0}, bh = {0};
     uint32_t rate = r->sc.sample_rate;
@@ -167,6 +168,8 @@ void h_schedule_run(const h_schedule *s, h_run *r, const h_server *srv, const h_
         lift_if_replaced(&stall, H_F_STALL, r, srv, chaos, false);
         lift_if_replaced(&bh, H_F_BLACKHOLE, r, srv, chaos, false);
         size_t reconnects = h_count(&r->col, STENO_EVENT_RECONNECTED);
+        if (strikes)
+            strikes[i] = h_wall_s();
         switch (st->kind) {
         case H_F_RESET:
             h_chaos_reset_all(chaos);
@@ -358,9 +361,13 @@ bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const i
             ok = false;
             goto out;
         }
-        if (c->end - c->base - c->gaps != (uint64_t)h_jnum(r, "audio_samples", 0))
-            ERR("connection %d: frame log has %" PRIu64 " samples, record says %.0f", c->id,
-                c->end - c->base - c->gaps, h_jnum(r, "audio_samples", 0));
+        /* the record also counts a message cut off mid-way (a stall stops reading inside it),
+         * which the frame log, one line per complete message, does not */
+        uint64_t logged = c->end - c->base - c->gaps;
+        uint64_t counted = (uint64_t)h_jnum(r, "audio_samples", 0);
+        if (counted < logged || counted - logged >= chunk_frames)
+            ERR("connection %d: frame log has %" PRIu64 " samples, record says %" PRIu64, c->id,
+                logged, counted);
         cJSON_Delete(fr);
         fr = NULL;
     }
@@ -536,8 +543,36 @@ uint64_t h_dropped(h_collector *c, char *desc, size_t len)
 
 /* ---- live lag ---- */
 
+/* The newest sample the server held from live connections at each probe sample: a lag only
+ * ever shrinks when live audio arrives, whichever live connection carries it. */
+static uint64_t *live_newest(const h_probe *p, const h_witness *w)
+{
+    uint64_t *newest = calloc(p->n + 1, sizeof *newest);
+    H_CHECK(newest, "out of memory");
+    for (size_t j = 0; j < w->n; j++) {
+        const h_wconn *c = &w->c[j];
+        if (!c->live)
+            continue;
+        size_t fi = 0;
+        uint64_t top = 0;
+        for (size_t q = 0; q < p->n; q++) {
+            while (fi < c->nframes && c->f_wall[fi] <= p->v[q].wall) {
+                if (c->f_end[fi] > top)
+                    top = c->f_end[fi];
+                fi++;
+            }
+            if (top > newest[q])
+                newest[q] = top;
+        }
+    }
+    for (size_t q = 1; q < p->n; q++)
+        if (newest[q - 1] > newest[q])
+            newest[q] = newest[q - 1];
+    return newest;
+}
+
 size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uint32_t rate,
-                     h_lag *out, size_t max)
+                     const double *strikes, size_t nstrikes, h_lag *out, size_t max)
 {
     size_t n = 0;
     pthread_mutex_lock(&col->mu);
@@ -549,6 +584,7 @@ size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uin
             n++;
         }
     pthread_mutex_unlock(&col->mu);
+    uint64_t *newest = live_newest(p, w);
     double stream_end = p->n ? p->v[p->n - 1].wall : 0;
     for (size_t i = 0; i < n; i++) {
         h_lag *l = &out[i];
@@ -557,6 +593,9 @@ size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uin
             if (strcmp(w->c[j].rid, l->rid) == 0)
                 c = &w->c[j];
         double end = c && c->end_wall < stream_end ? c->end_wall : stream_end;
+        for (size_t k = 0; k < nstrikes; k++)
+            if (strikes[k] > l->t && strikes[k] < end)
+                end = strikes[k];
         l->lived_s = end - l->t;
         l->witness_s = l->stat_s = l->catchup_s = -1;
         size_t s = 0;
@@ -566,8 +605,6 @@ size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uin
             continue;
         uint64_t at_reconnect = p->v[s].written;
         l->backlog = at_reconnect - (p->v[s].acked < at_reconnect ? p->v[s].acked : at_reconnect);
-        size_t fi = 0;
-        uint64_t newest = 0;
         for (size_t q = s; q < p->n; q++) {
             const h_probe_sample *v = &p->v[q];
             double dt = v->wall - l->t;
@@ -577,17 +614,13 @@ size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uin
                 continue;
             if (l->stat_s < 0 && v->live_lag <= rate)
                 l->stat_s = dt;
-            while (c && fi < c->nframes && c->f_wall[fi] <= v->wall) {
-                if (c->f_end[fi] > newest)
-                    newest = c->f_end[fi];
-                fi++;
-            }
-            double lag = v->written > newest ? (double)(v->written - newest) / rate : 0;
+            double lag = v->written > newest[q] ? (double)(v->written - newest[q]) / rate : 0;
             if (lag > l->max_lag_s)
                 l->max_lag_s = lag;
             if (l->witness_s < 0 && c && lag <= 1.0)
                 l->witness_s = dt;
         }
     }
+    free(newest);
     return n;
 }

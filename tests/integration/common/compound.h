@@ -59,8 +59,10 @@ double h_schedule_audio_s(const h_schedule *s);
 
 /* Runs the schedule against r, which streams through chaos to srv: waits for each step's
  * capture position, strikes, and lifts stalls and blackholes once the session reconnected.
- * Returns after the last step, with every fault lifted. */
-void h_schedule_run(const h_schedule *s, h_run *r, const h_server *srv, const h_server *chaos);
+ * Returns after the last step, with every fault lifted; when strikes is not NULL, strikes[i]
+ * is the wall-clock time step i struck. */
+void h_schedule_run(const h_schedule *s, h_run *r, const h_server *srv, const h_server *chaos,
+                    double *strikes);
 
 /* A session at the SDK's defaults for everything that shapes recovery (pacing, liveness,
  * backoff, backfill, auto-finalize, ring): only the endpoint, the audio format and the event
@@ -157,8 +159,9 @@ typedef struct h_lag {
     uint64_t backlog; /* written - acked at the reconnect */
 } h_lag;
 
-/* One h_lag per RECONNECTED (at most max); returns how many. */
+/* One h_lag per RECONNECTED (at most max), each measured until the next of the nstrikes fault
+ * times (wall) after it; returns how many. */
 size_t h_lag_analyse(h_collector *col, const h_probe *p, const h_witness *w, uint32_t rate,
-                     h_lag *out, size_t max);
+                     const double *strikes, size_t nstrikes, h_lag *out, size_t max);
 
 #endif

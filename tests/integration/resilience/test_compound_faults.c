@@ -67,7 +67,8 @@ int main(int argc, char **argv)
     h_probe probe;
     h_probe_start(&probe, run.s, 20);
     h_run_stream(&run, pcm, total, 1.0);
-    h_schedule_run(sch, &run, &srv, &chaos);
+    double strikes[H_MAX_STEPS];
+    h_schedule_run(sch, &run, &srv, &chaos, strikes);
     size_t written = h_producer_join(&run.prod);
     H_CHECK(written == total, "producer wrote %zu of %zu frames", written, total);
     h_log("capture done (%.1f s); closing", (double)written / RATE);
@@ -109,7 +110,7 @@ int main(int argc, char **argv)
           cov.backfill_finals, cov.covered, written);
 
     h_lag lags[MAX_LAGS];
-    size_t nl = h_lag_analyse(&run.col, &probe, &w, RATE, lags, MAX_LAGS);
+    size_t nl = h_lag_analyse(&run.col, &probe, &w, RATE, strikes, sch->n, lags, MAX_LAGS);
     double worst = 0;
     for (size_t i = 0; i < nl; i++) {
         h_lag *l = &lags[i];
