@@ -527,7 +527,7 @@ out:
 
 uint64_t h_dropped(h_collector *c, char *desc, size_t len)
 {
-    uint64_t total = 0;
+    uint64_t total = 0, a = 0, b = 0; /* the range being merged: [a, b) */
     desc[0] = '\0';
     pthread_mutex_lock(&c->mu);
     for (size_t k = 0; k < c->n; k++) {
@@ -535,8 +535,17 @@ uint64_t h_dropped(h_collector *c, char *desc, size_t len)
         if (e->type != STENO_EVENT_AUDIO_DROPPED)
             continue;
         total += e->drop_samples;
-        describe_range(desc, len, e->drop_first, e->drop_last + 1, 16000);
+        if (b > a && e->drop_first == b) {
+            b = e->drop_last + 1;
+            continue;
+        }
+        if (b > a)
+            describe_range(desc, len, a, b, 16000);
+        a = e->drop_first;
+        b = e->drop_last + 1;
     }
+    if (b > a)
+        describe_range(desc, len, a, b, 16000);
     pthread_mutex_unlock(&c->mu);
     return total;
 }
