@@ -122,11 +122,11 @@ int main(int argc, char **argv)
         if (l->lived_s >= LAG_BOUND_S && (l->witness_s < 0 || l->witness_s > worst))
             worst = l->witness_s < 0 ? INFINITY : l->witness_s;
     }
-    h_log("schedule %s: lost %" PRIu64 " samples (%.2f s): %" PRIu64 " dropped, %" PRIu64
-          " never received by the server, %" PRIu64 " never finalized; slowest live recovery "
-          "%.2f s (bound %.1f s)",
-          sch->name, dropped + cov.uncovered, (double)(dropped + cov.uncovered) / RATE, dropped,
-          unreceived, cov.uncovered, worst, LAG_BOUND_S);
+    h_log("schedule %s: lost %" PRIu64 " samples (%.2f s) never finalized, of which %" PRIu64
+          " dropped (AUDIO_DROPPED) and %" PRIu64 " never received by the server; slowest live "
+          "recovery %.2f s (bound %.1f s)",
+          sch->name, cov.uncovered, (double)cov.uncovered / RATE, dropped, unreceived, worst,
+          LAG_BOUND_S);
 
     H_CHECK(crc == STENO_OK, "schedule %s: close: %s", sch->name, steno_status_name(crc));
     H_CHECK(run.prod.full_returns == 0,
