@@ -165,6 +165,8 @@ int main(int argc, char **argv)
     h_producer_join(&clean.prod);
     h_run_close(&clean, 120000);
     double clean_wer = wer_of(&clean.col, rw, nr);
+    char desc[512];
+    uint64_t clean_lost = h_dropped(&clean.col, desc, sizeof desc);
     h_run_free(&clean);
     h_log("fault-free: WER %.1f%% over %.1f s of speech", clean_wer, (double)total / RATE);
 
@@ -180,8 +182,8 @@ int main(int argc, char **argv)
     steno_client_destroy(cl);
 
     printf("\nreal speech (%.1f s, LibriVox), pocketsphinx engine at --max-rate 1.25 --burst-ms "
-           "2000, default session settings; fault-free WER %.1f %%\n\n",
-           (double)total / RATE, clean_wer);
+           "2000, default session settings; fault-free WER %.1f %% (%.2f s dropped)\n\n",
+           (double)total / RATE, clean_wer, (double)clean_lost / RATE);
     printf("| schedule | backfill | samples lost | WER | vs clean | longest live lag after a "
            "reconnect | time to catch up | reconnects | backfills |\n");
     printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
