@@ -347,7 +347,7 @@ int main(int argc, char **argv)
             h_toxic_remove(&proxies[lifts[k].proxy], lifts[k].name);
     if (refusal_until >= 0)
         h_fault(&srv, "{\"down\":false}");
-    h_http_ok(srv.control_port, "DELETE", "/faults", NULL);
+    cJSON_Delete(h_http_ok(srv.control_port, "DELETE", "/faults", NULL));
 
     pthread_t *th = calloc(sessions, sizeof *th);
     H_CHECK(th, "out of memory");

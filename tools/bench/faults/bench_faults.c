@@ -120,7 +120,7 @@ static void run_schedule(steno_client *cl, const h_server *srv, const h_server *
     h_witness_free(&w);
     h_probe_free(&probe);
     h_run_free(&r);
-    h_http_ok(srv->control_port, "DELETE", "/connections", NULL);
+    cJSON_Delete(h_http_ok(srv->control_port, "DELETE", "/connections", NULL));
 }
 
 int main(int argc, char **argv)
