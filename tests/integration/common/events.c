@@ -154,9 +154,9 @@ void h_on_event(void *user, const steno_event *ev)
         break;
     case STENO_EVENT_TRANSCRIPT:
         if (getenv("RES_VERBOSE"))
-            h_log("%s: %s [%" PRIu64 ", %" PRIu64 ") %.3f-%.3f %s", c->name,
-                  e.is_final ? "FINAL" : "interim", e.first_sample, e.end_sample, e.start, e.end,
-                  e.text);
+            h_log("%s: %s%s [%" PRIu64 ", %" PRIu64 ") %.3f-%.3f %s", c->name,
+                  e.is_final ? "FINAL" : "interim", e.from_backfill ? " (backfill)" : "",
+                  e.first_sample, e.end_sample, e.start, e.end, e.text);
         break;
     default:
         break;

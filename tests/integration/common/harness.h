@@ -119,7 +119,9 @@ const char *h_jstr(const cJSON *o, const char *key); /* "" when absent */
 
 #include "accounting.h"
 #include "audio.h"
+#include "compound.h"
 #include "events.h"
+#include "librivox.h"
 #include "sessions.h"
 #include "wer.h"
 

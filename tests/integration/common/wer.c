@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +63,34 @@ double h_wer(char **ref, size_t nref, char **hyp, size_t nhyp)
     free(prev);
     free(cur);
     return nref ? 100.0 * d / (double)nref : (nhyp ? 100.0 : 0.0);
+}
+
+static int cmp_final(const void *a, const void *b)
+{
+    const h_ev *x = *(const h_ev *const *)a, *y = *(const h_ev *const *)b;
+    if (x->first_sample != y->first_sample)
+        return x->first_sample < y->first_sample ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+char *h_finals_text(h_collector *c)
+{
+    pthread_mutex_lock(&c->mu);
+    const h_ev **f = calloc(c->n + 1, sizeof *f);
+    H_CHECK(f, "out of memory");
+    size_t n = 0, cap = 1, len = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].type == STENO_EVENT_TRANSCRIPT && c->ev[i].is_final && c->ev[i].text[0]) {
+            f[n++] = &c->ev[i];
+            cap += strlen(c->ev[i].text) + 1;
+        }
+    qsort(f, n, sizeof *f, cmp_final);
+    char *text = malloc(cap);
+    H_CHECK(text, "out of memory");
+    text[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%s", len ? " " : "", f[i]->text);
+    pthread_mutex_unlock(&c->mu);
+    free(f);
+    return text;
 }

@@ -1,5 +1,4 @@
 /* test_real_speech_wer_under_faults: three faults cost real speech no more than 2 WER points. */
-#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,51 +24,7 @@
 
 #define RATE 16000u
 #define CHUNK_FRAMES (RATE / 10u)
-#define GAP (RATE / 2u)
 #define SLACK_POINTS 2.0
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    H_CHECK(b && fread(b, 1, (size_t)n, f) == (size_t)n, "read %s", path);
-    b[n] = '\0';
-    fclose(f);
-    return b;
-}
-
-/* The reference for utterance id from a "<s> words </s> (id)" transcription file. */
-static void append_reference(const char *trans, const char *id, char *out, size_t cap)
-{
-    char key[256];
-    snprintf(key, sizeof key, "(%s)", id);
-    const char *at = strstr(trans, key);
-    H_CHECK(at, "no reference transcription for %s", id);
-    const char *ls = at;
-    while (ls > trans && ls[-1] != '\n')
-        ls--;
-    char line[2048];
-    size_t n = (size_t)(at - ls) < sizeof line - 1 ? (size_t)(at - ls) : sizeof line - 1;
-    memcpy(line, ls, n);
-    line[n] = '\0';
-    size_t len = strlen(out);
-    for (char *tok = strtok(line, " \t"); tok; tok = strtok(NULL, " \t")) {
-        if (!strcmp(tok, "<s>") || !strcmp(tok, "</s>") || !strcmp(tok, "<sil>"))
-            continue;
-        len += (size_t)snprintf(out + len, cap - len, "%s ", tok);
-        H_CHECK(len < cap, "reference too long");
-    }
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* The server's id for the session's current connection (by its request id). */
 static int server_conn_id(const h_server *srv, h_collector *col)
@@ -109,37 +64,6 @@ static void open_scored(steno_client *cl, scored *r, const char *name, int port)
     h_run_open(&r->run, cl);
 }
 
-static int cmp_first_sample(const void *a, const void *b)
-{
-    const h_ev *x = *(const h_ev *const *)a, *y = *(const h_ev *const *)b;
-    return x->first_sample < y->first_sample ? -1 : x->first_sample > y->first_sample;
-}
-
-/* The finals joined in timeline order: backfill finals (audio replayed on an extra connection
- * after an outage) arrive after live ones that follow them on the timeline. */
-static void transcript_of(scored *r)
-{
-    h_collector *col = &r->run.col;
-    size_t cap = 1, len = 0, n = 0;
-    pthread_mutex_lock(&col->mu);
-    const h_ev **fin = calloc(col->n + 1, sizeof *fin);
-    H_CHECK(fin, "out of memory");
-    for (size_t i = 0; i < col->n; i++)
-        if (col->ev[i].type == STENO_EVENT_TRANSCRIPT && col->ev[i].is_final) {
-            cap += strlen(col->ev[i].text) + 1;
-            fin[n++] = &col->ev[i];
-        }
-    qsort(fin, n, sizeof *fin, cmp_first_sample);
-    r->text = malloc(cap);
-    H_CHECK(r->text, "out of memory");
-    r->text[0] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (fin[i]->text[0])
-            len += (size_t)snprintf(r->text + len, cap - len, "%s%s", len ? " " : "", fin[i]->text);
-    pthread_mutex_unlock(&col->mu);
-    free(fin);
-}
-
 int main(void)
 {
     h_init("real_speech_wer_under_faults");
@@ -148,56 +72,14 @@ int main(void)
         h_log("SKIP: steno-server built without pocketsphinx");
         return H_SKIP;
     }
-    const char *dir = getenv("RES_LIBRIVOX");
-    if (!dir)
-        dir = "/usr/share/pocketsphinx/test/data/librivox";
-    char path[1024];
-    snprintf(path, sizeof path, "%s/transcription", dir);
-    char *trans = read_file(path);
-    DIR *d = opendir(dir);
-    if (!trans || !d) {
-        h_log("SKIP: no recordings in %s (package pocketsphinx-testdata)", dir);
+    int16_t *pcm;
+    size_t total;
+    char *ref;
+    if (!h_librivox_load(&pcm, &total, &ref)) {
+        h_log("SKIP: no LibriVox recordings (package pocketsphinx-testdata)");
         return H_SKIP;
     }
-    char *names[64];
-    size_t nf = 0;
-    for (struct dirent *de; (de = readdir(d)) != NULL && nf < 64;) {
-        size_t l = strlen(de->d_name);
-        if (l > 4 && strcmp(de->d_name + l - 4, ".wav") == 0)
-            names[nf++] = strdup(de->d_name);
-    }
-    closedir(d);
-    H_CHECK(nf > 0, "no .wav files in %s", dir);
-    qsort(names, nf, sizeof names[0], cmp_str);
-
-    /* the recordings joined, with a short pause of faint noise between them */
-    size_t total = 0, cap = 0;
-    int16_t *pcm = NULL;
-    static char ref[16384];
-    for (size_t i = 0; i < nf; i++) {
-        int16_t *w;
-        size_t frames;
-        uint32_t rate;
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        h_wav_load(path, &w, &frames, &rate);
-        H_CHECK(rate == RATE, "%s: %u Hz", names[i], rate);
-        if (total + frames + GAP > cap) {
-            cap = (total + frames + GAP) * 2;
-            pcm = realloc(pcm, cap * sizeof *pcm);
-            H_CHECK(pcm, "out of memory");
-        }
-        memcpy(pcm + total, w, frames * sizeof *w);
-        total += frames;
-        for (size_t k = 0; k < GAP; k++)
-            pcm[total + k] = (int16_t)(h_pattern_sample(2, total + k) % 8);
-        total += GAP;
-        free(w);
-        names[i][strlen(names[i]) - 4] = '\0';
-        append_reference(trans, names[i], ref, sizeof ref);
-        free(names[i]);
-    }
-    free(trans);
-    h_log("%zu recordings, %.1f s of speech", nf, (double)total / RATE);
+    h_log("%.1f s of speech", (double)total / RATE);
 
     h_server srv, chaos;
     const char *args[] = {"--engine", "pocketsphinx", "--workers", "2", NULL};
@@ -243,7 +125,7 @@ int main(void)
     size_t nr = h_words(ref, &rw);
     scored *runs[2] = {&clean, &faulted};
     for (int i = 0; i < 2; i++) {
-        transcript_of(runs[i]);
+        runs[i]->text = h_finals_text(&runs[i]->run.col);
         char **hw;
         size_t nh = h_words(runs[i]->text, &hw);
         runs[i]->wer = h_wer(rw, nr, hw, nh);
@@ -275,6 +157,7 @@ int main(void)
     H_CHECK(clean.wer < 50.0, "the fault-free run is implausibly bad (%.1f%%)", clean.wer);
 
     h_words_free(rw, nr);
+    free(ref);
     for (int i = 0; i < 2; i++) {
         h_run_free(&runs[i]->run);
         free(runs[i]->text);

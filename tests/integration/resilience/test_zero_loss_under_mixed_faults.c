@@ -26,6 +26,11 @@
  * monotonic. Each fault strikes a healthy connection, so its first retry
  * must be immediate. The reconnect gap (fault -> first audio byte of the next
  * connection at the server) is printed per fault kind.
+ *
+ * Time is scaled by CAPTURE_SPEED (2.5x) as a whole: capture, the session's
+ * send pacing (1.25 x 2.5 = 3.125x) and the server's ingest limit
+ * (--max-rate 3.125, burst 2 s of audio), so replay never outruns capture by
+ * more than Deepgram's 1.25x, and the server closes any connection that does.
  */
 
 #define RATE 16000u
@@ -34,6 +39,7 @@
 #define STREAM_S 60u
 #define FAULTS 20
 #define HEALTHY_MS 300u
+#define CAPTURE_SPEED 2.5
 
 enum kind { RESET, CLOSE1011, BLACKHOLE, REJECT503, RATELIMIT, STALL, KINDS };
 static const char *kind_names[KINDS] = {"reset",     "close1011", "blackhole",
@@ -74,8 +80,14 @@ static int cmp_double(const void *a, const void *b)
 int main(void)
 {
     h_init("zero_loss_under_mixed_faults");
+    /* time runs CAPTURE_SPEED times faster everywhere: capture, the session's pacing and the
+     * server's ingest limit (Deepgram's 1.25x, scaled), so sending never outruns capture by
+     * more than a real provider allows */
+    char max_rate[16];
+    snprintf(max_rate, sizeof max_rate, "%.3f", 1.25 * CAPTURE_SPEED);
+    const char *args[] = {"--max-rate", max_rate, "--burst-ms", "2000", NULL};
     h_server srv, chaos;
-    h_server_start(&srv, NULL);
+    h_server_start(&srv, args);
     h_chaos_start(&chaos, srv.port);
 
     const size_t total = (size_t)STREAM_S * RATE;
@@ -85,11 +97,10 @@ int main(void)
     h_run run;
     h_run_init(&run, "session", chaos.port);
     run.sc.healthy_after_ms = HEALTHY_MS;
-    /* the server accepts any rate: capture at 2.5x and let the session send at up to 6x, so
-     * it catches up after each outage (the ring holds 10 s) */
-    double send_speed = h_fast_send(&run.sc, 6.0);
-    double speed = 2.5;
-    h_log("sending at up to %.2fx, capturing at %.2fx real time", send_speed, speed);
+    double speed = CAPTURE_SPEED;
+    double send_speed = h_fast_send(&run.sc, 1.25 * speed);
+    h_log("capturing at %.2fx real time, sending at up to %.3fx, the server's limit %sx", speed,
+          send_speed, max_rate);
     h_run_open(&run, cl);
     H_CHECK(h_wait_type(&run.col, STENO_EVENT_CONNECTED, 1, 10000 * h_slow()), "never connected");
 
@@ -208,6 +219,12 @@ int main(void)
             "%u connections declared dead, want >= 6 (3 blackholes, "
             "3 stalls)",
             st.dead_connections);
+
+    /* the ingest limit held: no connection was closed for sending too fast */
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *rc;
+    cJSON_ArrayForEach(rc, all) H_CHECK(strcmp(h_jstr(rc, "close_cause"), "rate") != 0,
+                                        "connection %s was closed for sending faster than %sx",
+                                        h_jstr(rc, "request_id"), max_rate);
 
     /* every connection that carried audio is one the session knew */
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
