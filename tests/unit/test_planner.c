@@ -298,6 +298,25 @@ static void test_empty_backlog_makes_no_job(void **state)
     assert_int_equal(plan.new_jobs, 0);
 }
 
+/* The replay starts at the chunk holding live_fin, a little before it: the
+ * audio between was finalized live, so the backfill must start final there. */
+static void test_first_job_starts_final_at_the_live_finalized_point(void **state)
+{
+    (void)state;
+    steno__planner p = mk(1);
+    steno__boundary b[128];
+    uint64_t from = 10 * SEC, live_fin = from + 1234, newest = 15 * SEC;
+    size_t n = bounds(b, from, newest, NULL, 0);
+    steno__resume_plan plan;
+    steno__planner_on_live_open(&p, from, live_fin, newest, b, n, &plan);
+    steno__job *j = steno__planner_next_queued(&p);
+    assert_non_null(j);
+    assert_int_equal(j->lo, from);
+    assert_int_equal(j->fin, live_fin);
+    /* The ring is held at live_fin, not before it. */
+    assert_int_equal(steno__planner_ack_frame(&p, newest), live_fin);
+}
+
 /* ---- splitting ---- */
 
 static void test_long_backlog_splits_at_pauses_over_the_connections(void **state)
@@ -315,6 +334,7 @@ static void test_long_backlog_splits_at_pauses_over_the_connections(void **state
     assert_int_equal(plan.live_from, newest - 2 * CHUNK);
     assert_int_equal(p.njobs, 2);
     assert_int_equal(p.jobs[0].lo, from);
+    assert_int_equal(p.jobs[0].fin, live_fin);
     assert_int_equal(p.jobs[0].hi, 93 * CHUNK);
     assert_int_equal(p.jobs[1].lo, 93 * CHUNK);
     assert_int_equal(p.jobs[1].fin, 93 * CHUNK);
@@ -601,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_seam_too_close_to_the_replay_start_makes_no_job),
         cmocka_unit_test(test_backfill_off_replays_everything_on_live),
         cmocka_unit_test(test_empty_backlog_makes_no_job),
+        cmocka_unit_test(test_first_job_starts_final_at_the_live_finalized_point),
         cmocka_unit_test(test_long_backlog_splits_at_pauses_over_the_connections),
         cmocka_unit_test(test_split_pieces_are_capped_by_max_backfill),
         cmocka_unit_test(test_one_connection_never_splits),
