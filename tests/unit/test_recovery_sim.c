@@ -43,7 +43,7 @@
  * of every live reconnect.
  *
  * Environment:
- *   STENO_SIM_SCHEDULES=n      schedules per speed (default 10000; 1000 under
+ *   STENO_SIM_SCHEDULES=n      schedules per speed (default 10000; 300 under
  *                              a sanitizer)
  *   STENO_SIM_SEED=s STENO_SIM_SPEED=permille
  *                              replay one schedule with a trace
@@ -1299,7 +1299,7 @@ static void test_zero_loss_under_random_fault_schedules(void **state)
     (void)state;
     if (getenv("STENO_SIM_SEED") || getenv("STENO_SIM_SWEEP"))
         skip();
-    uint64_t n = env_u64("STENO_SIM_SCHEDULES", SANITIZED ? 1000 : 10000);
+    uint64_t n = env_u64("STENO_SIM_SCHEDULES", SANITIZED ? 300 : 10000);
     struct params p = env_params(0);
     print_envelope(&p);
     uint64_t failures = 0;
