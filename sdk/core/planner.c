@@ -78,16 +78,18 @@ steno__job *steno__planner_job(steno__planner *p, uint32_t id)
     return id ? find_job(p, id) : NULL;
 }
 
-/* Appends a QUEUED job; jobs are created in frame order (each outage's backlog
- * lies after every earlier job), so the table stays sorted. */
-static bool add_job(steno__planner *p, uint64_t lo, uint64_t hi)
+/* Appends a QUEUED job whose audio [lo, fin) is already final; jobs are
+ * created in frame order (each outage's backlog lies after every earlier job),
+ * so the table stays sorted. */
+static bool add_job(steno__planner *p, uint64_t lo, uint64_t fin, uint64_t hi)
 {
     if (p->njobs == STENO__PLANNER_MAX_JOBS || hi <= lo)
         return false;
     if (p->njobs && p->jobs[p->njobs - 1].hi > lo)
         return false;
     steno__job *j = &p->jobs[p->njobs++];
-    j->lo = j->fin = lo;
+    j->lo = lo;
+    j->fin = fin > lo ? (fin < hi ? fin : hi) : lo;
     j->hi = hi;
     j->state = STENO__JOB_QUEUED;
     j->id = p->next_id++;
@@ -128,7 +130,6 @@ void steno__planner_on_live_open(steno__planner *p, uint64_t from, uint64_t live
                                  uint64_t newest, const steno__boundary *bounds, size_t n,
                                  steno__resume_plan *out)
 {
-    (void)live_fin;
     memset(out, 0, sizeof *out);
     out->live_from = from;
     if (!p->cfg.max_backfill || newest <= from || newest - from < p->cfg.min_backfill_frames)
@@ -150,6 +151,9 @@ void steno__planner_on_live_open(steno__planner *p, uint64_t from, uint64_t live
         return; /* no room to track it: replay on the live connection */
     if (p->njobs && p->jobs[p->njobs - 1].hi > from)
         return; /* overlaps a job (cannot happen: live audio follows every job) */
+    /* The replay starts at the chunk holding live_fin, but [from, live_fin)
+     * was finalized live: the first job starts final there, or its
+     * connection would emit that audio a second time. */
     uint64_t lo = from;
     for (uint32_t i = 1; i < pieces; i++) {
         uint64_t ideal = from + len * i / pieces;
@@ -159,12 +163,12 @@ void steno__planner_on_live_open(steno__planner *p, uint64_t from, uint64_t live
             pick_cut(p, bounds, n, ideal, ideal > win ? ideal - win : 0, ideal + win, &cp);
         if (cut <= lo || cut >= seam)
             continue;
-        add_job(p, lo, cut);
+        add_job(p, lo, lo == from ? live_fin : lo, cut);
         p->jobs_split++;
         lo = cut;
         out->new_jobs++;
     }
-    add_job(p, lo, seam);
+    add_job(p, lo, lo == from ? live_fin : lo, seam);
     out->new_jobs++;
     out->live_from = seam;
     out->seam_at_pause = pause;

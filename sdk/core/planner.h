@@ -116,7 +116,8 @@ typedef struct steno__resume_plan {
  * the seam is the boundary nearest newest, within seam_search_frames of it,
  * at a pause if one exists there (else the newest boundary), and
  * [from, seam) becomes one or more QUEUED jobs (split at pauses into pieces
- * of at most split_frames when max_backfill > 1). When backfill is off, the
+ * of at most split_frames when max_backfill > 1); the first starts final at
+ * live_fin, since [from, live_fin) was finalized live. When backfill is off, the
  * backlog is short, or the job table is full, live_from = from (replay on
  * the live connection, as without backfill).
  */
