@@ -72,10 +72,18 @@ typedef struct steno_option {
  * The session gives up (FAILED, STENO_ERR_RETRIES_EXHAUSTED) after
  * max_attempts retries in one outage or when the outage would exceed
  * max_outage_ms.
+ *
+ * The cap is short (1 s) because every second of outage is audio buffered
+ * in the ring: a 6 s refusal window must end in a reconnect within about a
+ * second, not after a 10 s jittered wait. Storms are the client's job: its
+ * circuit breaker lets one probe through while an endpoint is down, and a
+ * session's own failures count once per outage toward opening it, so many
+ * sessions open it quickly while one session never stretches its own short
+ * outage by the breaker's open time.
  */
 typedef struct steno_retry_policy {
     uint32_t base_ms;       /* [250] */
-    uint32_t cap_ms;        /* [10000] */
+    uint32_t cap_ms;        /* [1000] */
     double multiplier;      /* [2.0], >= 1.0 */
     uint32_t max_attempts;  /* [0 = unlimited] */
     uint32_t max_outage_ms; /* [120000]; UINT32_MAX = unlimited */
@@ -101,7 +109,7 @@ typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
  * the defaults in explicitly. Strings and the options array are copied at
  * open: they need not outlive the call.
  *
- * Liveness defaults, and why: the ring holds ring_chunks * chunk_ms = 10 s of
+ * Liveness defaults, and why: the ring holds ring_chunks * chunk_ms = 20 s of
  * audio by default. A half-open connection (peer gone, no FIN) must be
  * noticed and replaced well before that fills, or audio is evicted. steno
  * pings every ping_interval_ms (1 s) and declares the connection dead when a
@@ -137,9 +145,13 @@ typedef struct steno_session_config {
     uint32_t channels;
 
     /* Chunking and buffering: chunk_ms [100] (10..1000) of audio per
-     * WebSocket message; ring_chunks [100] chunks of unacknowledged audio
+     * WebSocket message; ring_chunks [200] chunks of unacknowledged audio
      * kept for replay (2..100000). All audio memory (ring_chunks * chunk
-     * bytes) is allocated at open; nothing grows afterwards. */
+     * bytes) is allocated at open; nothing grows afterwards. 20 s is what a
+     * 6 s outage every 3 s needs at 1.0x-2x provider pace with parallel
+     * catch-up (the recovery simulation's sweep, see README): the ring
+     * releases audio oldest first, so it holds a backlog until the backfill
+     * connection has finalized it. */
     uint32_t chunk_ms;
     uint32_t ring_chunks;
 
@@ -200,7 +212,7 @@ typedef struct steno_session_config {
     int ordered_finals;
 
     /*
-     * Acks that keep up: once auto_finalize_ms of audio [2500] is sent on a
+     * Acks that keep up: once auto_finalize_ms of audio [1500] is sent on a
      * healthy live connection without a final covering it, steno asks the
      * provider to finalize what it has (Deepgram Finalize) at the next pause,
      * and at once when twice that is pending, so the ring holds only audio

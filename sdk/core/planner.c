@@ -15,7 +15,7 @@ void steno__planner_config_default(steno__planner_config *cfg, uint32_t sample_r
     cfg->min_backfill_frames = sample_rate;                  /* 1 s */
     cfg->seam_search_frames = (uint64_t)sample_rate * 3 / 2; /* 1.5 s: inside the pacing burst */
     cfg->split_frames = (uint64_t)sample_rate * 8;
-    cfg->finalize_frames = (uint64_t)sample_rate * 5 / 2;
+    cfg->finalize_frames = (uint64_t)sample_rate * 3 / 2;
     /* -45 dBFS RMS: room noise and breaths sit below it, voiced speech well above. */
     cfg->pause_level = 184;
 }

@@ -75,7 +75,7 @@ typedef struct steno__planner {
 } steno__planner;
 
 /* Fills cfg with the defaults for this audio: 1 backfill connection, backlog
- * of at least 1 s, seam search 1.5 s, split above 8 s, finalize at 2.5 s, a
+ * of at least 1 s, seam search 1.5 s, split above 8 s, finalize at 1.5 s, a
  * pause below about -45 dBFS RMS. */
 void steno__planner_config_default(steno__planner_config *cfg, uint32_t sample_rate,
                                    uint32_t chunk_frames);

@@ -70,6 +70,15 @@ void steno__timeline_connection_begin(steno__timeline *t)
     t->floor = t->finalized;
 }
 
+void steno__timeline_reset(steno__timeline *t)
+{
+    t->nseg = 0;
+    t->p_total = 0;
+    t->finalized = 0;
+    t->floor = 0;
+    t->limit = UINT64_MAX;
+}
+
 /* Drops leading segments wholly before finalized_frame; the last one stays so
  * the next chunk can extend it. */
 static void discard_final_segments(steno__timeline *t)

@@ -60,6 +60,10 @@ void steno__timeline_destroy(steno__timeline *t); /* NULL is a no-op */
  * emptied, finalized_frame is kept. */
 void steno__timeline_connection_begin(steno__timeline *t);
 
+/* A new lane (a backfill connection taking another job, possibly an older
+ * one): as connection_begin, and finalized_frame back to 0, no limit. */
+void steno__timeline_reset(steno__timeline *t);
+
 /*
  * Records a chunk sent on this connection (call it for each chunk, in send
  * order, before or right after sending it). Extends the last segment when

@@ -15,6 +15,7 @@ static void conn_timeout_cb(steno__timer *t);
 static void live_cb(steno__timer *t);
 static void pace_cb(steno__timer *t);
 static void try_connect(steno__bf *b);
+static void finish_job(steno__bf *b, bool done);
 
 int steno__backfill_create(steno_session *s, uint32_t n)
 {
@@ -185,7 +186,8 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
         finish_job(b, true);
         return;
     }
-    if (!was_open && b->breaker_passed && s->ep) {
+    if (!was_open && b->breaker_passed && s->ep && (b->is_probe || !s->breaker_counted)) {
+        s->breaker_counted = true;
         steno__breaker_on_failure(&s->ep->breaker, now);
         steno__client_breaker_report(c, s->ep);
     }
@@ -262,6 +264,10 @@ static void try_connect(steno__bf *b)
     steno_client *c = s->c;
     if (!b->job_id || s->terminal || b->conn != STENO__CONN_NONE || b->retry_wait)
         return;
+    if (!steno__planner_job(&s->plan, b->job_id)) {
+        finish_job(b, true); /* its audio left the ring meanwhile */
+        return;
+    }
     uint64_t now = steno__now_ms();
     if (!b->holds_slot) {
         if (!steno__session_take_slot(s)) {
@@ -360,8 +366,14 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
     steno_session *s = b->s;
     steno_client *c = s->c;
     steno__job *j = steno__planner_job(&s->plan, b->job_id);
-    if (b->conn != STENO__CONN_HANDSHAKE || !j) {
+    if (b->conn != STENO__CONN_HANDSHAKE) {
         lws_set_opaque_user_data(wsi, NULL);
+        return;
+    }
+    if (!j) {
+        lws_set_opaque_user_data(wsi, NULL);
+        b->wsi = NULL;
+        finish_job(b, true); /* its audio left the ring meanwhile */
         return;
     }
     uint64_t now = steno__now_ms();
@@ -386,11 +398,11 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
 
     /* A new lane: the provider's clock restarts; what is final stays final, and
      * the live connection owns everything from the seam on. */
-    steno__timeline_connection_begin(b->tl);
+    steno__timeline_reset(b->tl); /* the slot may have carried a later job before */
     steno__timeline_raise_finalized(b->tl, j->fin);
     steno__timeline_set_limit(b->tl, j->hi);
     b->next_seq = seq_of_frame(s, j->fin);
-    b->audio_sent = b->closestream_sent = false;
+    b->audio_sent = b->closestream_sent = b->fin_pending = b->fin_outstanding = false;
     b->awaiting_pong = b->ping_pending = false;
     b->initial_pending = s->prov->initial_message != NULL;
     b->connected_at_ms = b->last_rx_ms = now;
@@ -524,8 +536,11 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     if (b->conn != STENO__CONN_OPEN || wsi != b->wsi)
         return 0;
     steno__job *j = steno__planner_job(&s->plan, b->job_id);
-    if (!j)
+    if (!j) {
+        /* its audio left the ring (evicted): nothing left to replay */
+        finish_job(b, true);
         return -1;
+    }
     uint64_t now = steno__now_ms();
     if (b->ping_pending) {
         b->ping_pending = false;
@@ -548,6 +563,14 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     }
     if (b->closestream_sent)
         return 0;
+    if (b->fin_pending) {
+        b->fin_pending = false;
+        b->fin_outstanding = true;
+        ST_ADD(s, auto_finalizes, 1);
+        if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+            return -1;
+        goto more;
+    }
     if (b->next_seq < steno__ring_acked(s->ring))
         b->next_seq = steno__ring_acked(s->ring); /* evicted meanwhile: reported as dropped */
     steno__chunk ch;
@@ -571,6 +594,17 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         if (steno__wire_send_audio(s, wsi, &ch, &n))
             return -1;
         b->next_seq = ch.seq + 1;
+        /* Acks that keep up here too: a job's progress is its finals, and a connection
+         * lost mid-job replays from the last one. */
+        if (s->plan.cfg.finalize_frames && s->prov->finalize_text && !b->fin_outstanding) {
+            uint64_t end = ch.first_frame + ch.frames;
+            uint64_t fin = steno__timeline_finalized_frame(b->tl);
+            if (end > fin && end - fin >= s->plan.cfg.finalize_frames &&
+                steno__planner_should_finalize(&s->plan, end, fin,
+                                               steno__session_boundary_level(s, ch.seq + 1),
+                                               false))
+                b->fin_pending = true;
+        }
         ST_ADD(s, chunks_sent, 1);
         ST_ADD(s, samples_sent, ch.frames);
         ST_ADD(s, chunks_backfilled, 1);

@@ -153,6 +153,7 @@ struct steno_session {
     bool in_cq;
     bool primary_wants_slot;   /* in the connect queue for the live connection */
     bool primary_breaker_wait; /* the live connection waits for the breaker */
+    bool breaker_counted;      /* a failure of this outage already counted toward the breaker */
     steno__link link;          /* the live connection's */
 
     /* immutable after open */

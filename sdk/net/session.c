@@ -404,7 +404,15 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     }
     steno__counter_inc(c->m.fail[cls.verdict]);
     if (!was_open) {
-        if (s->breaker_passed && s->ep) {
+        /* A session's failed attempts count once per outage toward the breaker (a probe's
+         * always does): the breaker is there to stop many sessions from storming an endpoint,
+         * and one session's own backoff already paces it. Counting each of its retries would
+         * let a single session open the breaker in seconds and stretch a short outage by
+         * the breaker's open time. */
+        if (s->breaker_passed && s->ep && !s->is_probe && s->breaker_counted) {
+            s->breaker_passed = false;
+        } else if (s->breaker_passed && s->ep) {
+            s->breaker_counted = true;
             steno__breaker_on_failure(&s->ep->breaker, now);
             s->breaker_passed = false;
             s->is_probe = false;
@@ -831,6 +839,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     }
     s->breaker_passed = false;
     s->is_probe = false;
+    s->breaker_counted = false;
     if (c->budget_on) {
         steno__budget_on_success(&c->budget, &s->tok);
         steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
@@ -1018,6 +1027,8 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
     bool app_fin = !bf && s->finalize_outstanding;
     if (m->is_final && m->from_finalize && !bf)
         s->finalize_outstanding = s->auto_fin_outstanding = false;
+    if (m->is_final && m->from_finalize && bf)
+        bf->fin_outstanding = false;
     if (m->is_final && bf)
         steno__planner_job_progress(&s->plan, bf->job_id, steno__timeline_finalized_frame(tl));
     if (!mp.emit) {

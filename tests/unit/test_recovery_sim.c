@@ -18,9 +18,10 @@
  *     refusal until the window ends);
  *   - each hits the live connection or (one time in three, when one is open)
  *     a backfill connection;
- *   - refused windows of 0.5 s up to DEFAULT_OUTAGE_MS (3 s): the longest the
- *     default ring (100 x 100 ms) holds with zero loss at 1.0x, 1.25x and 2x.
- *     6 s windows need a 15-20 s ring: STENO_SIM_SWEEP=1 prints the table;
+ *   - refused windows of 0.5 s up to DEFAULT_OUTAGE_MS (6 s), which the
+ *     default ring (200 x 100 ms = 20 s) holds with zero loss at 1.0x, 1.25x
+ *     and 2x; a 10 s ring holds 3 s windows only (STENO_SIM_SWEEP=1 prints
+ *     the table);
  *   - provider limits 1.0x (AssemblyAI), 1.25x (Deepgram) and 2x; the
  *     provider closes a connection whose audio outruns speed x elapsed + 2 s;
  *   - 1 backfill connection in 3 schedules of 4, 2 in the others.
@@ -28,10 +29,13 @@
  * THE ENGINE is the algorithm of the parallel catch-up design with four
  * changes, each of which the simulation found necessary for zero loss at the
  * default ring (STENO_SIM_ENGINE=spec runs it without them): backfill
- * connections auto-finalize like the live one; auto-finalize at 1 s of
- * unfinalized audio, not 2.5 s; the reconnect delay is capped at 1 s while
- * audio buffers, not 30 s; one session's own failed retries do not open the
- * client's breaker.
+ * connections auto-finalize like the live one; auto-finalize at 1.5 s of
+ * unfinalized audio, not 2.5 s (1 s cuts three times as many words); the
+ * reconnect delay is capped at 1 s while audio buffers, not 30 s; one
+ * session's own failed retries do not open the client's breaker. The
+ * engine's defaults are these (auto_finalize_ms 1500, retry.cap_ms 1000,
+ * ring_chunks 200, a session's failures count once per outage toward the
+ * breaker).
  *
  * Each schedule asserts: no sample lost (no producer drop, no eviction; every
  * word ends up in an emitted final, and the ring is empty after the closing
@@ -94,14 +98,14 @@
 
 #define FAULT_GAP_MIN_MS 3000u
 #define FAULT_GAP_MAX_MS 6000u
-#define DEFAULT_OUTAGE_MS 3000u /* the largest the default ring holds: see the sweep */
+#define DEFAULT_OUTAGE_MS 6000u /* the envelope; the default ring holds it */
 /* The engine variant the simulation found necessary (STENO_SIM_ENGINE=spec
  * turns all four off; each has its own variable): */
-#define FINALIZE_MS 1000u      /* auto-finalize threshold (planner default 2500) */
+#define FINALIZE_MS 1500u      /* auto-finalize threshold (auto_finalize_ms default) */
 #define BACKOFF_CAP_MS 1000u   /* reconnect ceiling while audio buffers (default 30 s) */
 #define BREAKER_FAILURES 1000u /* one session's own retries never open the breaker (5) */
 /* ...and backfill connections auto-finalize like the live one. */
-#define DEFAULT_RING 100u
+#define DEFAULT_RING 200u /* ring_chunks default: 20 s */
 #define PING_MS 1000u
 #define PONG_TIMEOUT_MS 1500u
 #define SEND_BURST_MS 1800u
