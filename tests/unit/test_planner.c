@@ -64,7 +64,7 @@ static void test_config_default_scales_with_the_sample_rate(void **state)
     assert_int_equal(c.min_backfill_frames, 48000);
     assert_int_equal(c.seam_search_frames, 72000);
     assert_int_equal(c.split_frames, 8 * 48000);
-    assert_int_equal(c.finalize_frames, 120000);
+    assert_int_equal(c.finalize_frames, 72000); /* 1.5 s */
     /* -45 dBFS of full scale 32768 */
     assert_true(fabs(c.pause_level - 32768.0 * pow(10, -45.0 / 20)) < 1.0);
 }
