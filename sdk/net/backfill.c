@@ -102,6 +102,7 @@ static void release(steno__bf *b)
     drop_conn(b);
     steno__timer_cancel(&b->sul_retry);
     b->wants_slot = b->retry_wait = false;
+    bool freed = b->counted;
     if (b->counted) {
         b->counted = false;
         if (b->s->c->backfills_active)
@@ -110,6 +111,22 @@ static void release(steno__bf *b)
     b->job_id = 0;
     steno__sb_reset(&b->rx);
     b->rx_skip = false;
+    if (freed)
+        b->s->c->backfill_slot_freed = true;
+}
+
+/* A client-wide backfill slot freed up: sessions whose jobs waited for the
+ * client's cap start them now, oldest session first. Runs from the service
+ * loop, never from inside another session's callback. */
+void steno__backfill_pump_all(steno_client *c)
+{
+    if (!c->backfill_slot_freed)
+        return;
+    c->backfill_slot_freed = false;
+    for (steno_session *s = c->sessions;
+         s && c->backfills_active < c->cfg.max_backfill_connections; s = s->next)
+        if (!s->terminal && steno__planner_next_queued(&s->plan))
+            steno__backfill_pump(s);
 }
 
 void steno__backfill_abandon_all(steno_session *s)
@@ -168,6 +185,7 @@ static void finish_job(steno__bf *b, bool done)
     steno__session_ack(s);
     if (!s->terminal)
         steno__backfill_pump(s);
+    steno__backfill_pump_all(s->c);
 }
 
 /* A failure on the way to or on the backfill connection: classify, then retry

@@ -53,6 +53,9 @@ void steno__backfill_destroy(steno_session *s);
 /* Starts queued planner jobs on free slots, as the session's and the client's
  * backfill caps allow. */
 void steno__backfill_pump(steno_session *s);
+/* A client-wide backfill slot freed up since the last call: start jobs that
+ * waited for it, in every session. */
+void steno__backfill_pump_all(steno_client *c);
 /* A connect slot freed up: retry the slots waiting for one. */
 void steno__backfill_kick(steno_session *s);
 /* Terminal: drop every backfill connection (jobs stay as they are). */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "backfill.h"
 #include "engine.h"
 
 #if defined(STENO_HAVE_LIBCRYPTO) && defined(LWS_OPENSSL_SUPPORT) && !defined(LWS_WITH_MBEDTLS)
@@ -172,6 +173,7 @@ static void service_wake(steno_client *c)
         nx = s->next; /* service may unlink s (destroy) */
         steno__session_service(s);
     }
+    steno__backfill_pump_all(c);
 }
 
 void steno__client_session_gone(steno_client *c, steno_session *s)

@@ -123,6 +123,7 @@ struct steno_client {
     uint32_t active_connects;
     uint32_t backfills_active;        /* backfill connections held across sessions */
     uint32_t backfill_jobs;           /* unfinished backfill jobs across sessions */
+    bool backfill_slot_freed;         /* steno__backfill_pump_all has work */
     steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
     uint64_t rng;
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool h_accounting_scan_backfill = true;
+
 typedef struct conn_info {
     const char *rid;
     bool backfill_after;   /* its RECONNECTED handed the backlog to backfill: it starts at a seam */
@@ -321,6 +323,8 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
     }
     cJSON_ArrayForEach(rec, arr)
     {
+        if (!h_accounting_scan_backfill)
+            break;
         const char *rid = h_jstr(rec, "request_id");
         bool live = false;
         for (size_t k = 0; k < nconn && !live; k++)

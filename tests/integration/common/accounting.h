@@ -36,6 +36,11 @@ typedef struct h_accounting {
  *    behind a final.
  * Returns true, or false with the reason in err.
  */
+/* Whether the checks look for this session's backfill connections among the server's
+ * records that no event names (a scan of every chunk offset per record): on by default;
+ * tests with records of hundreds of sessions turn it off and count backfills from stats. */
+extern bool h_accounting_scan_backfill;
+
 bool h_check_accounting(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
                         uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
                         size_t errlen);
