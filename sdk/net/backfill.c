@@ -123,8 +123,8 @@ void steno__backfill_pump_all(steno_client *c)
     if (!c->backfill_slot_freed)
         return;
     c->backfill_slot_freed = false;
-    for (steno_session *s = c->sessions;
-         s && c->backfills_active < c->cfg.max_backfill_connections; s = s->next)
+    for (steno_session *s = c->sessions; s && c->backfills_active < c->cfg.max_backfill_connections;
+         s = s->next)
         if (!s->terminal && steno__planner_next_queued(&s->plan))
             steno__backfill_pump(s);
 }
@@ -156,7 +156,6 @@ void steno__backfill_pump(steno_session *s)
         steno__planner_job_start(&s->plan, j->id);
         steno__backoff_reset(&b->bo);
         b->attempts = 0;
-        atomic_fetch_add_explicit(&s->st.backfills, 1, memory_order_relaxed);
         steno__log(c, STENO_LOG_INFO, "backfill: replaying %.2f s of buffered audio (%.2f-%.2f s)",
                    (double)(j->hi - j->fin) / s->cfg.sample_rate,
                    (double)j->fin / s->cfg.sample_rate, (double)j->hi / s->cfg.sample_rate);
@@ -411,6 +410,7 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
         steno__budget_on_success(&c->budget, &b->tok);
     steno__backoff_on_connected(&b->bo, now);
     atomic_fetch_add_explicit(&s->st.connects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->st.backfills, 1, memory_order_relaxed);
     steno__counter_inc(c->m.successes);
     b->attempts = 0;
 
@@ -619,8 +619,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             uint64_t fin = steno__timeline_finalized_frame(b->tl);
             if (end > fin && end - fin >= s->plan.cfg.finalize_frames &&
                 steno__planner_should_finalize(&s->plan, end, fin,
-                                               steno__session_boundary_level(s, ch.seq + 1),
-                                               false))
+                                               steno__session_boundary_level(s, ch.seq + 1), false))
                 b->fin_pending = true;
         }
         ST_ADD(s, chunks_sent, 1);

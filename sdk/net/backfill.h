@@ -32,7 +32,7 @@ struct steno__bf {
     bool holds_slot, wants_slot, breaker_passed, is_probe, counted, retry_wait;
     bool audio_sent, closestream_sent, awaiting_pong, ping_pending, initial_pending;
     bool fin_pending, fin_outstanding; /* auto-finalize, as on the live connection */
-    uint64_t next_seq; /* next chunk to send */
+    uint64_t next_seq;                 /* next chunk to send */
     uint64_t connected_at_ms, last_rx_ms, ping_sent_ms, next_ping_ms;
     uint32_t attempts; /* in this job's current outage */
     int http_status, close_code;

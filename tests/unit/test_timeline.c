@@ -667,6 +667,75 @@ static void test_engine_loop_emits_every_word_once_across_reconnects(void **stat
     assert_true(n.emitted > seeds * (int)N_WORDS / 2);
 }
 
+/* ---- lanes: backfill limit, seam floor, reset ---- */
+
+static void test_limit_drops_words_past_the_seam_and_clamps_the_span(void **state)
+{
+    (void)state;
+    steno__timeline *t = mk(RATE, 16);
+    steno__timeline_set_limit(t, 2 * RATE); /* this lane owns session audio below 2 s */
+    send_range(t, 0, 2 * RATE);
+    /* a final over 1.2-2.0 s whose last word's midpoint (2.05 s) is past the seam */
+    steno__word_time w[3] = {{1.2, 1.5}, {1.55, 1.9}, {1.95, 2.15}};
+    steno__mapped m;
+    assert_int_equal(steno__timeline_final(t, 1.2, 0.95, w, 3, &m), STENO_OK);
+    assert_true(m.emit);
+    assert_int_equal(m.first_word, 0);
+    assert_int_equal(m.n_words, 2);
+    assert_true(m.end_frame <= 2 * RATE);
+    assert_int_equal(steno__timeline_finalized_frame(t), m.end_frame);
+    /* a result wholly past the seam is not emitted */
+    steno__word_time w2 = {2.1, 2.4};
+    assert_int_equal(steno__timeline_final(t, 2.0, 0.5, &w2, 1, &m), STENO_OK);
+    assert_false(m.emit);
+    steno__timeline_destroy(t);
+}
+
+static void test_raise_finalized_makes_the_live_lane_skip_audio_before_the_seam(void **state)
+{
+    (void)state;
+    steno__timeline *t = mk(RATE, 16);
+    steno__timeline_connection_begin(t);
+    steno__timeline_raise_finalized(t, 3 * RATE); /* live resumes at the 3 s seam */
+    assert_int_equal(steno__timeline_finalized_frame(t), 3 * RATE);
+    send_range(t, 3 * RATE, 5 * RATE);
+    /* provider 0.5 s on this connection = session 3.5 s */
+    assert_int_equal(steno__timeline_to_session(t, 0.5), 3 * RATE + RATE / 2);
+    steno__word_time w = {0.2, 0.6};
+    steno__mapped m;
+    assert_int_equal(steno__timeline_final(t, 0.0, 1.0, &w, 1, &m), STENO_OK);
+    assert_true(m.emit);
+    assert_int_equal(m.start_frame, 3 * RATE);
+    /* finalized never moves back */
+    steno__timeline_raise_finalized(t, RATE);
+    assert_int_equal(steno__timeline_finalized_frame(t), 4 * RATE);
+    steno__timeline_destroy(t);
+}
+
+static void test_reset_lets_a_lane_take_an_older_job(void **state)
+{
+    (void)state;
+    steno__timeline *t = mk(RATE, 16);
+    steno__timeline_set_limit(t, 9 * RATE);
+    steno__timeline_raise_finalized(t, 6 * RATE);
+    send_range(t, 6 * RATE, 9 * RATE);
+    steno__mapped m;
+    assert_int_equal(steno__timeline_final(t, 0.0, 3.0, NULL, 0, &m), STENO_OK);
+    assert_int_equal(steno__timeline_finalized_frame(t), 9 * RATE);
+    /* the same slot now replays an older job, [2 s, 4 s) */
+    steno__timeline_reset(t);
+    assert_int_equal(steno__timeline_finalized_frame(t), 0);
+    steno__timeline_raise_finalized(t, 2 * RATE);
+    steno__timeline_set_limit(t, 4 * RATE);
+    send_range(t, 2 * RATE, 4 * RATE);
+    steno__word_time w = {0.5, 0.9};
+    assert_int_equal(steno__timeline_final(t, 0.0, 1.0, &w, 1, &m), STENO_OK);
+    assert_true(m.emit); /* without the reset, 6-9 s final would have suppressed it */
+    assert_int_equal(m.n_words, 1);
+    assert_int_equal(m.start_frame, 2 * RATE);
+    steno__timeline_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +750,9 @@ int main(void)
         cmocka_unit_test(test_gap_inside_connection_keeps_words_exact),
         cmocka_unit_test(test_segment_table_exhaustion_and_reuse),
         cmocka_unit_test(test_engine_loop_emits_every_word_once_across_reconnects),
+        cmocka_unit_test(test_limit_drops_words_past_the_seam_and_clamps_the_span),
+        cmocka_unit_test(test_raise_finalized_makes_the_live_lane_skip_audio_before_the_seam),
+        cmocka_unit_test(test_reset_lets_a_lane_take_an_older_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

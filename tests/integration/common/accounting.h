@@ -17,7 +17,7 @@ typedef struct h_accounting {
     size_t finals;      /* non-empty finals */
     size_t connections; /* connections that received audio */
     size_t drop_events;
-    uint64_t replayed; /* frames sent more than once (sum over connections of overlap) */
+    uint64_t replayed;           /* frames sent more than once (sum over connections of overlap) */
     size_t backfill_connections; /* connections with no event: backfill */
     size_t backfill_finals;
 } h_accounting;
