@@ -141,6 +141,10 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
     int64_t now = srv_mono_us(), limit = (int64_t)srv_g.cfg.idle_timeout_ms * 1000;
     if (c->close_pending)
         return;
+    /* After CloseStream the client is waiting on us (the engine may still be working through a
+     * backlog on a loaded machine): nothing it could send would count, so do not call it idle. */
+    if (c->input_done)
+        return;
     if (c->stalled) {
         lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, limit);
         return;
