@@ -27,6 +27,23 @@ void *steno__calloc(const steno_allocator *a, size_t n, size_t size)
     return p;
 }
 
+void steno__wipe(void *p, size_t n)
+{
+    if (!p || !n)
+        return;
+    memset(p, 0, n);
+    /* the barrier makes the stores observable: the memset cannot be elided */
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+void steno__free_secret(const steno_allocator *a, char *s)
+{
+    if (!s)
+        return;
+    steno__wipe(s, strlen(s));
+    steno__free(a, s);
+}
+
 void steno__free(const steno_allocator *a, void *p)
 {
     if (!p)

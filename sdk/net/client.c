@@ -281,6 +281,41 @@ void steno__client_release_slot(steno_client *c)
     }
 }
 
+#if defined(LWS_WITH_MBEDTLS)
+/*
+ * With mbedTLS, lws never calls LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION: it checks
+ * mbedTLS's verify flags after the handshake and fails the connection with "server's cert didn't
+ * look good, ... X509_V_ERR = N: ...", N being its OpenSSL-style code for those flags (lws's
+ * mbedTLS wrapper, ssl_pm_get_verify_result). Say the reason in the words OpenSSL would use, so
+ * FAILED messages read the same on both backends, and mark the failure a rejected certificate
+ * (fatal) rather than an interrupted handshake.
+ */
+static void steno__tls_mbedtls_reason(steno_session *s, const char *why)
+{
+    static const struct {
+        int code;
+        const char *reason;
+    } reasons[] = {
+        {24, "unable to get local issuer certificate (not signed by a trusted CA)"},
+        {62, "host name mismatch"},
+        {9, "certificate is not yet valid"},
+        {10, "certificate has expired"},
+        {67, "CA key too small"},
+        {68, "CA signature digest too weak"},
+    };
+    const char *p = strstr(why, "X509_V_ERR = ");
+    if (!p)
+        return;
+    int code = atoi(p + 13);
+    const char *reason = "rejected by mbedTLS";
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].code == code)
+            reason = reasons[i].reason;
+    s->tls_cert_failed = true;
+    snprintf(s->tls_reason, sizeof s->tls_reason, "server certificate: %s", reason);
+}
+#endif
+
 /* ---- the lws protocol: wakes arrive here; per-connection reasons go to the session ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -332,6 +367,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (s) {
             lws_set_opaque_user_data(wsi, NULL);
+#if defined(LWS_WITH_MBEDTLS)
+            steno__tls_mbedtls_reason(s, in ? (const char *)in : "");
+#endif
             steno__link_on_connect_error(l, wsi, in ? (const char *)in : "");
         }
         return 0;
@@ -503,13 +541,35 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 static pthread_mutex_t lws_tls_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool lws_tls_init_done;
 
+/* The system trust store as one PEM bundle. OpenSSL finds it by itself; mbedTLS has no notion of
+ * one, so lws on mbedTLS would trust nothing without a ca_file. SSL_CERT_FILE first, as OpenSSL
+ * honours it, then the usual places of the distributions' bundles. */
+static const char *system_ca_bundle(void)
+{
+#if defined(LWS_WITH_MBEDTLS)
+    static const char *const bundles[] = {
+        "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Alpine, Arch */
+        "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL */
+        "/etc/ssl/ca-bundle.pem",             /* openSUSE */
+        "/etc/ssl/cert.pem",                  /* macOS, BSDs */
+    };
+    const char *env = getenv("SSL_CERT_FILE");
+    if (env && *env && access(env, R_OK) == 0)
+        return env;
+    for (size_t i = 0; i < sizeof bundles / sizeof bundles[0]; i++)
+        if (access(bundles[i], R_OK) == 0)
+            return bundles[i];
+#endif
+    return NULL;
+}
+
 static steno_status create_lws_context(steno_client *c)
 {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = steno__protocols;
-    info.client_ssl_ca_filepath = c->ca_file;
+    info.client_ssl_ca_filepath = c->ca_file ? c->ca_file : system_ca_bundle();
     info.user = c;
     info.gid = (gid_t)-1;
     info.uid = (uid_t)-1;

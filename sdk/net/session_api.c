@@ -202,7 +202,8 @@ void steno__session_free(steno_session *s)
     steno__timeline_destroy(s->tl);
     steno__free(a, s->scratch);
     steno__free(a, s->url_str);
-    steno__free(a, s->api_key);
+    steno__free_secret(a, s->api_key);
+    steno__wipe(s->cred, sizeof s->cred);
     steno__opts_free(a, &s->app_opts);
     steno__opts_free(a, &s->pending_opts);
     steno__opts_free(a, &s->opts);

@@ -220,7 +220,9 @@ static int dg_handshake_headers(const char *credential, steno__header_fn add, vo
             return STENO_ERR_TOO_LARGE;
         snprintf(value, sizeof value, "Token %s", credential);
     }
-    return add(ctx, "authorization:", value) ? STENO_ERR_INTERNAL : STENO_OK;
+    int rc = add(ctx, "authorization:", value);
+    steno__wipe(value, sizeof value); /* the key must not linger on the stack */
+    return rc ? STENO_ERR_INTERNAL : STENO_OK;
 }
 
 /* ---- parsing ---- */

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_floor.h"
 #include "bench_util.h"
 #include "steno/steno.h"
 
@@ -23,7 +24,9 @@
  * divided by N, next to the configured audio ring bytes per session.
  *
  * Each N runs in a fresh child process so one case's freed memory cannot
- * hide the next case's growth.
+ * hide the next case's growth. Right after it, in another child and against the same server,
+ * the floor client (bench_floor.c: bare epoll, no SDK) streams the same audio as the same
+ * 100 ms frames; steno's cost is reported as a ratio to it, both measured in this run.
  */
 
 #define RATE 16000u
@@ -41,6 +44,8 @@ typedef struct result {
     uint64_t written; /* frames per session, from the stats */
     uint32_t reconnects;
     int ok;
+    bench_floor_result floor;
+    int floor_ok;
 } result;
 
 static atomic_uint connected, failed;
@@ -133,10 +138,12 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
 static void usage(void)
 {
     printf("Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
-           "                      [--ring-chunks R]\n"
+           "                      [--ring-chunks R] [--no-floor]\n"
            "One client, N sessions streaming real-time audio to steno-server --engine null\n"
            "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
-           "R: ring_chunks per session [100, the default: 10 s of 16 kHz mono].\n");
+           "R: ring_chunks per session [100, the default: 10 s of 16 kHz mono].\n"
+           "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
+           "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n");
 }
 
 int main(int argc, char **argv)
@@ -146,6 +153,7 @@ int main(int argc, char **argv)
     int ncases = 4;
     double seconds = 3;
     uint32_t ring_chunks = 100;
+    int with_floor = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--server") && i + 1 < argc)
             server = argv[++i];
@@ -153,6 +161,8 @@ int main(int argc, char **argv)
             ncases = bench_parse_list(argv[++i], ns, MAX_CASES);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--no-floor"))
+            with_floor = 0;
         else if (!strcmp(argv[i], "--ring-chunks") && i + 1 < argc)
             ring_chunks = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
@@ -169,7 +179,8 @@ int main(int argc, char **argv)
     bench_raise_nofile();
 
     bench_server srv;
-    const char *extra[] = {"--frame-log", "0", "--history", "100", NULL};
+    /* no digests: at 10,000 streams the server's checksums would be the bottleneck */
+    const char *extra[] = {"--frame-log", "0", "--history", "100", "--no-digests", NULL};
     bench_server_start(&srv, server, extra);
 
     result res[MAX_CASES];
@@ -198,6 +209,30 @@ int main(int argc, char **argv)
             WEXITSTATUS(status) != 0)
             bench_die("the case with %u sessions failed", ns[k]);
         bench_http(&srv, "DELETE", "/connections", NULL, NULL);
+        if (with_floor) {
+            if (pipe(p) != 0)
+                bench_die("pipe");
+            pid = fork();
+            if (pid < 0)
+                bench_die("fork");
+            if (pid == 0) {
+                close(p[0]);
+                bench_floor_result fr;
+                bench_floor_run(srv.port, ns[k], seconds, &fr);
+                if (write(p[1], &fr, sizeof fr) != (ssize_t)sizeof fr)
+                    _exit(1);
+                _exit(0);
+            }
+            close(p[1]);
+            got = read(p[0], &res[k].floor, sizeof res[k].floor);
+            close(p[0]);
+            waitpid(pid, &status, 0);
+            if (got != (ssize_t)sizeof res[k].floor || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0)
+                bench_die("the floor client with %u connections failed", ns[k]);
+            res[k].floor_ok = 1;
+            bench_http(&srv, "DELETE", "/connections", NULL, NULL);
+        }
     }
     bench_server_stop(&srv);
 
@@ -220,6 +255,20 @@ int main(int argc, char **argv)
                r->ring_kib);
         if (r->reconnects)
             printf("  (%u reconnects happened in this case)\n", r->reconnects);
+    }
+    if (with_floor) {
+        printf(
+            "\nagainst the floor (bare epoll client, same 100 ms frames, same server, this run)\n");
+        printf("%8s %14s %14s %12s %12s\n", "sessions", "steno ms per", "floor ms per",
+               "steno/floor", "floor late");
+        printf("%8s %14s %14s %12s %12s\n", "", "session-second", "session-second", "", "ticks");
+        for (int k = 0; k < ncases; k++) {
+            const result *r = &res[k];
+            double st = r->cpu_s * 1000.0 / (r->seconds * r->sessions);
+            double fl = r->floor.cpu_s * 1000.0 / (r->floor.seconds * r->sessions);
+            printf("%8u %14.4f %14.4f %12.2f %12u\n", r->sessions, st, fl, fl > 0 ? st / fl : 0.0,
+                   r->floor.late_ticks);
+        }
     }
     printf("CPU: user+system of the client process over the streaming window (getrusage);\n"
            "'of which network' excludes the writing thread. Memory: growth from before the "

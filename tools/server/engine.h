@@ -22,6 +22,7 @@ typedef struct srv_stream_params {
     int utterance_end_ms; /* 0 = no UtteranceEnd messages */
     int vad_events;       /* emit SpeechStarted */
     double null_span_s;   /* null engine: audio span covered by each final */
+    int no_digests;       /* --no-digests: no checksum of each span */
 } srv_stream_params;
 
 typedef struct srv_word {

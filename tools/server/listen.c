@@ -141,6 +141,10 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
     int64_t now = srv_mono_us(), limit = (int64_t)srv_g.cfg.idle_timeout_ms * 1000;
     if (c->close_pending)
         return;
+    /* After CloseStream the client is waiting on us (the engine may still be working through a
+     * backlog on a loaded machine): nothing it could send would count, so do not call it idle. */
+    if (c->input_done)
+        return;
     if (c->stalled) {
         lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, limit);
         return;
@@ -407,6 +411,28 @@ static void fill_msginfo(srv_conn *c)
     mi->sample_rate = p->sample_rate;
 }
 
+/* --max-handshake-rate: a token bucket holding at most one second of handshakes, so a server
+ * coming back from an outage admits R per second however many clients are waiting. */
+static int handshake_rate_exceeded(void)
+{
+    double rate = srv_g.cfg.max_handshake_rate;
+    if (rate <= 0)
+        return 0;
+    int64_t now = srv_mono_us();
+    double burst = rate < 1 ? 1 : rate;
+    if (!srv_g.hs_refill_us)
+        srv_g.hs_tokens = burst;
+    else
+        srv_g.hs_tokens += rate * (double)(now - srv_g.hs_refill_us) / 1e6;
+    if (srv_g.hs_tokens > burst)
+        srv_g.hs_tokens = burst;
+    srv_g.hs_refill_us = now;
+    if (srv_g.hs_tokens < 1)
+        return 1;
+    srv_g.hs_tokens -= 1;
+    return 0;
+}
+
 static int handshake(struct lws *wsi)
 {
     srv_record *r = srv_rec_new();
@@ -457,6 +483,8 @@ static int handshake(struct lws *wsi)
     } else if (f->down) {
         rc =
             reject(wsi, r, f->down_status, "Service unavailable (down fault)", f->down_retry_after);
+    } else if (handshake_rate_exceeded()) {
+        rc = reject(wsi, r, 429, "Too many handshakes: over the server's handshake rate", "1");
     } else if (f->reject_next > 0) {
         f->reject_next--;
         rc = reject(wsi, r, f->reject_status,
@@ -517,6 +545,7 @@ static int established(struct lws *wsi, srv_conn *c)
         .utterance_end_ms = r->params.utterance_end_ms,
         .vad_events = r->params.vad_events,
         .null_span_s = srv_g.cfg.null_span_ms / 1000.0,
+        .no_digests = srv_g.cfg.no_digests,
     };
     c->job = srv_job_open(srv_g.pool, &sp, &c->mi, c);
     c->last_activity_us = srv_mono_us();
@@ -641,8 +670,10 @@ static void on_binary_fragment(srv_conn *c, const uint8_t *d, size_t n, int64_t 
         return;
     }
     r->audio_bytes += n;
-    r->audio_fnv = srv_fnv1a64(r->audio_fnv, d, n);
-    c->msg_fnv = srv_fnv1a64(c->msg_fnv, d, n);
+    if (!srv_g.cfg.no_digests) {
+        r->audio_fnv = srv_fnv1a64(r->audio_fnv, d, n);
+        c->msg_fnv = srv_fnv1a64(c->msg_fnv, d, n);
+    }
     srv_g.stats.audio_bytes += n;
     audio_bytes(c, d, n);
 

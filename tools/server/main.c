@@ -81,6 +81,8 @@ enum {
     OPT_FRAME_LOG,
     OPT_RECORD_HEADER,
     OPT_STRICT,
+    OPT_NO_DIGESTS,
+    OPT_MAX_HS_RATE,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_VERBOSE,
@@ -107,6 +109,8 @@ static int parse_args(int argc, char **argv, srv_config *c)
         {"frame-log", required_argument, NULL, OPT_FRAME_LOG},
         {"record-header", required_argument, NULL, OPT_RECORD_HEADER},
         {"strict-params", no_argument, NULL, OPT_STRICT},
+        {"no-digests", no_argument, NULL, OPT_NO_DIGESTS},
+        {"max-handshake-rate", required_argument, NULL, OPT_MAX_HS_RATE},
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
@@ -202,6 +206,21 @@ static int parse_args(int argc, char **argv, srv_config *c)
         case OPT_STRICT:
             c->strict_params = 1;
             break;
+        case OPT_NO_DIGESTS:
+            c->no_digests = 1;
+            break;
+        case OPT_MAX_HS_RATE: {
+            char *end;
+            double r = strtod(optarg, &end);
+            if (end == optarg || *end || r < 0 || r > 1e6) {
+                fprintf(stderr,
+                        "steno-server: --max-handshake-rate: expected 0..1000000, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            c->max_handshake_rate = r;
+            break;
+        }
         case OPT_TLS_CERT:
             c->tls_cert = optarg;
             break;

@@ -179,7 +179,8 @@ static void run_item(srv_pool *p, srv_job *j, item *it)
         }
         break;
     case ITEM_AUDIO:
-        srv_sha256_update(&j->sha, it->pcm, it->len);
+        if (!j->sp.no_digests)
+            srv_sha256_update(&j->sha, it->pcm, it->len);
         j->bytes += it->len;
         if (j->stream)
             ops->stream_feed(j->stream, it->pcm, it->len / 2 / j->sp.channels, emit, j);

@@ -26,6 +26,8 @@ typedef struct srv_config {
     const char **record_headers;
     size_t n_record_headers;
     int strict_params;
+    int no_digests;            /* skip the audio checksums (fnv, sha256): load benchmarks */
+    double max_handshake_rate; /* accepted handshakes per second (0: no limit) */
     const char *tls_cert, *tls_key;
     int verbose;
 } srv_config;
@@ -70,7 +72,9 @@ typedef struct srv_state {
     size_t n_records, n_ended;
     srv_record *flog_head, *flog_tail; /* ended records with a frame log */
     size_t n_flog;
-    size_t n_active; /* established WebSockets */
+    size_t n_active;  /* established WebSockets */
+    double hs_tokens; /* --max-handshake-rate bucket */
+    int64_t hs_refill_us;
     srv_faults faults;
     srv_stats stats;
     int shutting_down;

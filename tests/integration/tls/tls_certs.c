@@ -86,7 +86,9 @@ static const char openssl_cnf[] = "[req]\n"
                                   "basicConstraints = critical,CA:FALSE\n"
                                   "keyUsage = critical,digitalSignature\n"
                                   "extendedKeyUsage = serverAuth\n"
-                                  "subjectAltName = IP:127.0.0.1,DNS:localhost\n"
+                                  /* mbedTLS 2.28 matches a host only against DNS names
+                                   * (no iPAddress SANs): 127.0.0.1 is both for it */
+                                  "subjectAltName = IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n"
                                   "[wrong_ext]\n"
                                   "basicConstraints = critical,CA:FALSE\n"
                                   "keyUsage = critical,digitalSignature\n"

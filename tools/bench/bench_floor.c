@@ -1,0 +1,232 @@
+/* bench_floor: a bare epoll WebSocket client, the floor steno's cost is compared against. */
+#include "bench_floor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+
+#define RATE 16000u
+#define TICK_FRAMES 320u                    /* 20 ms: what the application hands over */
+#define TICKS_PER_CHUNK 5u                  /* 100 ms chunks, steno's default chunk_ms */
+#define CHUNK_BYTES (TICK_FRAMES * 2u * 5u) /* 3200 */
+#define FRAME_BYTES (8u + CHUNK_BYTES)      /* 0x82, 126, 16-bit length, mask, payload */
+#define MAX_HANDSHAKES 64u                  /* in flight, as bench-sessions' steno client */
+
+enum { ST_CONNECTING, ST_HANDSHAKE_SENT, ST_OPEN };
+
+typedef struct conn {
+    int fd, state;
+    uint32_t out_off, out_len; /* a frame the socket did not take at once */
+    uint32_t hs_len;           /* response bytes read during the handshake */
+    uint8_t chunk[CHUNK_BYTES];
+    uint8_t out[FRAME_BYTES];
+    char hs[512];
+} conn;
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+
+static uint32_t next_mask(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return (uint32_t)((rng * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static void set_events(int ep, conn *c, uint32_t ev)
+{
+    struct epoll_event e = {.events = ev, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e) != 0)
+        bench_die("floor: epoll_ctl: %s", strerror(errno));
+}
+
+static void start_connect(int ep, conn *c, int port)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        bench_die("floor: socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
+        bench_die("floor: connect: %s", strerror(errno));
+    c->state = ST_CONNECTING;
+    struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &e) != 0)
+        bench_die("floor: epoll_ctl: %s", strerror(errno));
+}
+
+/* Handshake progress; returns 1 when the connection just opened. */
+static int on_handshake_event(int ep, conn *c, int port)
+{
+    if (c->state == ST_CONNECTING) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err)
+            bench_die("floor: connect: %s", strerror(err));
+        char req[384];
+        int n =
+            snprintf(req, sizeof req,
+                     "GET /v1/listen?encoding=linear16&sample_rate=16000&channels=1 HTTP/1.1\r\n"
+                     "Host: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     port);
+        if (write(c->fd, req, (size_t)n) != n)
+            bench_die("floor: handshake write: %s", strerror(errno));
+        c->state = ST_HANDSHAKE_SENT;
+        set_events(ep, c, EPOLLIN);
+        return 0;
+    }
+    ssize_t r = read(c->fd, c->hs + c->hs_len, sizeof c->hs - 1 - c->hs_len);
+    if (r < 0 && errno == EAGAIN)
+        return 0;
+    if (r <= 0)
+        bench_die("floor: handshake read: %s", r ? strerror(errno) : "closed");
+    c->hs_len += (uint32_t)r;
+    c->hs[c->hs_len] = '\0';
+    char *end = strstr(c->hs, "\r\n\r\n");
+    if (!end) {
+        if (c->hs_len + 1 >= sizeof c->hs)
+            bench_die("floor: handshake response too long");
+        return 0;
+    }
+    if (strncmp(c->hs, "HTTP/1.1 101", 12) != 0)
+        bench_die("floor: handshake refused: %.40s", c->hs);
+    c->state = ST_OPEN;
+    return 1;
+}
+
+static void flush(int ep, conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (w < 0 && errno == EAGAIN) {
+            set_events(ep, c, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (w <= 0)
+            bench_die("floor: write: %s", strerror(errno));
+        c->out_off += (uint32_t)w;
+    }
+    c->out_off = c->out_len = 0;
+}
+
+static void send_chunk(int ep, conn *c)
+{
+    if (c->out_len)
+        bench_die("floor: the previous frame is still unsent: the floor client fell behind");
+    uint8_t *f = c->out;
+    uint32_t mask = next_mask();
+    f[0] = 0x82; /* FIN, binary */
+    f[1] = 0x80 | 126;
+    f[2] = (uint8_t)(CHUNK_BYTES >> 8);
+    f[3] = (uint8_t)(CHUNK_BYTES & 0xff);
+    memcpy(f + 4, &mask, 4);
+    uint64_t m8 = (uint64_t)mask | (uint64_t)mask << 32, w;
+    for (uint32_t i = 0; i < CHUNK_BYTES; i += 8) {
+        memcpy(&w, c->chunk + i, 8);
+        w ^= m8;
+        memcpy(f + 8 + i, &w, 8);
+    }
+    c->out_len = FRAME_BYTES;
+    flush(ep, c);
+}
+
+void bench_floor_run(int port, uint32_t n, double seconds, bench_floor_result *r)
+{
+    memset(r, 0, sizeof *r);
+    conn *cs = calloc(n, sizeof *cs);
+    int16_t *audio = malloc(TICK_FRAMES * sizeof *audio);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!cs || !audio || ep < 0)
+        bench_die("floor: out of memory or epoll");
+    for (uint32_t i = 0; i < TICK_FRAMES; i++)
+        audio[i] = (int16_t)((i * 37u) & 0xff);
+
+    /* connect, at most MAX_HANDSHAKES at a time */
+    enum { MAXEV = 256 };
+    struct epoll_event evs[MAXEV];
+    uint32_t started = 0, open = 0;
+    uint64_t deadline = bench_now_ms() + 120000;
+    while (open < n) {
+        while (started < n && started - open < MAX_HANDSHAKES)
+            start_connect(ep, &cs[started++], port);
+        int k = epoll_wait(ep, evs, MAXEV, 1000);
+        if (k < 0 && errno != EINTR)
+            bench_die("floor: epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < k; i++)
+            open += (uint32_t)on_handshake_event(ep, evs[i].data.ptr, port);
+        if (bench_now_ms() > deadline)
+            bench_die("floor: %u of %u connections open after 120 s", open, n);
+    }
+
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event te = {.events = EPOLLIN, .data.ptr = NULL};
+    if (tfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &te) != 0)
+        bench_die("floor: timerfd: %s", strerror(errno));
+    uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5), tick = 0;
+    uint64_t tick_ns = (uint64_t)TICK_FRAMES * 1000000000u / RATE;
+    static uint8_t sink[65536];
+    double cpu0 = bench_cpu_process_s();
+    struct itimerspec its = {.it_interval = {0, (long)tick_ns}, .it_value = {0, (long)tick_ns}};
+    timerfd_settime(tfd, 0, &its, NULL);
+    while (tick < ticks) {
+        int k = epoll_wait(ep, evs, MAXEV, -1);
+        if (k < 0 && errno != EINTR)
+            bench_die("floor: epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < k; i++) {
+            conn *c = evs[i].data.ptr;
+            if (!c) { /* the 20 ms tick: the application's audio for every connection */
+                uint64_t expirations = 0;
+                if (read(tfd, &expirations, sizeof expirations) != sizeof expirations)
+                    continue;
+                if (expirations > 1)
+                    r->late_ticks++;
+                for (uint64_t e = 0; e < expirations && tick < ticks; e++, tick++) {
+                    uint32_t slot = (uint32_t)(tick % TICKS_PER_CHUNK);
+                    for (uint32_t j = 0; j < n; j++) {
+                        memcpy(cs[j].chunk + slot * TICK_FRAMES * 2, audio, TICK_FRAMES * 2);
+                        if (slot == TICKS_PER_CHUNK - 1) {
+                            send_chunk(ep, &cs[j]);
+                            r->frames_sent++;
+                        }
+                    }
+                }
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT) {
+                flush(ep, c);
+                if (!c->out_len)
+                    set_events(ep, c, EPOLLIN);
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                ssize_t got;
+                while ((got = read(c->fd, sink, sizeof sink)) > 0)
+                    r->bytes_rx += (uint64_t)got;
+                if (got == 0 || (got < 0 && errno != EAGAIN))
+                    bench_die("floor: the server closed a connection");
+            }
+        }
+    }
+    r->cpu_s = bench_cpu_process_s() - cpu0;
+    r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
+    for (uint32_t i = 0; i < n; i++)
+        close(cs[i].fd);
+    close(tfd);
+    close(ep);
+    free(cs);
+    free(audio);
+}
