@@ -27,7 +27,14 @@ int steno__backfill_create(steno_session *s, uint32_t n)
     if (!s->bf)
         return STENO_ERR_NOMEM;
     s->n_bf = n;
+    /* A backfill connection sends at the provider's limit for seconds on end, where the live
+     * connection only bursts after a reconnect: network jitter that bunches its frames up
+     * (the provider clocks arrival, not sending) must not push it over. So it keeps 4 %
+     * under the speed and 1 s of burst in reserve. */
     steno__pacing_config pc = s->pacing.cfg;
+    pc.speed_permille = pc.speed_permille * 96u / 100u;
+    if (pc.burst_ms > 1000u)
+        pc.burst_ms = pc.burst_ms - 1000u > 500u ? pc.burst_ms - 1000u : 500u;
     for (uint32_t i = 0; i < n; i++) {
         steno__bf *b = &s->bf[i];
         b->s = s;
@@ -202,6 +209,14 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
     if (cls.verdict == STENO__DONE && b->closestream_sent) {
         finish_job(b, true);
         return;
+    }
+    if (info->close_code == 1008 && info->close_reason && strstr(info->close_reason, "RATE")) {
+        /* The provider clocked us too fast (jitter bunched frames up): the live connection
+         * is fine, the job's finals so far stand; retry it rather than fail the session. */
+        steno__log(c, STENO_LOG_WARN, "backfill: closed for its pace (%s); retrying",
+                   info->close_reason);
+        cls.verdict = STENO__RETRY;
+        cls.failure_class = STENO__FAILURE_SERVER;
     }
     if (!was_open && b->breaker_passed && s->ep && (b->is_probe || !s->breaker_counted)) {
         s->breaker_counted = true;
