@@ -119,6 +119,12 @@ void steno__breaker_on_success(steno__breaker *b, uint64_t now_ms)
     }
 }
 
+void steno__breaker_trip(steno__breaker *b, uint64_t now_ms)
+{
+    if (b && b->state == STENO__BREAKER_CLOSED)
+        open_at(b, now_ms);
+}
+
 void steno__breaker_on_failure(steno__breaker *b, uint64_t now_ms)
 {
     if (!b)

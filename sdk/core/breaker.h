@@ -93,6 +93,14 @@ void steno__breaker_on_success(steno__breaker *b, uint64_t now_ms);
  */
 void steno__breaker_on_failure(steno__breaker *b, uint64_t now_ms);
 
+/*
+ * Everyone using the endpoint is failing, though fewer of them than
+ * failure_threshold: CLOSED opens now, as if the threshold had been reached
+ * (the caller knows how many users there are; the breaker does not). Other
+ * states: ignored.
+ */
+void steno__breaker_trip(steno__breaker *b, uint64_t now_ms);
+
 /* The probe holder gave up without an outcome (session closed): free the slot. */
 void steno__breaker_probe_abandoned(steno__breaker *b);
 

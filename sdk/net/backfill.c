@@ -218,11 +218,8 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
         cls.verdict = STENO__RETRY;
         cls.failure_class = STENO__FAILURE_SERVER;
     }
-    if (!was_open && b->breaker_passed && s->ep && (b->is_probe || !s->breaker_counted)) {
-        s->breaker_counted = true;
-        steno__breaker_on_failure(&s->ep->breaker, now);
-        steno__client_breaker_report(c, s->ep);
-    }
+    if (!was_open && b->breaker_passed && s->ep)
+        steno__session_breaker_failure(s, b->is_probe, now);
     b->breaker_passed = b->is_probe = false;
     drop_conn(b);
     if (steno__verdict_is_fatal(cls.verdict)) {
@@ -416,10 +413,8 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
         b->holds_slot = false;
         steno__client_release_slot(c);
     }
-    if (b->breaker_passed && s->ep) {
-        steno__breaker_on_success(&s->ep->breaker, now);
-        steno__client_breaker_report(c, s->ep);
-    }
+    if (b->breaker_passed && s->ep)
+        steno__session_breaker_success(s, now);
     b->breaker_passed = b->is_probe = false;
     if (c->budget_on)
         steno__budget_on_success(&c->budget, &b->tok);

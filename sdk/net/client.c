@@ -178,6 +178,8 @@ static void service_wake(steno_client *c)
 
 void steno__client_session_gone(steno_client *c, steno_session *s)
 {
+    if (s->ep && s->ep->n_sessions)
+        s->ep->n_sessions--;
     for (steno_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;

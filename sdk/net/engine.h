@@ -84,6 +84,9 @@ typedef struct steno__endpoint {
     char *key;
     steno__breaker breaker;
     steno__metric *m_state;
+    uint32_t n_sessions; /* sessions on this endpoint */
+    uint32_t n_failing;  /* distinct sessions failing since the last success (epoch) */
+    uint64_t epoch;      /* bumped by every success */
 } steno__endpoint;
 
 typedef struct steno__evnode steno__evnode;
@@ -154,7 +157,7 @@ struct steno_session {
     bool in_cq;
     bool primary_wants_slot;   /* in the connect queue for the live connection */
     bool primary_breaker_wait; /* the live connection waits for the breaker */
-    bool breaker_counted;      /* a failure of this outage already counted toward the breaker */
+    uint64_t breaker_epoch;    /* ep->epoch + 1 when a failure of this outage counted */
     steno__link link;          /* the live connection's */
 
     /* immutable after open */
@@ -329,6 +332,9 @@ void steno__session_fail(steno_session *s, steno_status status, int http_status,
 /* A free connect slot, if any: true and the slot is held. Else the session is
  * queued and kicked when one frees up. */
 bool steno__session_take_slot(steno_session *s);
+/* A connection attempt that passed the breaker failed / succeeded (see session.c). */
+void steno__session_breaker_failure(steno_session *s, bool probe, uint64_t now);
+void steno__session_breaker_success(steno_session *s, uint64_t now);
 /* Session credential for a new connection into buf (token callback or key). */
 steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, char *msg,
                                        size_t msglen);

@@ -409,15 +409,10 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
          * and one session's own backoff already paces it. Counting each of its retries would
          * let a single session open the breaker in seconds and stretch a short outage by
          * the breaker's open time. */
-        if (s->breaker_passed && s->ep && !s->is_probe && s->breaker_counted) {
-            s->breaker_passed = false;
-        } else if (s->breaker_passed && s->ep) {
-            s->breaker_counted = true;
-            steno__breaker_on_failure(&s->ep->breaker, now);
-            s->breaker_passed = false;
-            s->is_probe = false;
-            steno__client_breaker_report(c, s->ep);
-        }
+        if (s->breaker_passed && s->ep)
+            steno__session_breaker_failure(s, s->is_probe, now);
+        s->breaker_passed = false;
+        s->is_probe = false;
     } else {
         steno__counter_inc(c->m.disconnects);
     }
@@ -572,6 +567,42 @@ steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, 
         snprintf(buf, cap, "%s", s->api_key);
     }
     return STENO_OK;
+}
+
+/*
+ * The endpoint's breaker hears of a session's failed attempt. A probe's
+ * failure always counts. Otherwise a session counts once until the endpoint
+ * next sees a success: the breaker is there to stop many sessions from
+ * storming an endpoint, and one session's own backoff already paces it;
+ * counting each of its retries would let one session open the breaker in
+ * seconds and stretch a short outage by the open period. When every session
+ * on the endpoint (two or more) is failing, it opens even below the
+ * threshold: a handful of sessions must not drain the client's retry budget.
+ */
+void steno__session_breaker_failure(steno_session *s, bool probe, uint64_t now)
+{
+    steno__endpoint *ep = s->ep;
+    if (probe) {
+        steno__breaker_on_failure(&ep->breaker, now);
+    } else {
+        if (s->breaker_epoch == ep->epoch + 1)
+            return;
+        s->breaker_epoch = ep->epoch + 1;
+        ep->n_failing++;
+        steno__breaker_on_failure(&ep->breaker, now);
+        if (ep->n_sessions >= 2 && ep->n_failing >= ep->n_sessions)
+            steno__breaker_trip(&ep->breaker, now);
+    }
+    steno__client_breaker_report(s->c, ep);
+}
+
+void steno__session_breaker_success(steno_session *s, uint64_t now)
+{
+    steno__endpoint *ep = s->ep;
+    steno__breaker_on_success(&ep->breaker, now);
+    ep->epoch++;
+    ep->n_failing = 0;
+    steno__client_breaker_report(s->c, ep);
 }
 
 bool steno__session_take_slot(steno_session *s)
@@ -833,13 +864,10 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         s->holds_slot = false;
         steno__client_release_slot(c);
     }
-    if (s->breaker_passed && s->ep) {
-        steno__breaker_on_success(&s->ep->breaker, now);
-        steno__client_breaker_report(c, s->ep);
-    }
+    if (s->breaker_passed && s->ep)
+        steno__session_breaker_success(s, now);
     s->breaker_passed = false;
     s->is_probe = false;
-    s->breaker_counted = false;
     if (c->budget_on) {
         steno__budget_on_success(&c->budget, &s->tok);
         steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
@@ -1457,6 +1485,7 @@ void steno__session_adopt(steno_session *s)
         fail_session(s, STENO_ERR_NOMEM, 0, 0, "out of memory creating the endpoint", "");
         return;
     }
+    s->ep->n_sessions++;
     try_connect(s);
 }
 

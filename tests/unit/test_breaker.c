@@ -344,6 +344,24 @@ static void test_state_names(void **state)
     assert_string_equal(steno__breaker_state_name((steno__breaker_state)42), "unknown");
 }
 
+static void test_trip_opens_a_closed_breaker_below_the_threshold(void **state)
+{
+    (void)state;
+    steno__breaker b = make(NULL);
+    fail_n(&b, 1000, 2); /* two of the five failures that would open it */
+    steno__breaker_trip(&b, 1000);
+    assert_int_equal(steno__breaker_get_state(&b), STENO__BREAKER_OPEN);
+    bool probe = false;
+    uint64_t retry_at = 0;
+    assert_int_not_equal(steno__breaker_allow(&b, 1001, &probe, &retry_at), STENO_OK);
+    assert_true(retry_at > 1001);
+    /* once open (or half-open) a trip changes nothing: the open period stays as it was */
+    uint64_t before = retry_at;
+    steno__breaker_trip(&b, 2000);
+    assert_int_not_equal(steno__breaker_allow(&b, 2001, &probe, &retry_at), STENO_OK);
+    assert_int_equal(retry_at, before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_script),
         cmocka_unit_test(test_open_until_saturates_near_the_end_of_time),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_trip_opens_a_closed_breaker_below_the_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
