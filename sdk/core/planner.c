@@ -18,6 +18,26 @@ void steno__planner_config_default(steno__planner_config *cfg, uint32_t sample_r
     cfg->finalize_frames = (uint64_t)sample_rate * 3 / 2;
     /* -45 dBFS RMS: room noise and breaths sit below it, voiced speech well above. */
     cfg->pause_level = 184;
+    /* twice the floor, up to -30 dBFS: LibriVox readings sit at 150-450 between words and
+     * 1,500-2,500 in them */
+    cfg->pause_over_noise_permille = 2000;
+    cfg->pause_level_max = 1036;
+}
+
+void steno__planner_note_level(steno__planner *p, uint32_t level)
+{
+    if (!p->noise || level < p->noise)
+        p->noise = level ? level : 1;
+    else
+        p->noise += (level - p->noise + 31) / 32;
+}
+
+uint32_t steno__planner_pause_threshold(const steno__planner *p)
+{
+    uint64_t rel = (uint64_t)p->noise * p->cfg.pause_over_noise_permille / 1000u;
+    if (rel > p->cfg.pause_level_max)
+        rel = p->cfg.pause_level_max;
+    return rel > p->cfg.pause_level ? (uint32_t)rel : p->cfg.pause_level;
 }
 
 void steno__planner_init(steno__planner *p, const steno__planner_config *cfg)
@@ -115,7 +135,7 @@ static uint64_t pick_cut(const steno__planner *p, const steno__boundary *b, size
             near_d = d;
             near = b[i].frame;
         }
-        if (b[i].level <= p->cfg.pause_level && d <= best_d) {
+        if (b[i].level <= steno__planner_pause_threshold(p) && d <= best_d) {
             best_d = d;
             best = b[i].frame;
         }
@@ -297,5 +317,5 @@ bool steno__planner_should_finalize(const steno__planner *p, uint64_t sent_end, 
     uint64_t pending = sent_end - live_fin;
     if (pending >= 2 * p->cfg.finalize_frames)
         return true;
-    return pending >= p->cfg.finalize_frames && tail_level <= p->cfg.pause_level;
+    return pending >= p->cfg.finalize_frames && tail_level <= steno__planner_pause_threshold(p);
 }

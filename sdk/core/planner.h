@@ -62,8 +62,13 @@ typedef struct steno__planner_config {
      * twice this. 0 = never. */
     uint64_t finalize_frames;
     /* A chunk boundary whose level (see steno__planner_boundary_level) is at
-     * most this is a pause. */
+     * most this is a pause, whatever the noise floor. */
     uint32_t pause_level;
+    /* Above the noise floor: a boundary at most pause_over_noise_permille of
+     * the tracked floor (and at most pause_level_max) is a pause too, since
+     * real recordings rarely get below -45 dBFS between words. */
+    uint32_t pause_over_noise_permille;
+    uint32_t pause_level_max;
 } steno__planner_config;
 
 typedef struct steno__planner {
@@ -72,6 +77,7 @@ typedef struct steno__planner {
     uint32_t njobs;
     uint32_t next_id;
     uint64_t jobs_created, jobs_split, seams_at_pause, seams_forced;
+    uint32_t noise; /* tracked noise floor (boundary level units); 0 = none yet */
 } steno__planner;
 
 /* Fills cfg with the defaults for this audio: 1 backfill connection, backlog
@@ -92,6 +98,15 @@ void steno__planner_init(steno__planner *p, const steno__planner_config *cfg);
 uint32_t steno__planner_boundary_level(const int16_t *before, uint32_t frames_before,
                                        const int16_t *after, uint32_t frames_after,
                                        uint32_t channels, uint32_t sample_rate);
+
+/*
+ * The noise floor follows the quietest boundaries heard: it drops at once to
+ * a quieter level and rises by 1/32 of the way per boundary (about 3 s of
+ * 100 ms chunks to follow a noisier room), so speech hardly lifts it.
+ */
+void steno__planner_note_level(steno__planner *p, uint32_t level);
+/* The level at or under which a boundary is a pause now. */
+uint32_t steno__planner_pause_threshold(const steno__planner *p);
 
 /* A candidate seam: the frame of a chunk boundary and its level. */
 typedef struct steno__boundary {

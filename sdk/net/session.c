@@ -1253,6 +1253,8 @@ uint32_t steno__session_boundary_level(steno_session *s, uint64_t seq)
  */
 static void maybe_auto_finalize(steno_session *s, const steno__chunk *ch)
 {
+    /* the energy detector learns the room from every boundary the live audio crosses */
+    steno__planner_note_level(&s->plan, steno__session_boundary_level(s, ch->seq));
     if (!s->plan.cfg.finalize_frames || s->close_requested || s->switching ||
         !s->prov->finalize_text || s->auto_fin_pending)
         return;

@@ -603,6 +603,30 @@ static void test_split_that_would_overflow_the_table_makes_no_job(void **state)
     assert_int_equal(plan.live_from, at);
 }
 
+static void test_noise_floor_makes_quiet_boundaries_of_a_noisy_room_pauses(void **state)
+{
+    (void)state;
+    steno__planner_config c;
+    steno__planner_config_default(&c, 16000, 1600);
+    steno__planner p;
+    steno__planner_init(&p, &c);
+    /* nothing heard yet: only the absolute -45 dBFS counts */
+    assert_int_equal(steno__planner_pause_threshold(&p), c.pause_level);
+    /* a reading with a 300 floor between words and 2,000 in them */
+    for (int i = 0; i < 100; i++)
+        steno__planner_note_level(&p, i % 5 == 0 ? 300 : 2000);
+    uint32_t th = steno__planner_pause_threshold(&p);
+    assert_true(th >= 600 && th <= c.pause_level_max); /* about twice the floor */
+    assert_true(steno__planner_should_finalize(&p, 32000, 0, 350, false));
+    assert_false(steno__planner_should_finalize(&p, 32000, 0, 2000, false));
+    /* the floor drops at once to a quieter room; it never rises to speech level */
+    steno__planner_note_level(&p, 50);
+    assert_int_equal(steno__planner_pause_threshold(&p), c.pause_level);
+    for (int i = 0; i < 20; i++)
+        steno__planner_note_level(&p, 3000);
+    assert_true(steno__planner_pause_threshold(&p) <= c.pause_level_max);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_should_finalize_thresholds),
         cmocka_unit_test(test_full_job_table_replays_on_live),
         cmocka_unit_test(test_split_that_would_overflow_the_table_makes_no_job),
+        cmocka_unit_test(test_noise_floor_makes_quiet_boundaries_of_a_noisy_room_pauses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
