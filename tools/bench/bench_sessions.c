@@ -141,7 +141,8 @@ static void usage(void)
            "                      [--ring-chunks R] [--no-floor]\n"
            "One client, N sessions streaming real-time audio to steno-server --engine null\n"
            "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
-           "R: ring_chunks per session [100, the default: 10 s of 16 kHz mono].\n"
+           "R: ring_chunks per session [100: 10 s of 16 kHz mono, as in the published figures; the "
+           "session default is 200].\n"
            "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
            "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n");
 }
