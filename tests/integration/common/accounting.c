@@ -12,7 +12,8 @@ bool h_accounting_scan_backfill = true;
 
 typedef struct conn_info {
     const char *rid;
-    bool backfill_after;   /* its RECONNECTED handed the backlog to backfill: it starts at a seam */
+    bool backfill_after; /* its RECONNECTED handed the backlog to backfill: it starts at a seam */
+    uint32_t backfill_chunks;
     size_t ev_index;       /* its CONNECTED / RECONNECTED event */
     uint64_t ack_at_start; /* finals' high-water mark when it was established */
     bool base_known;
@@ -136,6 +137,8 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             conns[nconn].ack_at_start = acked;
             conns[nconn].backfill_after =
                 e->type == STENO_EVENT_RECONNECTED && e->backfill_chunks > 0;
+            conns[nconn].backfill_chunks =
+                e->type == STENO_EVENT_RECONNECTED ? e->backfill_chunks : 0;
             cur = (long)nconn++;
             continue;
         }
@@ -260,6 +263,15 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             if (ci->finals)
                 ERR("connection '%s' received no audio but produced %zu finals", ci->rid,
                     ci->finals);
+            if (ci->backfill_after) {
+                /* it died before sending, but its seam stands: the backlog's chunks went to
+                 * backfill, and the next live connection starts at the seam */
+                uint64_t from = ci->ack_at_start > seam_floor ? ci->ack_at_start : seam_floor;
+                uint64_t seam = from / chunk_frames * chunk_frames +
+                                (uint64_t)ci->backfill_chunks * chunk_frames;
+                if (seam > seam_floor)
+                    seam_floor = seam;
+            }
             continue;
         }
         acc.connections++;

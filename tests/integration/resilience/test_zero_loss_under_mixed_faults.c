@@ -132,12 +132,19 @@ int main(void)
         uint64_t acked = h_acked(&run.col);
         H_CHECK(h_producer_wait(&run.prod, (size_t)acked + RATE / 2, 60000 * h_slow()),
                 "producer stalled");
-        int conn = -1;
-        char name[32];
-        snprintf(name, sizeof name, "bh%d", i);
+        /* a blackhole silences every open proxy connection: the live one and any backfill
+         * connection still replaying an earlier backlog (the newest open one may be either) */
+        int bh_ids[16], n_bh = 0;
         if (f->kind == BLACKHOLE) {
-            conn = h_chaos_open_conn(&chaos);
-            H_CHECK(conn > 0, "no open proxy connection to blackhole");
+            cJSON *cj = h_http_ok(chaos.control_port, "GET", "/connections", NULL);
+            const cJSON *cc;
+            cJSON_ArrayForEach(cc, cj)
+            {
+                if (strcmp(h_jstr(cc, "state"), "open") == 0 && n_bh < 16)
+                    bh_ids[n_bh++] = (int)h_jnum(cc, "id", -1);
+            }
+            cJSON_Delete(cj);
+            H_CHECK(n_bh > 0, "no open proxy connection to blackhole");
         }
         f->t_wall = h_wall_s();
         f->t_ms = h_now_ms();
@@ -149,8 +156,10 @@ int main(void)
             h_fault(&srv, "{\"action\":\"close\",\"code\":1011,\"reason\":\"NET-0000\"}");
             break;
         case BLACKHOLE:
-            h_toxic_add(&chaos, "{\"name\":\"%s\",\"type\":\"blackhole\",\"connection\":%d}", name,
-                        conn);
+            for (int b = 0; b < n_bh; b++)
+                h_toxic_add(&chaos,
+                            "{\"name\":\"bh%d_%d\",\"type\":\"blackhole\",\"connection\":%d}", i,
+                            bh_ids[b], bh_ids[b]);
             break;
         case REJECT503:
             h_fault(&srv, "{\"reject_next\":2,\"status\":503}");
@@ -172,8 +181,11 @@ int main(void)
                 "fault %d (%s): no RECONNECTED within 30 s", i + 1, kind_names[f->kind]);
         H_CHECK(!h_ended(&run.col), "fault %d (%s): the session ended", i + 1, kind_names[f->kind]);
         reconnects++;
-        if (f->kind == BLACKHOLE)
+        for (int b = 0; b < n_bh; b++) {
+            char name[32];
+            snprintf(name, sizeof name, "bh%d_%d", i, bh_ids[b]);
             h_toxic_remove(&chaos, name);
+        }
         if (f->kind == STALL)
             h_fault(&srv, "{\"action\":\"unstall\"}");
         pthread_mutex_lock(&run.col.mu);
