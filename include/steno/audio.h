@@ -31,15 +31,15 @@ extern "C" {
 
 /* One level measurement over a window of audio (what a level meter shows). */
 typedef struct steno_audio_level {
-    float rms;              /* 0..1, root mean square of the window (full scale = 1) */
-    float peak;             /* 0..1, largest absolute sample */
-    float rms_dbfs;         /* 20 log10(rms), -120 for digital silence */
-    float peak_dbfs;        /* 20 log10(peak), -120 for digital silence */
-    uint64_t first_sample;  /* the window's first frame on the session's timeline of written
-                               audio (muted audio is not counted) */
-    uint32_t frames;        /* frames in the window (0: nothing was captured in this period) */
-    uint64_t overflows;     /* input overflows reported by the device so far */
-    int muted;              /* 1 while the microphone is muted */
+    float rms;             /* 0..1, root mean square of the window (full scale = 1) */
+    float peak;            /* 0..1, largest absolute sample */
+    float rms_dbfs;        /* 20 log10(rms), -120 for digital silence */
+    float peak_dbfs;       /* 20 log10(peak), -120 for digital silence */
+    uint64_t first_sample; /* the window's first frame on the session's timeline of written
+                              audio (muted audio is not counted) */
+    uint32_t frames;       /* frames in the window (0: nothing was captured in this period) */
+    uint64_t overflows;    /* input overflows reported by the device so far */
+    int muted;             /* 1 while the microphone is muted */
 } steno_audio_level;
 
 /* Level callback. Runs on the microphone's own level thread (never on the capture thread);
@@ -49,10 +49,10 @@ typedef void (*steno_level_fn)(void *user, const steno_audio_level *level);
 /* ---- capture devices ---- */
 
 typedef struct steno_audio_device {
-    int index;                  /* PortAudio device index, what steno_mic_config.device takes */
-    char name[128];             /* the device's name */
-    char host_api[32];          /* "ALSA", "JACK", ... */
-    int max_input_channels;     /* 0: playback only */
+    int index;              /* PortAudio device index, what steno_mic_config.device takes */
+    char name[128];         /* the device's name */
+    char host_api[32];      /* "ALSA", "JACK", ... */
+    int max_input_channels; /* 0: playback only */
     int max_output_channels;
     double default_sample_rate; /* Hz */
     int is_default_input;       /* 1 for the default input device */
@@ -132,7 +132,7 @@ steno_status steno_mic_set_muted(steno_mic *m, int muted);
 int steno_mic_muted(const steno_mic *m);
 
 typedef struct steno_mic_stats {
-    uint32_t sample_rate;     /* capture format actually opened */
+    uint32_t sample_rate; /* capture format actually opened */
     uint32_t channels;
     uint64_t callbacks;       /* capture callbacks run */
     uint64_t frames_captured; /* device frames received, muted ones included */
@@ -160,8 +160,8 @@ typedef struct steno_source steno_source;
 typedef struct steno_source_info {
     uint32_t sample_rate; /* the source's own rate and channels */
     uint32_t channels;
-    uint64_t frames;      /* length in the source's frames, 0 when unknown (a stream) */
-    char format[96];      /* e.g. "FLAC (Free Lossless Audio Codec), Signed 16 bit PCM" */
+    uint64_t frames; /* length in the source's frames, 0 when unknown (a stream) */
+    char format[96]; /* e.g. "FLAC (Free Lossless Audio Codec), Signed 16 bit PCM" */
 } steno_source_info;
 
 /*
@@ -177,8 +177,7 @@ steno_status steno_source_open_file(const char *path, uint32_t out_rate, steno_s
 /* Raw signed 16-bit little-endian PCM, interleaved, read from fd (e.g. 0 for
  * stdin) at in_rate (8000..192000) with in_channels (1..64). */
 steno_status steno_source_open_raw(int fd, uint32_t in_rate, uint32_t in_channels,
-                                   uint32_t out_rate, steno_source **out, char *err,
-                                   size_t errlen);
+                                   uint32_t out_rate, steno_source **out, char *err, size_t errlen);
 
 void steno_source_info_get(const steno_source *src, steno_source_info *out);
 
@@ -191,18 +190,19 @@ steno_status steno_source_read(steno_source *src, int16_t *out, size_t max_frame
 
 /* feed pacing: STENO_FEED_REAL_TIME writes at the audio's own pace (like a
  * microphone); STENO_FEED_AS_ACCEPTED writes as fast as the provider
- * accepts: ahead of real time, but never more than max_buffered_ms of audio
- * that the provider has not yet finalized, so the ring cannot overflow
- * even through an outage. */
+ * accepts: it stays at most max_ahead_ms ahead of what the session has sent
+ * (the session sends at the provider's pace, Deepgram 1.25x real time) and
+ * holds while the session is (re)connecting, so a file never fills the ring
+ * through an outage. */
 #define STENO_FEED_REAL_TIME 1.0
 #define STENO_FEED_AS_ACCEPTED 0.0
 
 typedef struct steno_feed_config {
-    double speed;             /* multiple of real time (0 < speed <= 100), or
-                                 STENO_FEED_AS_ACCEPTED [STENO_FEED_REAL_TIME] */
-    uint32_t block_ms;        /* audio per write [20] (1..1000) */
-    uint32_t max_buffered_ms; /* STENO_FEED_AS_ACCEPTED only: unfinalized audio allowed
-                                 [5000]; keep it under ring_chunks * chunk_ms */
+    double speed;          /* multiple of real time (0 < speed <= 100), or
+                              STENO_FEED_AS_ACCEPTED [STENO_FEED_REAL_TIME] */
+    uint32_t block_ms;     /* audio per write [20] (1..1000) */
+    uint32_t max_ahead_ms; /* STENO_FEED_AS_ACCEPTED only: audio written but not yet sent
+                              [1000] */
     /* Called after every block with the frames written so far (out_rate);
      * return nonzero to stop feeding early (e.g. on Ctrl-C). */
     int (*on_block)(void *user, uint64_t frames_written);

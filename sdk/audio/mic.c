@@ -1,5 +1,6 @@
 /* mic: PortAudio capture into a session, with mute, overflow counts and level events. */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -65,11 +66,29 @@ static void alsa_silent(const char *file, int line, const char *fn, int err, con
 }
 #endif
 
+static void jack_silent(const char *msg) {}
+
+/* PortAudio's JACK backend opens a client to probe for a server, and libjack
+ * prints its failures before PortAudio installs its own (quiet) handler. The
+ * handlers are looked up at run time so steno does not link libjack itself. */
+static void silence_jack(void)
+{
+    typedef void (*setter)(void (*)(const char *));
+    static const char *const names[] = {"jack_set_error_function", "jack_set_info_function"};
+    for (size_t i = 0; i < 2; i++) {
+        setter set;
+        *(void **)&set = dlsym(RTLD_DEFAULT, names[i]);
+        if (set)
+            set(jack_silent);
+    }
+}
+
 static PaError audio_init(void)
 {
 #ifdef STENO_HAVE_ALSA
     snd_lib_error_set_handler(alsa_silent);
 #endif
+    silence_jack();
     return Pa_Initialize();
 }
 
@@ -291,8 +310,7 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
         c.level_ms = 50;
     if (c.session_rate < 8000 || c.session_rate > 192000 || c.resample_quality < 1 ||
         c.resample_quality > 10 || c.level_ms < 10 || c.level_ms > 1000 ||
-        (c.sample_rate && (c.sample_rate < 8000 || c.sample_rate > 192000)) ||
-        c.channels > 64) {
+        (c.sample_rate && (c.sample_rate < 8000 || c.sample_rate > 192000)) || c.channels > 64) {
         set_err(err, errlen,
                 "microphone config: session_rate and sample_rate 8000..192000, channels "
                 "0..64, resample_quality 1..10, level_ms 10..1000");
@@ -317,8 +335,8 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
     m->session = session;
     m->session_rate = c.session_rate;
     m->rate = c.sample_rate ? c.sample_rate : (uint32_t)(di->defaultSampleRate + 0.5);
-    m->channels = c.channels ? c.channels
-                             : (uint32_t)(di->maxInputChannels < 2 ? di->maxInputChannels : 2);
+    m->channels =
+        c.channels ? c.channels : (uint32_t)(di->maxInputChannels < 2 ? di->maxInputChannels : 2);
     snprintf(m->name, sizeof m->name, "%s", di->name);
     uint32_t fpb = c.frames_per_buffer ? c.frames_per_buffer : m->rate / 100;
     m->max_in = fpb;
@@ -360,8 +378,8 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
     if (pe == paNoError)
         pe = Pa_OpenStream(&m->stream, &in, NULL, m->rate, fpb, paNoFlag, on_audio, m);
     if (pe != paNoError) {
-        set_err(err, errlen, "audio device '%s' cannot capture %u channel(s) at %u Hz: %s",
-                m->name, m->channels, m->rate, Pa_GetErrorText(pe));
+        set_err(err, errlen, "audio device '%s' cannot capture %u channel(s) at %u Hz: %s", m->name,
+                m->channels, m->rate, Pa_GetErrorText(pe));
         st = STENO_ERR_FORMAT;
         m->stream = NULL;
         goto fail;

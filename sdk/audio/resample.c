@@ -18,8 +18,8 @@ steno_status steno__resampler_open(uint32_t in_rate, uint32_t channels, uint32_t
                                    size_t max_in_frames, int quality, steno__resampler **out)
 {
     *out = NULL;
-    if (in_rate < 1000 || out_rate < 1000 || channels < 1 || channels > 64 ||
-        max_in_frames == 0 || quality < 0 || quality > 10)
+    if (in_rate < 1000 || out_rate < 1000 || channels < 1 || channels > 64 || max_in_frames == 0 ||
+        quality < 0 || quality > 10)
         return STENO_ERR_INVALID_ARG;
     steno__resampler *r = calloc(1, sizeof *r);
     if (!r)
@@ -56,8 +56,7 @@ size_t steno__resampler_out_max(const steno__resampler *r)
     return r->out_max;
 }
 
-static size_t run(steno__resampler *r, const int16_t *mono, size_t frames, int16_t *out,
-                  size_t cap)
+static size_t run(steno__resampler *r, const int16_t *mono, size_t frames, int16_t *out, size_t cap)
 {
     if (!r->st) {
         size_t n = frames < cap ? frames : cap;
@@ -77,8 +76,7 @@ static size_t run(steno__resampler *r, const int16_t *mono, size_t frames, int16
     return made;
 }
 
-size_t steno__resampler_process(steno__resampler *r, const int16_t *in, size_t frames,
-                                int16_t *out)
+size_t steno__resampler_process(steno__resampler *r, const int16_t *in, size_t frames, int16_t *out)
 {
     if (frames > r->max_in)
         frames = r->max_in;

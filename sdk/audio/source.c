@@ -95,8 +95,9 @@ steno_status steno_source_open_file(const char *path, uint32_t out_rate, steno_s
         return STENO_ERR_FORMAT;
     }
     if (fi.channels < 1 || fi.channels > 64 || !rate_ok((uint32_t)fi.samplerate)) {
-        set_err(err, errlen, "'%s' has %d channel(s) at %d Hz; steno takes 1..64 at 8000..192000 Hz",
-                path, fi.channels, fi.samplerate);
+        set_err(err, errlen,
+                "'%s' has %d channel(s) at %d Hz; steno takes 1..64 at 8000..192000 Hz", path,
+                fi.channels, fi.samplerate);
         sf_close(s->sf);
         free(s);
         return STENO_ERR_FORMAT;
@@ -106,23 +107,20 @@ steno_status steno_source_open_file(const char *path, uint32_t out_rate, steno_s
     s->info.frames = fi.frames > 0 ? (uint64_t)fi.frames : 0;
     SF_FORMAT_INFO major = {.format = fi.format & SF_FORMAT_TYPEMASK};
     SF_FORMAT_INFO sub = {.format = fi.format & SF_FORMAT_SUBMASK};
-    const char *mj = sf_command(NULL, SFC_GET_FORMAT_INFO, &major, sizeof major) == 0
-                         ? major.name
-                         : "audio";
+    const char *mj =
+        sf_command(NULL, SFC_GET_FORMAT_INFO, &major, sizeof major) == 0 ? major.name : "audio";
     const char *sb = sf_command(NULL, SFC_GET_FORMAT_INFO, &sub, sizeof sub) == 0 ? sub.name : "";
     snprintf(s->info.format, sizeof s->info.format, "%s%s%s", mj, *sb ? ", " : "", sb);
     return finish_open(s, out_rate, out, err, errlen);
 }
 
 steno_status steno_source_open_raw(int fd, uint32_t in_rate, uint32_t in_channels,
-                                   uint32_t out_rate, steno_source **out, char *err,
-                                   size_t errlen)
+                                   uint32_t out_rate, steno_source **out, char *err, size_t errlen)
 {
     if (!out)
         return STENO_ERR_INVALID_ARG;
     *out = NULL;
-    if (fd < 0 || !rate_ok(in_rate) || !rate_ok(out_rate) || in_channels < 1 ||
-        in_channels > 64) {
+    if (fd < 0 || !rate_ok(in_rate) || !rate_ok(out_rate) || in_channels < 1 || in_channels > 64) {
         set_err(err, errlen,
                 "raw PCM needs a readable descriptor, a rate in 8000..192000 Hz and 1..64 "
                 "channels (got rate %u, %u channel(s))",
@@ -231,7 +229,7 @@ void steno_feed_config_init(steno_feed_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->speed = STENO_FEED_REAL_TIME;
     cfg->block_ms = 20;
-    cfg->max_buffered_ms = 5000;
+    cfg->max_ahead_ms = 1000;
 }
 
 static void add_ns(struct timespec *t, long long ns)
@@ -247,13 +245,21 @@ static void sleep_until(const struct timespec *t)
     }
 }
 
-static uint64_t unfinalized(steno_session *session)
+/* Frames written but not yet sent live, or -1 while the session has no connection to send
+ * on. Replays are sent again, so they are taken out of the sent count. */
+static int64_t unsent(steno_session *session)
 {
     steno_session_stats st;
     if (steno_session_stats_get(session, &st) != STENO_OK)
         return 0;
-    uint64_t gone = st.samples_acked + st.samples_dropped + st.samples_evicted;
-    return st.samples_written > gone ? st.samples_written - gone : 0;
+    if (st.state == STENO_STATE_CONNECTING || st.state == STENO_STATE_RECONNECTING ||
+        st.state == STENO_STATE_IDLE)
+        return -1;
+    uint64_t per_chunk = st.chunks_sent ? st.samples_sent / st.chunks_sent : 0;
+    uint64_t replayed = st.chunks_replayed * per_chunk;
+    uint64_t live = st.samples_sent > replayed ? st.samples_sent - replayed : 0;
+    uint64_t gone = st.samples_dropped;
+    return st.samples_written > live + gone ? (int64_t)(st.samples_written - live - gone) : 0;
 }
 
 steno_status steno_source_feed(steno_source *src, steno_session *session,
@@ -274,7 +280,7 @@ steno_status steno_source_feed(steno_source *src, steno_session *session,
     if (!pcm)
         return STENO_ERR_NOMEM;
     const int as_accepted = cfg->speed == STENO_FEED_AS_ACCEPTED;
-    const uint64_t max_buffered = (uint64_t)src->out_rate * cfg->max_buffered_ms / 1000;
+    const int64_t max_ahead = (int64_t)src->out_rate * cfg->max_ahead_ms / 1000;
     /* Real time is kept on an absolute clock, so the stream neither drifts nor bursts. */
     const long long block_ns = as_accepted ? 0 : (long long)(cfg->block_ms * 1e6 / cfg->speed);
     struct timespec next;
@@ -287,15 +293,19 @@ steno_status steno_source_feed(steno_source *src, steno_session *session,
         if (rc != STENO_OK || got == 0)
             break;
         if (as_accepted) {
-            /* The ring frees space only as finals arrive: wait for them rather
-             * than overflow it (an outage then just holds the feed). */
-            while (unfinalized(session) + got > max_buffered) {
-                clock_gettime(CLOCK_MONOTONIC, &next);
-                add_ns(&next, 10000000LL);
-                sleep_until(&next);
+            /* The session sends at the provider's pace: keep just ahead of it,
+             * and hold while it has no connection (the ring is for outages a
+             * live source cannot avoid, not for a file that can wait). */
+            for (;;) {
                 steno_session_state ss = steno_session_state_get(session);
                 if (ss == STENO_STATE_FAILED || ss == STENO_STATE_CLOSED)
                     break;
+                int64_t ahead = unsent(session);
+                if (ahead >= 0 && ahead + (int64_t)got <= max_ahead)
+                    break;
+                clock_gettime(CLOCK_MONOTONIC, &next);
+                add_ns(&next, 10000000LL);
+                sleep_until(&next);
             }
         }
         steno_status w = steno_session_write(session, pcm, got);
