@@ -16,6 +16,7 @@
 #endif
 
 #include "level.h"
+#include "prefault.h"
 #include "resample.h"
 #include "steno/audio.h"
 
@@ -347,14 +348,14 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
                 m->session_rate, steno_strerror(st));
         goto fail;
     }
-    m->out = malloc(steno__resampler_out_max(m->rs) * sizeof *m->out);
+    m->out = calloc(steno__resampler_out_max(m->rs), sizeof *m->out);
     if (!m->out) {
         st = STENO_ERR_NOMEM;
         goto fail;
     }
+    steno__prefault(m->out, steno__resampler_out_max(m->rs) * sizeof *m->out);
     if (c.on_level) {
-        /* one second of audio, a power of two, touched now so the callback
-         * never takes a page fault on it */
+        /* one second of audio (a power of two) */
         uint64_t cap = 1;
         while (cap < m->session_rate)
             cap <<= 1;
@@ -363,6 +364,7 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
             st = STENO_ERR_NOMEM;
             goto fail;
         }
+        steno__prefault(m->lv_buf, cap * sizeof *m->lv_buf);
         m->lv_mask = cap - 1;
         m->on_level = c.on_level;
         m->level_user = c.level_user;

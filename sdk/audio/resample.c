@@ -1,5 +1,6 @@
 /* resample: mix interleaved 16-bit PCM down to mono and convert its rate with speexdsp. */
 #include "resample.h"
+#include "prefault.h"
 
 #include <speex/speex_resampler.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@ steno_status steno__resampler_open(uint32_t in_rate, uint32_t channels, uint32_t
         steno__resampler_close(r);
         return STENO_ERR_NOMEM;
     }
+    steno__prefault(r->mono, max_in_frames * sizeof *r->mono);
+    steno__prefault(r->zeros, max_in_frames * sizeof *r->zeros);
     if (in_rate != out_rate) {
         int e = 0;
         r->st = speex_resampler_init(1, in_rate, out_rate, quality, &e);
