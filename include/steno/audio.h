@@ -191,18 +191,24 @@ steno_status steno_source_read(steno_source *src, int16_t *out, size_t max_frame
 /* feed pacing: STENO_FEED_REAL_TIME writes at the audio's own pace (like a
  * microphone); STENO_FEED_AS_ACCEPTED writes as fast as the provider
  * accepts: it stays at most max_ahead_ms ahead of what the session has sent
- * (the session sends at the provider's pace, Deepgram 1.25x real time) and
- * holds while the session is (re)connecting, so a file never fills the ring
- * through an outage. */
+ * (the session sends at the provider's pace, Deepgram 1.25x real time),
+ * holds while the session is (re)connecting, and keeps the audio awaiting a
+ * final under max_unacked_ms, so a file never overflows the ring, even
+ * through an outage or a recognizer that lags. When all of it was sent and
+ * no final came for a second, it asks the provider to finalize
+ * (steno_session_finalize). */
 #define STENO_FEED_REAL_TIME 1.0
 #define STENO_FEED_AS_ACCEPTED 0.0
 
 typedef struct steno_feed_config {
-    double speed;          /* multiple of real time (0 < speed <= 100), or
-                              STENO_FEED_AS_ACCEPTED [STENO_FEED_REAL_TIME] */
-    uint32_t block_ms;     /* audio per write [20] (1..1000) */
-    uint32_t max_ahead_ms; /* STENO_FEED_AS_ACCEPTED only: audio written but not yet sent
-                              [1000] */
+    double speed;            /* multiple of real time (0 < speed <= 100), or
+                                STENO_FEED_AS_ACCEPTED [STENO_FEED_REAL_TIME] */
+    uint32_t block_ms;       /* audio per write [20] (1..1000) */
+    uint32_t max_ahead_ms;   /* STENO_FEED_AS_ACCEPTED only: audio written but not yet sent
+                                [1000] */
+    uint32_t max_unacked_ms; /* STENO_FEED_AS_ACCEPTED only: audio written but not yet
+                                covered by a final [8000]; keep it under the session's
+                                ring_chunks * chunk_ms (10 s by default) */
     /* Called after every block with the frames written so far (out_rate);
      * return nonzero to stop feeding early (e.g. on Ctrl-C). */
     int (*on_block)(void *user, uint64_t frames_written);

@@ -230,6 +230,7 @@ void steno_feed_config_init(steno_feed_config *cfg)
     cfg->speed = STENO_FEED_REAL_TIME;
     cfg->block_ms = 20;
     cfg->max_ahead_ms = 1000;
+    cfg->max_unacked_ms = 8000;
 }
 
 static void add_ns(struct timespec *t, long long ns)
@@ -245,21 +246,35 @@ static void sleep_until(const struct timespec *t)
     }
 }
 
-/* Frames written but not yet sent live, or -1 while the session has no connection to send
- * on. Replays are sent again, so they are taken out of the sent count. */
-static int64_t unsent(steno_session *session)
+/* Where the session stands, for the as-accepted pace: frames written but not yet sent live
+ * (-1 while it has no connection to send on) and frames not yet covered by a final. Replays
+ * are sent again, so they are taken out of the sent count. */
+typedef struct backlog {
+    int64_t unsent;
+    uint64_t unacked;
+    uint64_t acked;
+} backlog;
+
+static backlog backlog_of(steno_session *session)
 {
+    backlog b = {0};
     steno_session_stats st;
     if (steno_session_stats_get(session, &st) != STENO_OK)
-        return 0;
+        return b;
+    uint64_t gone = st.samples_acked + st.samples_dropped + st.samples_evicted;
+    b.acked = gone;
+    b.unacked = st.samples_written > gone ? st.samples_written - gone : 0;
     if (st.state == STENO_STATE_CONNECTING || st.state == STENO_STATE_RECONNECTING ||
-        st.state == STENO_STATE_IDLE)
-        return -1;
+        st.state == STENO_STATE_IDLE) {
+        b.unsent = -1;
+        return b;
+    }
     uint64_t per_chunk = st.chunks_sent ? st.samples_sent / st.chunks_sent : 0;
     uint64_t replayed = st.chunks_replayed * per_chunk;
     uint64_t live = st.samples_sent > replayed ? st.samples_sent - replayed : 0;
-    uint64_t gone = st.samples_dropped;
-    return st.samples_written > live + gone ? (int64_t)(st.samples_written - live - gone) : 0;
+    live += st.samples_dropped;
+    b.unsent = st.samples_written > live ? (int64_t)(st.samples_written - live) : 0;
+    return b;
 }
 
 steno_status steno_source_feed(steno_source *src, steno_session *session,
@@ -281,6 +296,7 @@ steno_status steno_source_feed(steno_source *src, steno_session *session,
         return STENO_ERR_NOMEM;
     const int as_accepted = cfg->speed == STENO_FEED_AS_ACCEPTED;
     const int64_t max_ahead = (int64_t)src->out_rate * cfg->max_ahead_ms / 1000;
+    const uint64_t max_unacked = (uint64_t)src->out_rate * cfg->max_unacked_ms / 1000;
     /* Real time is kept on an absolute clock, so the stream neither drifts nor bursts. */
     const long long block_ns = as_accepted ? 0 : (long long)(cfg->block_ms * 1e6 / cfg->speed);
     struct timespec next;
@@ -294,16 +310,32 @@ steno_status steno_source_feed(steno_source *src, steno_session *session,
             break;
         if (as_accepted) {
             /* The session sends at the provider's pace: keep just ahead of it,
-             * and hold while it has no connection (the ring is for outages a
-             * live source cannot avoid, not for a file that can wait). */
+             * hold while it has no connection, and keep what awaits a final
+             * within the ring (a file can wait; a microphone could not). A
+             * provider that finalizes only at pauses may hold a long
+             * utterance's final until more audio comes: once everything
+             * written was sent and no final came for a second, ask for one. */
+            uint64_t stalled_since = 0, last_acked = UINT64_MAX;
             for (;;) {
                 steno_session_state ss = steno_session_state_get(session);
                 if (ss == STENO_STATE_FAILED || ss == STENO_STATE_CLOSED)
                     break;
-                int64_t ahead = unsent(session);
-                if (ahead >= 0 && ahead + (int64_t)got <= max_ahead)
+                backlog b = backlog_of(session);
+                int room_ahead = b.unsent >= 0 && b.unsent + (int64_t)got <= max_ahead;
+                int room_ring = b.unacked + got <= max_unacked;
+                if (room_ahead && room_ring)
                     break;
                 clock_gettime(CLOCK_MONOTONIC, &next);
+                uint64_t now_ms = (uint64_t)next.tv_sec * 1000 + (uint64_t)next.tv_nsec / 1000000;
+                if (room_ahead && b.unsent == 0) {
+                    if (b.acked != last_acked) {
+                        last_acked = b.acked;
+                        stalled_since = now_ms;
+                    } else if (now_ms - stalled_since >= 1000) {
+                        steno_session_finalize(session);
+                        stalled_since = now_ms;
+                    }
+                }
                 add_ns(&next, 10000000LL);
                 sleep_until(&next);
             }

@@ -5,8 +5,10 @@ Environment (set by meson): STENO_SERVER, STENO_TRANSCRIBE, STENO_SOURCE_ROOT, a
 tests STENO_DICTATE, STENO_MAKE_AUDIO.
 """
 
+import ctypes
 import json
 import os
+import struct
 import subprocess
 import sys
 import urllib.request
@@ -67,8 +69,11 @@ class Server:
 
 
 def transcribe(*args, timeout=120, env=None, input=None):
-    return subprocess.run([os.environ["STENO_TRANSCRIBE"], *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, input=input)
+    """Runs steno-transcribe to its end; `input` (bytes) goes to its stdin."""
+    r = subprocess.run([os.environ["STENO_TRANSCRIBE"], *args], capture_output=True,
+                       timeout=timeout, env=env, input=input)
+    r.stdout, r.stderr = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    return r
 
 
 def start(*args, env=None):
@@ -105,6 +110,31 @@ def write_wav(path, pcm16k, rate=16000, channels=1):
         w.setframerate(rate)
         w.writeframes(data)
     return path
+
+
+class _SrcData(ctypes.Structure):
+    _fields_ = [("data_in", ctypes.POINTER(ctypes.c_float)),
+                ("data_out", ctypes.POINTER(ctypes.c_float)),
+                ("input_frames", ctypes.c_long), ("output_frames", ctypes.c_long),
+                ("input_frames_used", ctypes.c_long), ("output_frames_gen", ctypes.c_long),
+                ("end_of_input", ctypes.c_int), ("src_ratio", ctypes.c_double)]
+
+
+def band_limited_resample(pcm, rate_in, rate_out):
+    """Mono 16-bit PCM converted with libsamplerate's best sinc converter: an independent,
+    band-limited resampler (audioop's is linear and leaves images above the old Nyquist)."""
+    lib = ctypes.CDLL("libsamplerate.so.0")
+    n = len(pcm) // 2
+    samples = struct.unpack("<%dh" % n, pcm)
+    fin = (ctypes.c_float * n)(*[v / 32768.0 for v in samples])
+    m = int(n * rate_out / rate_in) + 64
+    fout = (ctypes.c_float * m)()
+    d = _SrcData(fin, fout, n, m, 0, 0, 1, rate_out / rate_in)
+    if lib.src_simple(ctypes.byref(d), 0, 1) != 0:  # 0: SRC_SINC_BEST_QUALITY
+        fail("libsamplerate failed")
+    out = [max(-32768, min(32767, int(round(fout[i] * 32768.0))))
+           for i in range(d.output_frames_gen)]
+    return struct.pack("<%dh" % len(out), *out)
 
 
 def run_tests(tests):
