@@ -48,14 +48,16 @@ static size_t fit_head(const char *s, size_t n)
 
 static void draw(live *l)
 {
+    /* Each line is cleared on its own (ESC[K): clearing to the end of the screen from its
+     * top-left corner makes some terminals (tmux) push the screen into their history. */
     size_t cols = columns(l->tty) - 1;
-    fputs("\r\033[J", l->tty);
+    fputs("\r\033[K", l->tty);
     if (l->interim[0]) {
         /* the newest words matter: show the end of a long interim */
         size_t start, len = fit_tail(l->interim, cols, &start);
         fprintf(l->tty, DIM "%.*s" RESET, (int)len, l->interim + start);
     }
-    fputs("\n", l->tty);
+    fputs("\n\r\033[K", l->tty);
     fprintf(l->tty, DIM "%.*s" RESET, (int)fit_head(l->status, cols), l->status);
     fputs("\033[1A\r", l->tty);
     fflush(l->tty);
@@ -72,7 +74,7 @@ void live_init(live *l, FILE *tty)
 void live_commit(live *l, const char *text)
 {
     l->interim[0] = '\0';
-    fprintf(l->tty, "\r\033[J%s\n", text);
+    fprintf(l->tty, "\r\033[K%s\n", text);
     draw(l);
 }
 
@@ -94,7 +96,7 @@ void live_end(live *l)
 {
     if (!l->active)
         return;
-    fputs("\r\033[J", l->tty);
+    fputs("\r\033[K\n\033[K\033[1A\r", l->tty);
     fflush(l->tty);
     l->active = 0;
 }

@@ -59,7 +59,7 @@ static void on_signal(int sig)
         return;
     }
     /* the second Ctrl-C: no drain, but leave the terminal and the server tidy */
-    static const char msg[] = "\r\033[J\nsteno-transcribe: aborted\n";
+    static const char msg[] = "\r\033[K\nsteno-transcribe: aborted\n";
     if (atomic_load(&live_on) && write(1, "\033[0m", 4) < 0) {
     }
     if (write(2, msg, sizeof msg - 1) < 0) {

@@ -31,8 +31,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "make_audio: %s: %s\n", argv[1], sf_strerror(NULL));
         return 1;
     }
-    SF_INFO out_info = {.samplerate = in_info.samplerate, .channels = in_info.channels,
-                        .format = format};
+    SF_INFO out_info = {
+        .samplerate = in_info.samplerate, .channels = in_info.channels, .format = format};
     if (!sf_format_check(&out_info))
         return 77;
     SNDFILE *out = sf_open(argv[2], SFM_WRITE, &out_info);
