@@ -74,7 +74,8 @@ void live_init(live *l, FILE *tty)
 void live_commit(live *l, const char *text)
 {
     l->interim[0] = '\0';
-    fprintf(l->tty, "\r\033[K%s\n", text);
+    /* clear the status line too: a final longer than the terminal wraps onto it */
+    fprintf(l->tty, "\r\033[K\n\033[K\033[1A\r%s\n", text);
     draw(l);
 }
 
