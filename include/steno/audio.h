@@ -115,6 +115,11 @@ void steno_mic_config_init(steno_mic_config *cfg);
 steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session, steno_mic **out,
                             char *err, size_t errlen);
 
+/* Sets the session the audio goes to (NULL: none), e.g. when the device was
+ * opened first to fail fast on a bad one. Only while stopped: STENO_ERR_STATE
+ * while capturing. */
+steno_status steno_mic_attach(steno_mic *m, steno_session *session);
+
 /* Starts / stops capture (stop waits until the callback has returned for good,
  * so the session may then be finalized or closed from the caller's thread). */
 steno_status steno_mic_start(steno_mic *m);

@@ -437,14 +437,13 @@ int main(int argc, char **argv)
         mc.session_rate = sc.sample_rate;
         mc.on_level = on_level;
         mc.level_user = &r;
-        /* the mic is opened before the session exists; it is attached below */
+        /* the device is opened first, so a bad one costs no handshake; the
+         * session is attached once it exists */
         steno_status st = steno_mic_open(&mc, NULL, &r.mic, err, sizeof err);
         if (st != STENO_OK) {
             fprintf(stderr, "steno-transcribe: %s\n", err);
             return st == STENO_ERR_CONFIG || st == STENO_ERR_FORMAT ? EXIT_INPUT : EXIT_OTHER;
         }
-        steno_mic_close(r.mic); /* only a check: reopened with the session */
-        r.mic = NULL;
     }
 
     if (a.local && !sc.url) {
@@ -504,19 +503,11 @@ int main(int argc, char **argv)
     events_started = 1;
 
     if (a.input == IN_MIC) {
-        steno_mic_config mc;
-        steno_mic_config_init(&mc);
-        mc.device = a.device;
-        mc.sample_rate = a.mic_rate;
-        mc.session_rate = sc.sample_rate;
-        mc.on_level = on_level;
-        mc.level_user = &r;
-        steno_status st = steno_mic_open(&mc, session, &r.mic, err, sizeof err);
+        steno_status st = steno_mic_attach(r.mic, session);
         if (st == STENO_OK)
             st = steno_mic_start(r.mic);
         if (st != STENO_OK) {
-            fprintf(stderr, "steno-transcribe: microphone: %s\n",
-                    err[0] ? err : steno_strerror(st));
+            fprintf(stderr, "steno-transcribe: microphone: %s\n", steno_strerror(st));
             status = EXIT_INPUT;
         } else {
             steno_mic_stats ms;

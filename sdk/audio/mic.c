@@ -393,6 +393,16 @@ fail:
     return st;
 }
 
+steno_status steno_mic_attach(steno_mic *m, steno_session *session)
+{
+    if (!m)
+        return STENO_ERR_INVALID_ARG;
+    if (m->started)
+        return STENO_ERR_STATE;
+    m->session = session; /* the callback thread starts after this (Pa_StartStream) */
+    return STENO_OK;
+}
+
 steno_status steno_mic_start(steno_mic *m)
 {
     if (!m)

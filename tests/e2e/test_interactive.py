@@ -102,10 +102,13 @@ def test_interim_replaced_in_place_and_ctrl_c_drains():
     finals = [l for l in lines if not l.startswith("EXIT=")]
     if len(finals) != 1:
         fail("the drain should print exactly the last final, once: %r" % finals)
+    # the final covers the audio heard before Ctrl-C: the start of the sentence, as long as
+    # the final says
     ref = reference(["0870"]).split()
-    # the final covers the audio heard before Ctrl-C: the start of the sentence
-    if wer(" ".join(ref[:len(finals[0].split()) + 2]), finals[0]) > 60:
-        fail("the drained final is not the speech heard so far: %r" % finals[0])
+    best = min(wer(" ".join(ref[:n]), finals[0]) for n in range(1, len(ref) + 1))
+    if best > 50:
+        fail("the drained final is not the start of the speech (WER %.1f%%): %r"
+             % (best, finals[0]))
 
 
 def test_dictate_push_to_talk():
