@@ -11,8 +11,8 @@ import sys
 import tempfile
 import time
 
-from cli_harness import (DATA, PREFIX, Server, fail, read_pcm, reference, run_tests, wer,
-                         write_wav)
+from cli_harness import (DATA, PREFIX, Server, fail, read_pcm, reference, run_tests,
+                         transcribe, wer, write_wav)
 from pulse import Pulse
 
 ESC = "\x1b"
@@ -73,6 +73,10 @@ def test_interim_replaced_in_place_and_ctrl_c_drains():
     wav = os.path.join(DATA, PREFIX + "0870.wav")
     t = Tmux()
     with Server("--engine", "pocketsphinx") as srv:
+        full = transcribe("--url", srv.url, "--speed", "max", wav)
+        if full.returncode != 0:
+            fail("the whole file exited %d: %s" % (full.returncode, full.stderr))
+        whole = full.stdout.split()
         try:
             t.run("%s --url %s %s" % (os.environ["STENO_TRANSCRIBE"], srv.url, wav))
             # interim words, dimmed, above the status line
@@ -102,13 +106,13 @@ def test_interim_replaced_in_place_and_ctrl_c_drains():
     finals = [l for l in lines if not l.startswith("EXIT=")]
     if len(finals) != 1:
         fail("the drain should print exactly the last final, once: %r" % finals)
-    # the final covers the audio heard before Ctrl-C: the start of the sentence, as long as
-    # the final says
-    ref = reference(["0870"]).split()
-    best = min(wer(" ".join(ref[:n]), finals[0]) for n in range(1, len(ref) + 1))
-    if best > 50:
-        fail("the drained final is not the start of the speech (WER %.1f%%): %r"
-             % (best, finals[0]))
+    # the final covers the audio heard before Ctrl-C: it reads like the start of what the
+    # recognizer makes of the whole file (only the last word or two may differ, cut short)
+    best = min(wer(" ".join(whole[:n]), finals[0]) for n in range(1, len(whole) + 1))
+    print("   the whole file reads %r; the drained final matches its start at WER %.1f%%"
+          % (" ".join(whole), best))
+    if best > 30:
+        fail("the drained final is not the start of the speech: %r" % finals[0])
 
 
 def test_dictate_push_to_talk():
