@@ -48,6 +48,8 @@ typedef struct run {
     int dropped;
     uint64_t downtime_ms;
     uint64_t unfinalized;
+    uint64_t catchup_chunks; /* after a reconnect: caught up once chunks_sent reaches it */
+    uint32_t replayed;
     atomic_int done;
 } run;
 
@@ -187,9 +189,17 @@ static void handle(run *r, const steno_event *ev)
         break;
     case STENO_EVENT_RECONNECTED:
         r->downtime_ms += ev->u.reconnected.downtime_ms;
-        note(r, "reconnected after %u attempt(s), %u ms down; caught up, %u chunks replayed",
+        note(r, "reconnected after %u attempt(s), %u ms down; replaying %u chunks\xe2\x80\xa6",
              ev->u.reconnected.attempts, ev->u.reconnected.downtime_ms,
              ev->u.reconnected.replayed_chunks);
+        {
+            /* caught up once the replayed chunks have gone out (a few live ones
+             * may have gone already by now, so this errs on the late side) */
+            steno_session_stats st;
+            steno_session_stats_get(r->session, &st);
+            r->replayed = ev->u.reconnected.replayed_chunks;
+            r->catchup_chunks = st.chunks_sent + r->replayed;
+        }
         break;
     case STENO_EVENT_AUDIO_DROPPED:
         r->dropped = 1;
@@ -222,6 +232,19 @@ static void handle(run *r, const steno_event *ev)
     }
 }
 
+static void check_caught_up(run *r)
+{
+    if (!r->catchup_chunks)
+        return;
+    steno_session_stats st;
+    steno_session_stats_get(r->session, &st);
+    if (st.state == STENO_STATE_STREAMING && st.chunks_sent >= r->catchup_chunks &&
+        st.live_lag_samples == 0) {
+        r->catchup_chunks = 0;
+        note(r, "caught up, %u chunks replayed", r->replayed);
+    }
+}
+
 /* The event thread: the network thread's callback must not block on a terminal,
  * so events come through the pull queue; the timeout refreshes the status line. */
 static void *events_main(void *arg)
@@ -229,7 +252,8 @@ static void *events_main(void *arg)
     run *r = arg;
     steno_event ev;
     for (;;) {
-        steno_status st = steno_session_next_event(r->session, &ev, r->use_live ? 100 : 1000);
+        steno_status st = steno_session_next_event(r->session, &ev, 100);
+        check_caught_up(r);
         if (st == STENO_ERR_AGAIN) {
             if (r->use_live)
                 status_line(r);
