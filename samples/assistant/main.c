@@ -192,7 +192,11 @@ int main(int argc, char **argv)
     sc.options = opts;
     sc.n_options = 4;
     sc.event_queue = 1;
-    steno_session_config_from_env(&sc, STENO_ENV_DEFAULTS, err, sizeof err);
+    if (steno_session_config_from_env(&sc, STENO_ENV_DEFAULTS, err, sizeof err) != STENO_OK) {
+        fprintf(stderr, "steno-assistant: %s\n", err);
+        steno_client_destroy(client);
+        return 2;
+    }
     sc.channels = 1;
     if (!sc.api_key && !sc.token_cb)
         sc.allow_no_auth = 1;

@@ -1,6 +1,7 @@
 /* steno-dictate: push-to-talk dictation in the terminal, building a document as you speak. */
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,13 @@ static void *events_main(void *arg)
     return NULL;
 }
 
+/* Ctrl-C ends the loop like 'q' (the read is interrupted), so the terminal gets its
+ * settings back and the session closes in order. */
+static void on_interrupt(int sig)
+{
+    (void)sig;
+}
+
 static int save(const dictation *d, const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -162,7 +170,11 @@ int main(int argc, char **argv)
     sc.options = opts;
     sc.n_options = 2;
     sc.event_queue = 1;
-    steno_session_config_from_env(&sc, STENO_ENV_DEFAULTS, err, sizeof err);
+    if (steno_session_config_from_env(&sc, STENO_ENV_DEFAULTS, err, sizeof err) != STENO_OK) {
+        fprintf(stderr, "steno-dictate: %s\n", err);
+        steno_client_destroy(client);
+        return 2;
+    }
     sc.channels = 1;
     if (!sc.api_key && !sc.token_cb)
         sc.allow_no_auth = 1;
@@ -184,6 +196,9 @@ int main(int argc, char **argv)
     pthread_t events;
     pthread_create(&events, NULL, events_main, &d);
 
+    struct sigaction sa = {.sa_handler = on_interrupt}; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
     /* keys one at a time, without echo */
     struct termios saved, raw;
     int tty = tcgetattr(0, &saved) == 0;

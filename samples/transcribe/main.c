@@ -474,6 +474,7 @@ int main(int argc, char **argv)
         if (local_server_start(&server, argv[0], err, sizeof err) != 0) {
             fprintf(stderr, "steno-transcribe: %s\n", err);
             steno_source_close(src);
+            steno_mic_close(r.mic);
             return EXIT_OTHER;
         }
         sc.url = server.url;
