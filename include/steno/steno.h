@@ -37,5 +37,6 @@
 #include "steno/client.h"
 #include "steno/session.h"
 #include "steno/env.h"
+#include "steno/audio.h"
 
 #endif /* STENO_H */

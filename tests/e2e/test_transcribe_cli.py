@@ -1,69 +1,31 @@
-"""steno-transcribe end to end: real speech through the CLI and the SDK to the
-local server, with a TCP drop mid-stream, compared with a fault-free run; and
-the CLI's exit status and messages when things go wrong.
-
-Environment (set by meson): STENO_SERVER, STENO_TRANSCRIBE, STENO_SOURCE_ROOT.
+"""steno-transcribe as a user runs it: real speech through the CLI and the SDK to the local
+server (with a TCP drop mid-stream, from stdin, through --local), and its exit status and
+messages when things go wrong.
 """
 
-import json
 import os
-import subprocess
+import re
+import socket
 import sys
-import urllib.request
+import tempfile
 
-sys.path.insert(0, os.path.join(os.environ["STENO_SOURCE_ROOT"], "tests", "integration", "server"))
-from wer import wer, read_transcriptions  # noqa: E402
+from cli_harness import (PREFIX, DATA, Server, fail, read_pcm, reference, run_tests,
+                         transcribe, wer)
 
-DATA = "/usr/share/pocketsphinx/test/data/librivox"
-UTT = "sense_and_sensibility_01_austen_64kb-0870"
-SKIP = 77
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-class Server:
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([os.environ["STENO_SERVER"], "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().split()
-        if len(line) < 6:
-            fail("steno-server did not start: %r" % line)
-        self.listen, self.control = line[3], line[5]
-        self.url = "ws://%s/v1/listen" % self.listen
-
-    def api(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request("http://%s%s" % (self.control, path), data=data,
-                                     method="POST" if data else "GET")
-        return json.load(urllib.request.urlopen(req, timeout=10))
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-def transcribe(*args, timeout=60):
-    return subprocess.run([os.environ["STENO_TRANSCRIBE"], *args], capture_output=True,
-                          text=True, timeout=timeout)
+UTT = "0870"
+WAV = os.path.join(DATA, PREFIX + UTT + ".wav")
 
 
 def test_speech_survives_a_drop():
-    wav = os.path.join(DATA, UTT + ".wav")
-    ref = read_transcriptions(os.path.join(DATA, "transcription"))[UTT]
-    srv = Server("--engine", "pocketsphinx")
-    try:
-        clean = transcribe("--url", srv.url, "--speed", "1.2", wav)
+    ref = reference([UTT])
+    with Server("--engine", "pocketsphinx") as srv:
+        clean = transcribe("--url", srv.url, "--speed", "1.2", WAV)
         if clean.returncode != 0:
             fail("fault-free run exited %d: %s" % (clean.returncode, clean.stderr))
         before = len(srv.api("/connections")["connections"])
         srv.api("/faults", {"action": "drop", "after_audio_ms": 3000})
-        faulted = transcribe("--url", srv.url, "--speed", "1.2", wav)
+        faulted = transcribe("--url", srv.url, "--speed", "1.2", "--stats", WAV)
         conns = srv.api("/connections")["connections"][before:]
-    finally:
-        srv.stop()
     if faulted.returncode != 0:
         fail("run with a drop exited %d: %s" % (faulted.returncode, faulted.stderr))
     if "reconnecting" not in faulted.stderr or "reconnected" not in faulted.stderr:
@@ -71,6 +33,15 @@ def test_speech_survives_a_drop():
     if len(conns) < 2 or conns[0]["close_cause"] != "fault_drop":
         fail("expected a dropped connection and its replacement, got %s"
              % [(c["id"], c["close_cause"]) for c in conns])
+    stats = dict(re.findall(r"^  (\w[\w -]*?)\s{2,}(\S+)", faulted.stderr, re.M))
+    for key in ("connections", "reconnects", "downtime", "chunks replayed", "backfills",
+                "samples dropped", "audio", "real-time factor"):
+        if key not in stats:
+            fail("--stats lacks %r: %r" % (key, faulted.stderr))
+    if int(stats["connections"]) < 2 or int(stats["reconnects"]) < 1:
+        fail("--stats should count the reconnect: %r" % stats)
+    if abs(float(stats["audio"]) - 7.1) > 0.05:
+        fail("--stats audio %s s, the file is 7.1 s" % stats["audio"])
     w_clean, w_fault = wer(ref, clean.stdout), wer(ref, faulted.stdout)
     print("WER fault-free %.1f%%, with a drop %.1f%%" % (w_clean, w_fault))
     if w_fault > w_clean + 2.0:
@@ -79,17 +50,27 @@ def test_speech_survives_a_drop():
         fail("the fault-free run printed no transcript")
 
 
-def test_wrong_key_fails_with_status_1():
-    srv = Server("--engine", "null", "--api-key", "right")
-    try:
-        wav = os.path.join(DATA, UTT + ".wav")
-        r = transcribe("--url", srv.url, "--api-key", "wrong", wav)
+def test_stdin_pcm_and_local_server():
+    """Raw PCM on stdin at 16 kHz, through a server the CLI starts itself (--local)."""
+    env = dict(os.environ)
+    env["STENO_SERVER"] = os.environ["STENO_SERVER"]
+    pcm = read_pcm([UTT], gap_s=0)
+    r = transcribe("--local", "--speed", "max", "-", input=pcm, env=env)
+    if r.returncode != 0:
+        fail("stdin with --local exited %d: %s" % (r.returncode, r.stderr))
+    w = wer(reference([UTT]), r.stdout)
+    print("stdin via --local: WER %.1f%%" % w)
+    if w > 50:
+        fail("stdin transcript is not the speech: %r" % r.stdout)
+
+
+def test_wrong_key_exits_4():
+    with Server("--engine", "null", "--api-key", "right") as srv:
+        r = transcribe("--url", srv.url, "--api-key", "wrong", WAV)
         attempts = len(srv.api("/connections")["connections"])
-    finally:
-        srv.stop()
-    if r.returncode != 1:
-        fail("a rejected key should exit 1, got %d" % r.returncode)
-    if "failed" not in r.stderr or "401" not in r.stderr and "auth" not in r.stderr.lower():
+    if r.returncode != 4:
+        fail("a rejected key should exit 4, got %d" % r.returncode)
+    if "failed" not in r.stderr or ("401" not in r.stderr and "auth" not in r.stderr.lower()):
         fail("the failure should name the authentication problem: %r" % r.stderr)
     if attempts != 1:
         fail("a 401 must not be retried: %d handshakes" % attempts)
@@ -97,34 +78,67 @@ def test_wrong_key_fails_with_status_1():
         fail("after FAILED, writes must be refused so the CLI stops streaming: %r" % r.stderr)
 
 
+def expect(r, code, words, what):
+    if r.returncode != code:
+        fail("%s: exit %d, expected %d (%r)" % (what, r.returncode, code, r.stderr))
+    for w in words:
+        if w.lower() not in r.stderr.lower():
+            fail("%s: the message should say %r: %r" % (what, w, r.stderr))
+    print("   %s -> %d: %s" % (what, code, r.stderr.strip().splitlines()[-1]))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_bad_input_gets_its_exit_code():
+    d = tempfile.mkdtemp()
+    text = os.path.join(d, "notes.wav")
+    with open(text, "w") as f:
+        f.write("this is not audio\n" * 100)
+    expect(transcribe("/nonexistent/audio.wav"), 3, ["cannot open", "No such file"],
+           "a missing file")
+    expect(transcribe(text), 3, ["not audio"], "a non-audio file")
+    expect(transcribe("--device", "no-such-device-xyz"), 3, ["no-such-device-xyz", "inputs"],
+           "an unknown device")
+    expect(transcribe("--frobnicate", WAV), 2, ["unknown option", "--frobnicate"],
+           "an unknown option")
+    expect(transcribe("--url", "ws://127.0.0.1:%d/v1/listen" % free_port(), "--max-outage",
+                      "1500", WAV, timeout=60), 5, ["gave up", "connect"],
+           "an unreachable server with --max-outage")
+
+
 def test_usage_errors_exit_2():
-    r = transcribe()
-    if r.returncode != 2 or "FILE" not in r.stderr:
-        fail("no FILE should exit 2 with usage, got %d %r" % (r.returncode, r.stderr))
-    r = transcribe("/nonexistent/audio.wav")
-    if r.returncode != 2 or "cannot read" not in r.stderr:
-        fail("an unreadable file should exit 2 and say so, got %d %r" % (r.returncode, r.stderr))
-    r = transcribe("-o", "novalue", "x.wav")
-    if r.returncode != 2 or "KEY=VALUE" not in r.stderr:
-        fail("a malformed option should exit 2 and say so, got %d %r" % (r.returncode, r.stderr))
-    r = transcribe("-o", "bogus_option=1", "--url", "ws://127.0.0.1:9/v1/listen",
-                   os.path.join(DATA, UTT + ".wav"))
-    if r.returncode != 2 or "bogus_option" not in r.stderr:
-        fail("an unknown provider option should exit 2 naming it, got %d %r"
-             % (r.returncode, r.stderr))
+    expect(transcribe(), 2, ["FILE"], "no input")
+    expect(transcribe("--option", "novalue", "x.wav"), 2, ["KEY=VALUE"], "a malformed option")
+    expect(transcribe("-o", "model=nova-3", WAV), 2, ["--option"], "-o with a provider option")
+    expect(transcribe("--format", "doc", WAV), 2, ["text, jsonl, srt or vtt"], "a bad format")
+    expect(transcribe("--option", "bogus_option=1", "--url", "ws://127.0.0.1:9/v1/listen", WAV),
+           2, ["bogus_option"], "an unknown provider option")
+    env = dict(os.environ, STENO_CHUNK_MS="5")
+    expect(transcribe(WAV, env=env), 2, ["STENO_CHUNK_MS"], "a bad STENO_* variable")
 
 
-def main():
-    if not os.path.exists(os.path.join(DATA, UTT + ".wav")):
-        print("pocketsphinx-testdata is not installed")
-        return SKIP
-    for t in (test_usage_errors_exit_2, test_wrong_key_fails_with_status_1,
-              test_speech_survives_a_drop):
-        print("== " + t.__name__)
-        t()
-    print("3 passed, 0 failed")
-    return 0
+def test_help_lists_every_option():
+    r = transcribe("--help")
+    if r.returncode != 0:
+        fail("--help exited %d" % r.returncode)
+    src = open(os.path.join(os.environ["STENO_SOURCE_ROOT"], "samples", "transcribe",
+                            "options.c")).read()
+    names = re.findall(r'\{"([a-z-]+)", (?:no|required)_argument', src)
+    missing = [n for n in names if "--" + n not in r.stdout]
+    if len(names) < 20 or missing:
+        fail("--help does not mention %s" % missing)
+    for code in ("0", "2", "3", "4", "5", "6"):
+        if not re.search(r"^  %s  " % code, r.stdout, re.M):
+            fail("--help does not document exit status %s" % code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests([test_usage_errors_exit_2, test_help_lists_every_option,
+                        test_bad_input_gets_its_exit_code, test_wrong_key_exits_4,
+                        test_stdin_pcm_and_local_server, test_speech_survives_a_drop]))
