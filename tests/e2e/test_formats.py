@@ -55,7 +55,14 @@ def test_every_format_gives_the_same_transcript():
             files["%s (from %s)" % (fmt, src)] = out
         else:
             print("   this libsndfile cannot write %s: not tested" % fmt)
-    with Server("--engine", "pocketsphinx") as srv:
+    if os.environ.get("STENO_FORMATS") == "short":
+        # sanitizer builds: one resampled stereo WAV and the two codecs; the plain build
+        # runs every variant
+        keep = ("wav 16 kHz mono", "wav 48 kHz stereo", "flac 16 kHz",
+                "ogg/vorbis 44.1 kHz stereo")
+        files = {k: v for k, v in files.items() if k in keep}
+    # the server enforces Deepgram's ingest limit: sending as fast as it accepts must not trip it
+    with Server("--engine", "pocketsphinx", "--max-rate", "1.25") as srv:
         def run(item):
             name, path = item
             return name, transcribe("--url", srv.url, "--speed", "max", "--close-timeout",
@@ -63,6 +70,9 @@ def test_every_format_gives_the_same_transcript():
         # two at a time: each is paced at the provider's rate, the server decodes in parallel
         with ThreadPoolExecutor(2) as pool:
             results = dict(pool.map(run, files.items()))
+        causes = {c["close_cause"] for c in srv.api("/connections")["connections"]}
+    if causes != {"CloseStream"}:
+        fail("every stream should end with CloseStream, not %s (RATE: sent too fast)" % causes)
     wers = {}
     for name, r in results.items():
         if r.returncode != 0:
@@ -72,7 +82,7 @@ def test_every_format_gives_the_same_transcript():
         print("   %-34s WER %5.1f%%   %s" % (name, wers[name], fmt[0].split(": ", 2)[-1]
                                               if fmt else ""))
     for name, w in wers.items():
-        if name == "8 kHz audio as a 16 kHz wav":
+        if name == "8 kHz audio as a 16 kHz wav" or name not in wers:
             continue  # a yardstick, not a path under test
         against = "8 kHz audio as a 16 kHz wav" if name == "wav 8 kHz mono" else "wav 16 kHz mono"
         if w > wers[against] + TOLERANCE:

@@ -51,7 +51,8 @@ def test_srt_vtt_and_jsonl_parse_back():
     duration = len(pcm) / 2 / 16000
     wav = write_wav(os.path.join(d, "speech.wav"), pcm)
     outs = {f: os.path.join(d, "out." + f) for f in ("srt", "vtt", "jsonl")}
-    with Server("--engine", "pocketsphinx") as srv:
+    # the server enforces Deepgram's ingest limit: sending as fast as it accepts must not trip it
+    with Server("--engine", "pocketsphinx", "--max-rate", "1.25") as srv:
         def run(fmt):
             extra = ["--interim"] if fmt == "jsonl" else []
             return fmt, transcribe("--url", srv.url, "--speed", "max", "--close-timeout", "30000",
@@ -59,6 +60,9 @@ def test_srt_vtt_and_jsonl_parse_back():
                                    "-o", outs[fmt], *extra, wav)
         with ThreadPoolExecutor(2) as pool:
             results = dict(pool.map(run, outs))
+        causes = {c["close_cause"] for c in srv.api("/connections")["connections"]}
+    if causes != {"CloseStream"}:
+        fail("every stream should end with CloseStream, not %s (RATE: sent too fast)" % causes)
     for fmt, r in results.items():
         if r.returncode != 0:
             fail("--format %s exited %d: %s" % (fmt, r.returncode, r.stderr))
