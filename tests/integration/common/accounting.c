@@ -313,11 +313,17 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             ERR("connection %zu ('%s') received %" PRIu64 " samples from %" PRIu64
                 ", more than was written (%" PRIu64 ")",
                 k + 1, ci->rid, n, base, written);
-        if (strcmp(hex, h_jstr(r, "audio_fnv1a64")) != 0)
+        if (strcmp(hex, h_jstr(r, "audio_fnv1a64")) != 0) {
+            uint64_t at = 0;
+            bool found =
+                find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"), &at);
             ERR("connection %zu ('%s'): the server's checksum of its %" PRIu64
                 " samples is %s, but the written stream from %" PRIu64 " (first unacknowledged "
-                "chunk) gives %s: audio was reordered, skipped or duplicated",
-                k + 1, ci->rid, n, h_jstr(r, "audio_fnv1a64"), base, hex);
+                "chunk) gives %s: audio was reordered, skipped or duplicated (%s %" PRIu64 ")",
+                k + 1, ci->rid, n, h_jstr(r, "audio_fnv1a64"), base, hex,
+                found ? "its audio is the stream from" : "no contiguous slice matches; tried",
+                found ? at : written);
+        }
         if (prev_conn_end > base)
             acc.replayed += prev_conn_end - base;
         prev_conn_end = end;
