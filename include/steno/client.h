@@ -86,7 +86,8 @@ typedef struct steno_client_config {
 
     /* Circuit breaker per endpoint: consecutive connect failures that open
      * it [5], and how long it stays open before one probe is let through
-     * [2000 ms; it doubles on each failed probe, up to 60 s]. */
+     * [2000 ms; it doubles on the first failed probe and stays there: one probe
+     * per 4 s by default while the endpoint is down]. */
     uint32_t breaker_failure_threshold;
     uint32_t breaker_open_ms;
 

@@ -212,7 +212,11 @@ steno__endpoint *steno__client_endpoint(steno_client *c, const char *key)
     bc.failure_threshold = c->cfg.breaker_failure_threshold;
     bc.open_ms = c->cfg.breaker_open_ms;
     bc.open_multiplier = 2.0;
-    bc.open_max_ms = bc.open_ms > 60000 ? bc.open_ms : 60000;
+    /* The open period doubles once, no further: every second it stays open after the
+     * endpoint is back is audio buffered by every session behind it (a 30-minute soak with
+     * 60 s of doubling turned 6 s refusal windows into 15 s outages that overflowed rings),
+     * and one probe per 4 s is still a trickle (15 a minute, whatever the session count). */
+    bc.open_max_ms = 2 * bc.open_ms;
     if (steno__breaker_init(&e->breaker, &bc) != STENO_OK)
         steno__breaker_init(&e->breaker, NULL);
     steno__label l = {"endpoint", e->key};

@@ -40,6 +40,11 @@ typedef struct h_accounting {
  * records that no event names (a scan of every chunk offset per record): on by default;
  * tests with records of hundreds of sessions turn it off and count backfills from stats. */
 extern bool h_accounting_scan_backfill;
+/* Whether each live connection's audio is proven a slice of the stream by the server's total
+ * checksum of it (on by default). A connection cut in the middle of a message leaves a partial
+ * message in that total; tests whose faults do that turn this off and prove the slices from
+ * the server's per-message frame log instead (h_witness_load in compound.h). */
+extern bool h_accounting_check_slices;
 
 bool h_check_accounting(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
                         uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,

@@ -20,9 +20,9 @@
  *   before the breaker opens: (threshold - 1) failures, plus the handshakes
  *     already in flight when the threshold-th failure lands (at most
  *     max_concurrent_connects, the one that failed included);
- *   while it is open: one probe per open period; periods are o, 2o, 4o, ...
- *     (o = breaker_open_ms), so an outage of T ms sees at most
- *     #{k >= 1 : o (2^k - 1) <= T + 1 s} failing probes.
+ *   while it is open: one probe per open period; periods are o, 2o, 2o, ...
+ *     (o = breaker_open_ms: it doubles once), so an outage of T ms sees at
+ *     most #{k >= 1 : o + 2o (k - 1) <= T + 1 s} failing probes.
  *
  * The server's connection records and the sessions' own stats must agree
  * and stay within that bound; every session must come back once the server
@@ -86,7 +86,7 @@ static int failing_probes_bound(uint64_t outage_ms)
     while (elapsed + period <= outage_ms + 1000u) {
         elapsed += period;
         k++;
-        period = period * 2 > 60000u ? 60000u : period * 2;
+        period = period * 2 > 2 * OPEN_MS ? 2 * OPEN_MS : period * 2; /* doubles once */
     }
     return k;
 }
