@@ -78,7 +78,11 @@ def test_interim_replaced_in_place_and_ctrl_c_drains():
             fail("the whole file exited %d: %s" % (full.returncode, full.stderr))
         whole = full.stdout.split()
         try:
-            t.run("%s --url %s %s" % (os.environ["STENO_TRANSCRIBE"], srv.url, wav))
+            # Auto-finalize (on by default: a final at a pause once 1.5 s waits) would commit
+            # words mid-sentence; this test watches one utterance's interims and a Ctrl-C that
+            # lands before its final, so it turns it off.
+            t.run("%s --url %s %s" % (os.environ["STENO_TRANSCRIBE"], srv.url, wav),
+                  env={"STENO_AUTO_FINALIZE_MS": "off"})
             # interim words, dimmed, above the status line
             t.wait_screen(re.escape(ESC) + r"\[2m\w+ \w+ \w+", escapes=True)
             t.wait_screen(r"connected")
