@@ -12,7 +12,7 @@ void steno__planner_config_default(steno__planner_config *cfg, uint32_t sample_r
     cfg->sample_rate = sample_rate;
     cfg->chunk_frames = chunk_frames;
     cfg->max_backfill = 1;
-    cfg->min_backfill_frames = sample_rate;                  /* 1 s */
+    cfg->min_backfill_frames = sample_rate; /* 1 s: the live connection's burst absorbs less */
     cfg->seam_search_frames = (uint64_t)sample_rate * 3 / 2; /* 1.5 s: inside the pacing burst */
     cfg->split_frames = (uint64_t)sample_rate * 8;
     cfg->finalize_frames = (uint64_t)sample_rate * 3 / 2;
@@ -120,18 +120,21 @@ static bool add_job(steno__planner *p, uint64_t lo, uint64_t fin, uint64_t hi)
 }
 
 /* The boundary in bounds[0, n) nearest `target` within [lo, hi] that is a
- * pause, preferring later ones on a tie; else the one nearest target; else
- * `target` itself when no boundary lies in [lo, hi]. */
+ * pause, preferring later ones on a tie; else the quietest one there (the
+ * dip between two words cuts less than the middle of one), the later on a
+ * tie; else `target` itself when no boundary lies in [lo, hi]. */
 static uint64_t pick_cut(const steno__planner *p, const steno__boundary *b, size_t n,
                          uint64_t target, uint64_t lo, uint64_t hi, bool *at_pause)
 {
     uint64_t best = 0, near = 0;
     uint64_t best_d = UINT64_MAX, near_d = UINT64_MAX;
+    uint32_t near_level = UINT32_MAX;
     for (size_t i = 0; i < n; i++) {
         if (b[i].frame < lo || b[i].frame > hi)
             continue;
         uint64_t d = b[i].frame > target ? b[i].frame - target : target - b[i].frame;
-        if (d <= near_d) {
+        if (b[i].level <= near_level) {
+            near_level = b[i].level;
             near_d = d;
             near = b[i].frame;
         }
