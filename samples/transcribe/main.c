@@ -407,19 +407,24 @@ int main(int argc, char **argv)
     /* the session first: its rate decides what the input is converted to */
     steno_session_config sc;
     steno_session_config_init(&sc);
-    sc.provider = a.provider;
-    sc.url = a.url;
-    sc.api_key = a.api_key;
+    /* STENO_* variables over the library's defaults (every field is filled by now, so they
+     * must override), then the command line over both */
+    if (steno_session_config_from_env(&sc, STENO_ENV_OVERRIDE, err, sizeof err) != STENO_OK) {
+        fprintf(stderr, "steno-transcribe: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (a.provider)
+        sc.provider = a.provider;
+    if (a.url)
+        sc.url = a.url;
+    if (a.api_key)
+        sc.api_key = a.api_key;
     sc.options = a.options;
     sc.n_options = a.n_options;
     sc.event_queue = 1;
     sc.ordered_finals = 1; /* srt/vtt cues and text lines in timeline order */
     if (a.max_outage_ms)
         sc.retry.max_outage_ms = a.max_outage_ms;
-    if (steno_session_config_from_env(&sc, STENO_ENV_DEFAULTS, err, sizeof err) != STENO_OK) {
-        fprintf(stderr, "steno-transcribe: %s\n", err);
-        return EXIT_USAGE;
-    }
     sc.channels = 1;
     r.rate = sc.sample_rate;
     r.use_live = !a.no_live && isatty(1);
