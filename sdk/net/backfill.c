@@ -108,7 +108,7 @@ static void release(steno__bf *b)
 {
     drop_conn(b);
     steno__timer_cancel(&b->sul_retry);
-    b->wants_slot = b->retry_wait = false;
+    b->wants_slot = b->retry_wait = b->breaker_wait = false;
     bool freed = b->counted;
     if (b->counted) {
         b->counted = false;
@@ -163,20 +163,31 @@ void steno__backfill_pump(steno_session *s)
         steno__planner_job_start(&s->plan, j->id);
         steno__backoff_reset(&b->bo);
         b->attempts = 0;
-        steno__log(c, STENO_LOG_INFO, "backfill: replaying %.2f s of buffered audio (%.2f-%.2f s)",
-                   (double)(j->hi - j->fin) / s->cfg.sample_rate,
-                   (double)j->fin / s->cfg.sample_rate, (double)j->hi / s->cfg.sample_rate);
+        steno__slog(s, STENO_LOG_INFO, "backfill: replaying %.2f s of buffered audio (%.2f-%.2f s)",
+                    (double)(j->hi - j->fin) / s->cfg.sample_rate,
+                    (double)j->fin / s->cfg.sample_rate, (double)j->hi / s->cfg.sample_rate);
         try_connect(b);
     }
 }
 
+/* A connect slot freed up or the breaker reported: connections waiting for either try now.
+ * A breaker wait is a timer set for when the breaker would next answer (up to a probe's
+ * timeout); a probe's outcome ends it at once, as for the live connection. */
 void steno__backfill_kick(steno_session *s)
 {
-    for (uint32_t i = 0; i < s->n_bf; i++)
-        if (s->bf[i].job_id && s->bf[i].wants_slot) {
-            s->bf[i].wants_slot = false;
-            try_connect(&s->bf[i]);
+    for (uint32_t i = 0; i < s->n_bf; i++) {
+        steno__bf *b = &s->bf[i];
+        if (!b->job_id)
+            continue;
+        if (b->breaker_wait) {
+            b->breaker_wait = b->retry_wait = false;
+            steno__timer_cancel(&b->sul_retry);
+            try_connect(b);
+        } else if (b->wants_slot) {
+            b->wants_slot = false;
+            try_connect(b);
         }
+    }
 }
 
 /* The job ended (done) or cannot go on: free the slot and start what waits. */
@@ -213,8 +224,8 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
     if (info->close_code == 1008 && info->close_reason && strstr(info->close_reason, "RATE")) {
         /* The provider clocked us too fast (jitter bunched frames up): the live connection
          * is fine, the job's finals so far stand; retry it rather than fail the session. */
-        steno__log(c, STENO_LOG_WARN, "backfill: closed for its pace (%s); retrying",
-                   info->close_reason);
+        steno__slog(s, STENO_LOG_WARN, "backfill: closed for its pace (%s); retrying",
+                    info->close_reason);
         cls.verdict = STENO__RETRY;
         cls.failure_class = STENO__FAILURE_SERVER;
     }
@@ -253,7 +264,7 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
     if (steno__backoff_next(&b->bo, now, cls.retry_after_ms, &delay) != STENO_OK) {
         /* This job's connection keeps failing: the audio stays in the ring, held for it;
          * give the job back so a later pump (or the session's end) decides. */
-        steno__log(c, STENO_LOG_WARN, "backfill: gave up reconnecting (%s)", cls.cause);
+        steno__slog(s, STENO_LOG_WARN, "backfill: gave up reconnecting (%s)", cls.cause);
         char msg[512];
         snprintf(msg, sizeof msg,
                  "gave up reconnecting the backfill connection after %u attempts; last error: %s",
@@ -262,8 +273,8 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
                             msg, b->prov_err);
         return;
     }
-    steno__log(c, STENO_LOG_INFO, "backfill: reconnecting in %llu ms: %s",
-               (unsigned long long)delay, cls.cause);
+    steno__slog(s, STENO_LOG_INFO, "backfill: reconnecting in %llu ms: %s",
+                (unsigned long long)delay, cls.cause);
     b->retry_wait = true;
     sched(b, &b->sul_retry, retry_cb, delay);
 }
@@ -271,7 +282,7 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
 static void retry_cb(steno__timer *t)
 {
     steno__bf *b = lws_container_of(t, steno__bf, sul_retry);
-    b->retry_wait = false;
+    b->retry_wait = b->breaker_wait = false;
     try_connect(b);
 }
 
@@ -312,7 +323,11 @@ static void try_connect(steno__bf *b)
             b->holds_slot = false;
             steno__client_release_slot(c);
             steno__counter_inc(c->m.breaker_waits);
-            b->retry_wait = true;
+            steno__slog(s, STENO_LOG_DEBUG,
+                        "backfill: the circuit breaker holds the connection for %llu ms",
+                        (unsigned long long)(retry_at > now ? retry_at - now : 1));
+            b->retry_wait = b->breaker_wait = true;
+            s->waiting_breaker = true; /* steno__client_breaker_report kicks the session */
             sched(b, &b->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }
@@ -436,8 +451,8 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
     b->connected_at_ms = b->last_rx_ms = now;
     b->next_ping_ms = now + s->cfg.ping_interval_ms;
     b->rx.len = 0;
-    steno__log(c, STENO_LOG_INFO, "backfill connected: replaying from %.2f s to %.2f s",
-               (double)j->fin / s->cfg.sample_rate, (double)j->hi / s->cfg.sample_rate);
+    steno__slog(s, STENO_LOG_INFO, "backfill connected: replaying from %.2f s to %.2f s",
+                (double)j->fin / s->cfg.sample_rate, (double)j->hi / s->cfg.sample_rate);
     schedule_live(b, now);
     lws_callback_on_writable(wsi);
 }
@@ -482,7 +497,7 @@ static void handle_message(steno__bf *b, const char *text, size_t len)
     } else if (m.type == STENO__MSG_ERROR) {
         snprintf(b->prov_err, sizeof b->prov_err, "%s%s%s", m.error_code,
                  (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
-        steno__log(s->c, STENO_LOG_WARN, "backfill: provider error message: %s", b->prov_err);
+        steno__slog(s, STENO_LOG_WARN, "backfill: provider error message: %s", b->prov_err);
     }
     /* Utterance ends, speech starts and metadata of a replay describe audio the
      * app already heard about from the live connection: not repeated. */

@@ -30,6 +30,7 @@ struct steno__bf {
     steno__backoff bo;
     steno__retry_token tok;
     bool holds_slot, wants_slot, breaker_passed, is_probe, counted, retry_wait;
+    bool breaker_wait; /* retry_wait is for the breaker: a probe's report ends it early */
     bool audio_sent, closestream_sent, awaiting_pong, ping_pending, initial_pending;
     bool fin_pending, fin_outstanding; /* auto-finalize, as on the live connection */
     uint64_t next_seq;                 /* next chunk to send */

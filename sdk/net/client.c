@@ -82,6 +82,20 @@ void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)
     c->cfg.log_fn(c->cfg.log_user, lvl, line);
 }
 
+void steno__slog(const steno_session *s, steno_log_level lvl, const char *fmt, ...)
+{
+    steno_client *c = s->c;
+    if (!c || !c->cfg.log_fn || lvl > c->cfg.log_level)
+        return;
+    char line[512];
+    int k = snprintf(line, sizeof line, "session %u: ", s->serial);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + k, sizeof line - (size_t)k, fmt, ap);
+    va_end(ap);
+    c->cfg.log_fn(c->cfg.log_user, lvl, line);
+}
+
 static void lws_emit(int level, const char *line)
 {
     steno_client *c = atomic_load(&lws_log_client);

@@ -129,6 +129,7 @@ struct steno_client {
     bool backfill_slot_freed;         /* steno__backfill_pump_all has work */
     steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
     uint64_t rng;
+    uint32_t last_serial; /* lock: the serial of the newest session */
 
     steno__metrics *metrics;
     steno__client_metrics m;
@@ -148,6 +149,7 @@ typedef struct steno__stats {
 
 struct steno_session {
     steno_client *c;
+    uint32_t serial; /* 1, 2, ... in open order per client: names the session in log lines */
     const steno_allocator *a;
     const steno__provider *prov;
     steno_session *next;     /* c->sessions (network thread) */
@@ -269,6 +271,10 @@ uint64_t steno__now_unix_ms(void);
 void steno__client_wake(steno_client *c);
 bool steno__on_network_thread(const steno_client *c);
 void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* steno__log for one session: the line starts "session N: " so that an app
+ * running many sessions can tell whose reconnect it is reading. */
+void steno__slog(const steno_session *s, steno_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t steno__client_rand(void *ctx);
 steno__endpoint *steno__client_endpoint(steno_client *c, const char *key);

@@ -110,6 +110,11 @@ static void emit_dropped(steno_session *s, const steno__range *r, int producer)
     ev.u.audio_dropped.last_sample = r->last_frame;
     ev.u.audio_dropped.samples = r->frames;
     ev.u.audio_dropped.producer_side = producer;
+    uint32_t sr = s->cfg.sample_rate;
+    steno__slog(s, STENO_LOG_WARN, "lost %.2f s of audio (%.2f-%.2f s): %s", (double)r->frames / sr,
+                (double)r->first_frame / sr, (double)(r->last_frame + 1) / sr,
+                producer ? "the ring was full when it was captured"
+                         : "evicted from a full ring during an outage");
     steno__emit(s, &ev);
 }
 
@@ -158,7 +163,7 @@ static void fail_session(steno_session *s, steno_status status, int http_status,
     pthread_mutex_unlock(&s->lock);
     atomic_store(&s->st.last_error, (int)status);
     steno__set_state(s, STENO_STATE_FAILED);
-    steno__log(s->c, STENO_LOG_WARN, "session failed: %s", message);
+    steno__slog(s, STENO_LOG_WARN, "session failed: %s", message);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
     ev.type = STENO_EVENT_FAILED;
@@ -311,7 +316,7 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     ev.u.reconnecting.http_status = http_status;
     ev.u.reconnecting.close_code = close_code;
     ev.u.reconnecting.message = cause;
-    steno__log(c, STENO_LOG_INFO, "reconnecting in %llu ms: %s", (unsigned long long)delay, cause);
+    steno__slog(s, STENO_LOG_INFO, "reconnecting in %llu ms: %s", (unsigned long long)delay, cause);
     steno__emit(s, &ev);
     if (s->terminal)
         return;
@@ -375,7 +380,7 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
          * the backfill connections have flushed theirs too. */
         if (steno__planner_pending(&s->plan)) {
             s->drained = true;
-            steno__log(c, STENO_LOG_INFO, "close: live stream drained, waiting for backfill");
+            steno__slog(s, STENO_LOG_INFO, "close: live stream drained, waiting for backfill");
             return;
         }
         finish_close(s, STENO_OK);
@@ -495,13 +500,14 @@ static void try_connect(steno_session *s)
                 return;
             }
             steno__counter_inc(c->m.breaker_waits);
+            steno__slog(s, STENO_LOG_DEBUG, "the circuit breaker holds the connection for %llu ms",
+                        (unsigned long long)(retry_at > now ? retry_at - now : 1));
             s->waiting_breaker = s->primary_breaker_wait = true;
             sched(s, &s->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }
         s->is_probe = probe;
         s->breaker_passed = true;
-        s->waiting_breaker = false;
         steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
     }
     /* a fresh credential for every connection */
@@ -757,7 +763,7 @@ static void pace_cb(steno__timer *sul)
 static void close_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_close);
-    steno__log(s->c, STENO_LOG_INFO, "close: drain timed out");
+    steno__slog(s, STENO_LOG_INFO, "close: drain timed out");
     finish_close(s, STENO_ERR_TIMEOUT);
 }
 
@@ -834,11 +840,11 @@ static uint64_t plan_resume(steno_session *s, uint32_t *to_backfill)
         s->catchup_frames = 0;
     }
     s->catchup_frames += plan.live_from - from;
-    steno__log(s->c, STENO_LOG_INFO,
-               "resuming live at %.2f s (%s); %.2f s of backlog to %u backfill job(s)",
-               (double)plan.live_from / s->cfg.sample_rate,
-               plan.seam_at_pause ? "at a pause" : "no pause near the newest audio",
-               (double)(plan.live_from - from) / s->cfg.sample_rate, plan.new_jobs);
+    steno__slog(s, STENO_LOG_INFO,
+                "resuming live at %.2f s (%s); %.2f s of backlog to %u backfill job(s)",
+                (double)plan.live_from / s->cfg.sample_rate,
+                plan.seam_at_pause ? "at a pause" : "no pause near the newest audio",
+                (double)(plan.live_from - from) / s->cfg.sample_rate, plan.new_jobs);
     uint64_t k = q;
     for (; k < written; k++)
         if (steno__ring_peek(s->ring, k, &ch) == STENO_OK && ch.first_frame >= plan.live_from)
@@ -931,8 +937,8 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     steno__set_state(s, s->close_requested ? STENO_STATE_CLOSING : STENO_STATE_STREAMING);
     flush_evicted(s); /* the outage's losses are known before the app hears it is over */
     count_jobs(s);
-    steno__log(c, STENO_LOG_INFO, "connected to %s (replaying %u chunks, %u to backfill)",
-               s->url.endpoint, replay, to_backfill);
+    steno__slog(s, STENO_LOG_INFO, "connected to %s (replaying %u chunks, %u to backfill)",
+                s->url.endpoint, replay, to_backfill);
     steno__emit(s, &ev);
     if (s->terminal || s->conn != STENO__CONN_OPEN)
         return;
@@ -1011,8 +1017,8 @@ void steno__session_ack(steno_session *s)
         ev.type = STENO_EVENT_CAUGHT_UP;
         ev.u.caught_up.backfilled_samples = s->catchup_frames;
         ev.u.caught_up.elapsed_ms = el > UINT32_MAX ? UINT32_MAX : (uint32_t)el;
-        steno__log(s->c, STENO_LOG_INFO, "caught up: %.2f s of backlog final after %llu ms",
-                   (double)s->catchup_frames / s->cfg.sample_rate, (unsigned long long)el);
+        steno__slog(s, STENO_LOG_INFO, "caught up: %.2f s of backlog final after %llu ms",
+                    (double)s->catchup_frames / s->cfg.sample_rate, (unsigned long long)el);
         steno__emit(s, &ev);
     }
     if (s->drained && !steno__planner_pending(&s->plan))
@@ -1149,7 +1155,7 @@ static void handle_message(steno_session *s, const char *text, size_t len)
     if (rc != STENO_OK) {
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
-        steno__log(s->c, STENO_LOG_DEBUG, "unparseable server message (%zu bytes)", len);
+        steno__slog(s, STENO_LOG_DEBUG, "unparseable server message (%zu bytes)", len);
         return;
     }
     ST_ADD(s, messages_received, 1);
@@ -1180,7 +1186,7 @@ static void handle_message(steno_session *s, const char *text, size_t len)
     case STENO__MSG_ERROR:
         snprintf(s->prov_err, sizeof s->prov_err, "%s%s%s", m.error_code,
                  (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
-        steno__log(s->c, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
+        steno__slog(s, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
         break;
     default:
         break;
@@ -1206,7 +1212,7 @@ int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in,
     steno__sb_append(&s->rx, in, len);
     if (steno__sb_status(&s->rx)) {
         /* Larger than any sane message: the peer is broken. Count it and move on. */
-        steno__log(s->c, STENO_LOG_WARN, "server message too large or out of memory: dropped");
+        steno__slog(s, STENO_LOG_WARN, "server message too large or out of memory: dropped");
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
         steno__sb_reset(&s->rx);
@@ -1406,7 +1412,7 @@ static void adopt_config(steno_session *s)
     char err[256];
     if (steno__session_rebuild_url(s, err, sizeof err) != STENO_OK) {
         /* validated at configure(); keep the previous settings */
-        steno__log(s->c, STENO_LOG_ERROR, "configure: %s", err);
+        steno__slog(s, STENO_LOG_ERROR, "configure: %s", err);
         steno__opts_free(s->a, &s->opts);
         s->opts = old;
         return;

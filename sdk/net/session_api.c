@@ -377,6 +377,7 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     atomic_store(&s->st.last_rx_mono_ms, UINT64_MAX);
 
     pthread_mutex_lock(&c->lock);
+    s->serial = ++c->last_serial;
     s->inc_next = c->incoming;
     c->incoming = s;
     s->all_next = c->all;

@@ -110,7 +110,7 @@ bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip
     steno__sb_append(rx, in, len);
     if (steno__sb_status(rx)) {
         /* Larger than any sane message: the peer is broken. Count it and move on. */
-        steno__log(s->c, STENO_LOG_WARN, "server message too large or out of memory: dropped");
+        steno__slog(s, STENO_LOG_WARN, "server message too large or out of memory: dropped");
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
         steno__sb_reset(rx);

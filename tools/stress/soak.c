@@ -1,6 +1,7 @@
 /* steno-soak: many sessions for a long time under random faults from both witnesses; reports
  * what was injected and proves nothing was lost and memory stayed flat. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,22 @@ typedef struct lift {
     char name[32]; /* ... with this name, or */
     int stall_id;  /* unstall this server connection (> 0) */
 } lift;
+
+static FILE *g_log; /* --log */
+
+/* One line in the --log file, on the harness's clock. */
+static void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void trace(const char *fmt, ...)
+{
+    if (!g_log)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    h_sdk_log(g_log, STENO_LOG_INFO, line);
+}
 
 static uint64_t g_rng;
 static double rnd(void) /* [0, 1) */
@@ -113,12 +130,55 @@ static void *close_main(void *arg)
     return NULL;
 }
 
+/* The events of a session that did not end clean, for --log (finals as ranges, no interims). */
+static void dump_events(sess *s, unsigned i)
+{
+    if (!g_log)
+        return;
+    h_collector *c = &s->r.col;
+    pthread_mutex_lock(&c->mu);
+    fprintf(g_log, "---- events of s%u (session %u) ----\n", i, i + 1);
+    for (size_t k = 0; k < c->n; k++) {
+        const h_ev *e = &c->ev[k];
+        double t = h_log_time(e->t_ms);
+        switch (e->type) {
+        case STENO_EVENT_TRANSCRIPT:
+            if (e->is_final)
+                fprintf(g_log, "%9.3f final%s%s [%.2f, %.2f) s\n", t,
+                        e->from_backfill ? " backfill" : "", e->from_finalize ? " finalize" : "",
+                        (double)e->first_sample / RATE, (double)e->end_sample / RATE);
+            break;
+        case STENO_EVENT_RECONNECTING:
+            fprintf(g_log, "%9.3f RECONNECTING attempt %u in %u ms: %s\n", t, e->attempt,
+                    e->delay_ms, e->message);
+            break;
+        case STENO_EVENT_RECONNECTED:
+            fprintf(g_log, "%9.3f RECONNECTED down %u ms, replaying %u chunks, %u to backfill\n", t,
+                    e->downtime_ms, e->replayed_chunks, e->backfill_chunks);
+            break;
+        case STENO_EVENT_AUDIO_DROPPED:
+            fprintf(g_log, "%9.3f AUDIO_DROPPED [%.2f, %.2f) s %s\n", t,
+                    (double)e->drop_first / RATE, (double)(e->drop_last + 1) / RATE,
+                    e->producer_side ? "producer" : "evicted");
+            break;
+        case STENO_EVENT_CAUGHT_UP:
+            fprintf(g_log, "%9.3f CAUGHT_UP\n", t);
+            break;
+        default:
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
             "usage: %s --server PATH --chaos PATH [--sessions N] [--seconds S] [--seed N]\n"
             "          [--mean-gap S] [--refusal-every S] [--rss-tolerance-pct P]\n"
-            "          [--rss-tolerance-kib K]\n",
+            "          [--rss-tolerance-kib K] [--log FILE]\n"
+            "  --log FILE  the SDK's log (debug level, each line naming its session), the faults\n"
+            "              injected and the events of every session that did not end clean\n",
             argv0);
 }
 
@@ -126,6 +186,7 @@ int main(int argc, char **argv)
 {
     unsigned sessions = 20, seed = 1;
     double seconds = 30, mean_gap = 6, refusal_every = 20, tol_pct = 10, tol_kib = 8192;
+    const char *log_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v && strcmp(a, "--help")) {
@@ -150,6 +211,8 @@ int main(int argc, char **argv)
             tol_pct = atof(v);
         else if (!strcmp(a, "--rss-tolerance-kib"))
             tol_kib = atof(v);
+        else if (!strcmp(a, "--log"))
+            log_path = v;
         else if (!strcmp(a, "--help")) {
             usage(stdout, argv[0]);
             return 0;
@@ -185,6 +248,12 @@ int main(int argc, char **argv)
     steno_client_config_init(&cc);
     cc.log_fn = h_sdk_log;
     cc.log_level = STENO_LOG_ERROR;
+    if (log_path) {
+        g_log = fopen(log_path, "w");
+        H_CHECK(g_log, "cannot write %s", log_path);
+        cc.log_user = g_log;
+        cc.log_level = STENO_LOG_DEBUG;
+    }
     steno_client *cl = NULL;
     char err[256] = "";
     steno_status orc = steno_client_open(&cc, &cl, err, sizeof err);
@@ -261,6 +330,7 @@ int main(int argc, char **argv)
             for (unsigned i = 0; i < sessions; i++)
                 ss[i].last_fault = now + len;
             faults[REFUSAL]++;
+            trace("fault: refusal window of %.1f s (every session)", len);
             continue;
         }
         for (unsigned i = 0; i < sessions; i++) {
@@ -335,6 +405,12 @@ int main(int argc, char **argv)
                 s->last_fault = now;
             }
             faults[k]++;
+            if (k == RESET || k == BLACKHOLE || k == LATENCY)
+                trace("fault: %s on proxy %d (sessions s%d, s%d, ...)", kind_names[k], s->proxy,
+                      s->proxy, s->proxy + (int)nproxy);
+            else
+                trace("fault: %s on s%u's live connection (session %u)", kind_names[k],
+                      (unsigned)(s - ss), (unsigned)(s - ss) + 1);
         }
         serial++;
     }
@@ -372,7 +448,8 @@ int main(int argc, char **argv)
         uint64_t dropped = h_dropped(&s->r.col, desc, sizeof desc);
         h_cover cov;
         bool ok = h_check_timeline(&s->r.col, pcm, total, RATE, true, &cov, terr, sizeof terr);
-        uint64_t l = cov.uncovered; /* dropped audio is never finalized: it is in there */
+        /* Dropped audio is lost even where a final was (wrongly) mapped across it. */
+        uint64_t l = dropped > cov.uncovered ? dropped : cov.uncovered;
         lost += l;
         if (dropped)
             h_log("s%u: %" PRIu64 " samples dropped: %s", i, dropped, desc);
@@ -381,8 +458,10 @@ int main(int argc, char **argv)
                   cov.uncovered_desc);
         if (!ok)
             h_log("s%u: timeline: %s", i, terr);
-        if (st.state != STENO_STATE_CLOSED || !ok || l)
+        if (st.state != STENO_STATE_CLOSED || !ok || l) {
             bad++;
+            dump_events(s, i);
+        }
     }
     double growth = (double)rss_end - (double)rss_start;
     double allowed = (double)rss_start * tol_pct / 100.0 + tol_kib;
@@ -410,6 +489,8 @@ int main(int argc, char **argv)
         h_run_free(&ss[i].r);
     free(ss);
     steno_client_destroy(cl);
+    if (g_log)
+        fclose(g_log);
     free(pcm);
     H_CHECK(nfaults > 0, "no fault was injected");
     H_CHECK(lost == 0, "%" PRIu64 " samples lost inside the fault envelope", lost);

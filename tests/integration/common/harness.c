@@ -37,6 +37,11 @@ uint64_t h_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+double h_log_time(uint64_t t)
+{
+    return (double)((int64_t)t - (int64_t)g_t0) / 1000.0;
+}
+
 double h_wall_s(void)
 {
     struct timespec ts;
@@ -76,11 +81,12 @@ void h_log(const char *fmt, ...)
 
 void h_sdk_log(void *user, steno_log_level level, const char *line)
 {
-    (void)user;
+    FILE *f = user ? (FILE *)user : stderr; /* user: a log file of the caller's */
     static const char *names[] = {"?", "error", "warn", "info", "debug"};
     pthread_mutex_lock(&g_log_mu);
-    fprintf(stderr, "[%s steno %s] %s\n", g_name, names[level >= 1 && level <= 4 ? level : 0],
-            line);
+    uint64_t t = h_now_ms() - g_t0;
+    fprintf(f, "[%s %3" PRIu64 ".%03" PRIu64 " steno %s] %s\n", g_name, t / 1000, t % 1000,
+            names[level >= 1 && level <= 4 ? level : 0], line);
     pthread_mutex_unlock(&g_log_mu);
 }
 

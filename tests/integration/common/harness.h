@@ -51,6 +51,8 @@ void h_init(const char *test_name);
 void h_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic milliseconds. */
 uint64_t h_now_ms(void);
+/* Seconds from h_init to t (an h_now_ms() value): the clock of h_log's lines. */
+double h_log_time(uint64_t t);
 /* Wall-clock seconds since the epoch, comparable to the server's record times. */
 double h_wall_s(void);
 /* The CLOCK_REALTIME instant timeout_ms from now, for pthread_cond_timedwait. */
