@@ -15,6 +15,7 @@
 #include <alsa/asoundlib.h>
 #endif
 
+#include "errmsg.h"
 #include "level.h"
 #include "prefault.h"
 #include "resample.h"
@@ -49,16 +50,6 @@ struct steno_mic {
     int level_running;
     _Atomic int level_stop;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 #ifdef STENO_HAVE_ALSA
 /* ALSA prints every device it probes and cannot open; a library must not print. */
@@ -101,7 +92,7 @@ steno_status steno_audio_devices(steno_audio_device *out, size_t cap, size_t *n,
     *n = 0;
     PaError pe = audio_init();
     if (pe != paNoError) {
-        set_err(err, errlen, "the audio system cannot start: %s", Pa_GetErrorText(pe));
+        steno__errf(err, errlen, "the audio system cannot start: %s", Pa_GetErrorText(pe));
         return STENO_ERR_UNSUPPORTED;
     }
     int count = Pa_GetDeviceCount();
@@ -161,7 +152,7 @@ static PaDeviceIndex find_device(const char *want, char *err, size_t errlen)
         PaDeviceIndex d = Pa_GetDefaultInputDevice();
         if (d == paNoDevice) {
             input_names(names, sizeof names);
-            set_err(err, errlen, "there is no default input device (inputs: %s)", names);
+            steno__errf(err, errlen, "there is no default input device (inputs: %s)", names);
         }
         return d;
     }
@@ -175,8 +166,8 @@ static PaDeviceIndex find_device(const char *want, char *err, size_t errlen)
         if (d && d->maxInputChannels > 0)
             return i;
         input_names(names, sizeof names);
-        set_err(err, errlen, "audio device %s %s (inputs: %s)", want,
-                d ? "has no input channels" : "does not exist", names);
+        steno__errf(err, errlen, "audio device %s %s (inputs: %s)", want,
+                    d ? "has no input channels" : "does not exist", names);
         return paNoDevice;
     }
     PaDeviceIndex found = paNoDevice;
@@ -196,8 +187,8 @@ static PaDeviceIndex find_device(const char *want, char *err, size_t errlen)
     if (matches == 1)
         return found;
     input_names(names, sizeof names);
-    set_err(err, errlen, "%s input device matches '%s' (inputs: %s)",
-            matches ? "more than one" : "no", want, names);
+    steno__errf(err, errlen, "%s input device matches '%s' (inputs: %s)",
+                matches ? "more than one" : "no", want, names);
     return paNoDevice;
 }
 
@@ -312,14 +303,14 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
     if (c.session_rate < 8000 || c.session_rate > 192000 || c.resample_quality < 1 ||
         c.resample_quality > 10 || c.level_ms < 10 || c.level_ms > 1000 ||
         (c.sample_rate && (c.sample_rate < 8000 || c.sample_rate > 192000)) || c.channels > 64) {
-        set_err(err, errlen,
-                "microphone config: session_rate and sample_rate 8000..192000, channels "
-                "0..64, resample_quality 1..10, level_ms 10..1000");
+        steno__errf(err, errlen,
+                    "microphone config: session_rate and sample_rate 8000..192000, channels "
+                    "0..64, resample_quality 1..10, level_ms 10..1000");
         return STENO_ERR_CONFIG;
     }
     PaError pe = audio_init();
     if (pe != paNoError) {
-        set_err(err, errlen, "the audio system cannot start: %s", Pa_GetErrorText(pe));
+        steno__errf(err, errlen, "the audio system cannot start: %s", Pa_GetErrorText(pe));
         return STENO_ERR_UNSUPPORTED;
     }
     PaDeviceIndex dev = find_device(c.device, err, errlen);
@@ -344,8 +335,8 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
     steno_status st = steno__resampler_open(m->rate, m->channels, m->session_rate, m->max_in,
                                             c.resample_quality, &m->rs);
     if (st != STENO_OK) {
-        set_err(err, errlen, "cannot resample %u Hz x %u to %u Hz: %s", m->rate, m->channels,
-                m->session_rate, steno_strerror(st));
+        steno__errf(err, errlen, "cannot resample %u Hz x %u to %u Hz: %s", m->rate, m->channels,
+                    m->session_rate, steno_strerror(st));
         goto fail;
     }
     m->out = calloc(steno__resampler_out_max(m->rs), sizeof *m->out);
@@ -380,8 +371,8 @@ steno_status steno_mic_open(const steno_mic_config *cfg, steno_session *session,
     if (pe == paNoError)
         pe = Pa_OpenStream(&m->stream, &in, NULL, m->rate, fpb, paNoFlag, on_audio, m);
     if (pe != paNoError) {
-        set_err(err, errlen, "audio device '%s' cannot capture %u channel(s) at %u Hz: %s", m->name,
-                m->channels, m->rate, Pa_GetErrorText(pe));
+        steno__errf(err, errlen, "audio device '%s' cannot capture %u channel(s) at %u Hz: %s",
+                    m->name, m->channels, m->rate, Pa_GetErrorText(pe));
         st = STENO_ERR_FORMAT;
         m->stream = NULL;
         goto fail;

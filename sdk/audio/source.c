@@ -9,6 +9,7 @@
 
 #include <sndfile.h>
 
+#include "errmsg.h"
 #include "resample.h"
 #include "steno/audio.h"
 
@@ -28,16 +29,6 @@ struct steno_source {
     int eof, drained;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static steno_status finish_open(steno_source *s, uint32_t out_rate, steno_source **out, char *err,
                                 size_t errlen)
 {
@@ -51,8 +42,8 @@ static steno_status finish_open(steno_source *s, uint32_t out_rate, steno_source
             st = STENO_ERR_NOMEM;
     }
     if (st != STENO_OK) {
-        set_err(err, errlen, "cannot convert %u Hz x %u channel(s) to %u Hz mono: %s",
-                s->info.sample_rate, s->info.channels, out_rate, steno_strerror(st));
+        steno__errf(err, errlen, "cannot convert %u Hz x %u channel(s) to %u Hz mono: %s",
+                    s->info.sample_rate, s->info.channels, out_rate, steno_strerror(st));
         steno_source_close(s);
         return st;
     }
@@ -72,13 +63,14 @@ steno_status steno_source_open_file(const char *path, uint32_t out_rate, steno_s
         return STENO_ERR_INVALID_ARG;
     *out = NULL;
     if (!path || !rate_ok(out_rate)) {
-        set_err(err, errlen, "steno_source_open_file: a path and an output rate in 8000..192000");
+        steno__errf(err, errlen,
+                    "steno_source_open_file: a path and an output rate in 8000..192000");
         return STENO_ERR_INVALID_ARG;
     }
     /* libsndfile says "not recognised" for a missing file too: ask the OS first. */
     FILE *probe = fopen(path, "rb");
     if (!probe) {
-        set_err(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        steno__errf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
         return STENO_ERR_INVALID_ARG;
     }
     fclose(probe);
@@ -89,15 +81,15 @@ steno_status steno_source_open_file(const char *path, uint32_t out_rate, steno_s
     SF_INFO fi = {0};
     s->sf = sf_open(path, SFM_READ, &fi);
     if (!s->sf) {
-        set_err(err, errlen, "'%s' is not audio this build can decode: %s", path,
-                sf_strerror(NULL));
+        steno__errf(err, errlen, "'%s' is not audio this build can decode: %s", path,
+                    sf_strerror(NULL));
         free(s);
         return STENO_ERR_FORMAT;
     }
     if (fi.channels < 1 || fi.channels > 64 || !rate_ok((uint32_t)fi.samplerate)) {
-        set_err(err, errlen,
-                "'%s' has %d channel(s) at %d Hz; steno takes 1..64 at 8000..192000 Hz", path,
-                fi.channels, fi.samplerate);
+        steno__errf(err, errlen,
+                    "'%s' has %d channel(s) at %d Hz; steno takes 1..64 at 8000..192000 Hz", path,
+                    fi.channels, fi.samplerate);
         sf_close(s->sf);
         free(s);
         return STENO_ERR_FORMAT;
@@ -121,10 +113,10 @@ steno_status steno_source_open_raw(int fd, uint32_t in_rate, uint32_t in_channel
         return STENO_ERR_INVALID_ARG;
     *out = NULL;
     if (fd < 0 || !rate_ok(in_rate) || !rate_ok(out_rate) || in_channels < 1 || in_channels > 64) {
-        set_err(err, errlen,
-                "raw PCM needs a readable descriptor, a rate in 8000..192000 Hz and 1..64 "
-                "channels (got rate %u, %u channel(s))",
-                in_rate, in_channels);
+        steno__errf(err, errlen,
+                    "raw PCM needs a readable descriptor, a rate in 8000..192000 Hz and 1..64 "
+                    "channels (got rate %u, %u channel(s))",
+                    in_rate, in_channels);
         return STENO_ERR_INVALID_ARG;
     }
     steno_source *s = calloc(1, sizeof *s);

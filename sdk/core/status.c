@@ -1,7 +1,11 @@
 /* status: words for every steno_status value. */
 #include "steno/status.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+
+#include "errmsg.h"
 
 struct status_entry {
     const char *name;
@@ -72,4 +76,18 @@ const char *steno_status_name(int status)
 {
     const struct status_entry *e = lookup(status);
     return e ? e->name : "STENO_ERR_UNKNOWN";
+}
+
+void steno__verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
+void steno__errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    steno__verrf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "backfill.h"
 #include "engine.h"
+#include "errmsg.h"
 
 #if defined(STENO_HAVE_LIBCRYPTO) && defined(LWS_OPENSSL_SUPPORT) && !defined(LWS_WITH_MBEDTLS)
 #include <openssl/x509.h>
@@ -532,18 +533,6 @@ void steno__client_note_rx(steno_client *c)
 
 /* ---- open / destroy ---- */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /*
  * libwebsockets 4.1 keeps the OpenSSL ex_data indices it uses (the wsi of an SSL, the reuse
  * record of a client SSL_CTX) in process-wide variables, and every lws_create_context() whose
@@ -625,7 +614,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     if (err && errlen)
         err[0] = '\0';
     if (!out) {
-        errf(err, errlen, "steno_client_open: out is NULL");
+        steno__errf(err, errlen, "steno_client_open: out is NULL");
         return STENO_ERR_INVALID_ARG;
     }
     *out = NULL;
@@ -647,12 +636,13 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     if (!cfg.log_level)
         cfg.log_level = STENO_LOG_WARN;
     if (cfg.log_level < STENO_LOG_ERROR || cfg.log_level > STENO_LOG_DEBUG) {
-        errf(err, errlen, "client config: log_level %d is not a steno_log_level (1..4)",
-             (int)cfg.log_level);
+        steno__errf(err, errlen, "client config: log_level %d is not a steno_log_level (1..4)",
+                    (int)cfg.log_level);
         return STENO_ERR_CONFIG;
     }
     if ((cfg.allocator.alloc_fn == NULL) != (cfg.allocator.free_fn == NULL)) {
-        errf(err, errlen, "client config: allocator needs both alloc_fn and free_fn (or neither)");
+        steno__errf(err, errlen,
+                    "client config: allocator needs both alloc_fn and free_fn (or neither)");
         return STENO_ERR_CONFIG;
     }
     if (cfg.ca_file && *cfg.ca_file) {
@@ -674,22 +664,22 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
         if (f)
             fclose(f);
         if (rerr) {
-            errf(err, errlen, "client config: ca_file '%s' cannot be read: %s", cfg.ca_file,
-                 strerror(rerr));
+            steno__errf(err, errlen, "client config: ca_file '%s' cannot be read: %s", cfg.ca_file,
+                        strerror(rerr));
             return STENO_ERR_CONFIG;
         }
         if (!found) {
-            errf(err, errlen,
-                 "client config: ca_file '%s' holds no PEM certificate (-----BEGIN "
-                 "CERTIFICATE-----); convert a DER file with 'openssl x509 -inform DER'",
-                 cfg.ca_file);
+            steno__errf(err, errlen,
+                        "client config: ca_file '%s' holds no PEM certificate (-----BEGIN "
+                        "CERTIFICATE-----); convert a DER file with 'openssl x509 -inform DER'",
+                        cfg.ca_file);
             return STENO_ERR_CONFIG;
         }
     }
 
     steno_client *c = steno__calloc(&cfg.allocator, 1, sizeof *c);
     if (!c) {
-        errf(err, errlen, "out of memory allocating the client");
+        steno__errf(err, errlen, "out of memory allocating the client");
         return STENO_ERR_NOMEM;
     }
     c->alloc = cfg.allocator;
@@ -699,7 +689,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
         c->ca_file = steno__alloc(&c->alloc, n);
         if (!c->ca_file) {
             steno__free(&c->alloc, c);
-            errf(err, errlen, "out of memory");
+            steno__errf(err, errlen, "out of memory");
             return STENO_ERR_NOMEM;
         }
         memcpy(c->ca_file, cfg.ca_file, n);
@@ -723,7 +713,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
 
     int rc = register_metrics(c);
     if (rc) {
-        errf(err, errlen, "could not create the metrics registry: %s", steno_strerror(rc));
+        steno__errf(err, errlen, "could not create the metrics registry: %s", steno_strerror(rc));
         goto fail;
     }
     steno__gauge_set(c->m.budget_tokens, steno__budget_available(&c->budget));
@@ -731,11 +721,12 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     setup_lws_logging(c);
     rc = create_lws_context(c);
     if (rc) {
-        errf(err, errlen, "libwebsockets could not create its context (TLS set-up or out of fds)");
+        steno__errf(err, errlen,
+                    "libwebsockets could not create its context (TLS set-up or out of fds)");
         goto fail;
     }
     if (pthread_create(&c->thread, NULL, network_thread, c) != 0) {
-        errf(err, errlen, "could not start the network thread");
+        steno__errf(err, errlen, "could not start the network thread");
         rc = STENO_ERR_INTERNAL;
         goto fail;
     }

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "backfill.h"
 #include "engine.h"
+#include "errmsg.h"
 
 /* ---- defaults (see session.h for the reasoning) ---- */
 #define D_PROVIDER "deepgram"
@@ -77,12 +78,10 @@ static steno_status errf(char *err, size_t errlen, steno_status rc, const char *
     __attribute__((format(printf, 4, 5)));
 static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
 {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    steno__verrf(err, errlen, fmt, ap);
+    va_end(ap);
     return rc;
 }
 

@@ -22,13 +22,6 @@ typedef struct conn_info {
     size_t finals;
 } conn_info;
 
-#define ERR(...)                                                                                   \
-    do {                                                                                           \
-        snprintf(err, errlen, __VA_ARGS__);                                                        \
-        ok = false;                                                                                \
-        goto out;                                                                                  \
-    } while (0)
-
 /* FNV over n samples of pcm from `from`, skipping dropped ones; *end = one past the last. */
 static uint64_t fnv_skipping(const uint8_t *dropped, const int16_t *pcm, uint64_t written,
                              uint64_t from, uint64_t n, uint64_t *end, bool *overrun)
@@ -95,9 +88,9 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
     skip = calloc(written + 1, 1);
     conns = calloc(c->n + 1, sizeof *conns);
     if (!cover || !dropped || !skip || !conns)
-        ERR("out of memory");
+        H_ERR_OUT("out of memory");
     if (c->order_error)
-        ERR("event seq numbers are not 1, 2, 3, ... in emission order");
+        H_ERR_OUT("event seq numbers are not 1, 2, 3, ... in emission order");
 
     /* dropped ranges: exact, inside the stream, never twice */
     for (size_t k = 0; k < c->n; k++) {
@@ -106,18 +99,18 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             continue;
         acc.drop_events++;
         if (e->drop_last < e->drop_first || e->drop_last >= written)
-            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not inside the %" PRIu64
-                " written samples",
-                e->drop_first, e->drop_last, written);
+            H_ERR_OUT("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not inside the %" PRIu64
+                      " written samples",
+                      e->drop_first, e->drop_last, written);
         if (!e->producer_side && e->drop_samples != e->drop_last - e->drop_first + 1)
-            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] says %" PRIu64 " samples", e->drop_first,
-                e->drop_last, e->drop_samples);
+            H_ERR_OUT("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] says %" PRIu64 " samples",
+                      e->drop_first, e->drop_last, e->drop_samples);
         if (e->drop_first % chunk_frames || (e->drop_last + 1) % chunk_frames)
-            ERR("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not whole chunks of %u", e->drop_first,
-                e->drop_last, chunk_frames);
+            H_ERR_OUT("AUDIO_DROPPED [%" PRIu64 ", %" PRIu64 "] is not whole chunks of %u",
+                      e->drop_first, e->drop_last, chunk_frames);
         for (uint64_t i = e->drop_first; i <= e->drop_last; i++) {
             if (dropped[i])
-                ERR("sample %" PRIu64 " reported dropped twice", i);
+                H_ERR_OUT("sample %" PRIu64 " reported dropped twice", i);
             dropped[i] = 1;
         }
         acc.dropped += e->drop_last - e->drop_first + 1;
@@ -150,39 +143,43 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         if (e->type != STENO_EVENT_TRANSCRIPT)
             continue;
         if (e->end_sample < e->first_sample)
-            ERR("transcript [%" PRIu64 ", %" PRIu64 ") runs backwards", e->first_sample,
-                e->end_sample);
+            H_ERR_OUT("transcript [%" PRIu64 ", %" PRIu64 ") runs backwards", e->first_sample,
+                      e->end_sample);
         if (fabs(e->start - (double)e->first_sample / rate) > 0.0011 ||
             fabs(e->end - (double)e->end_sample / rate) > 0.0011)
-            ERR("transcript %.4f-%.4f s disagrees with samples [%" PRIu64 ", %" PRIu64 ")",
-                e->start, e->end, e->first_sample, e->end_sample);
+            H_ERR_OUT("transcript %.4f-%.4f s disagrees with samples [%" PRIu64 ", %" PRIu64 ")",
+                      e->start, e->end, e->first_sample, e->end_sample);
         if (!e->is_final) {
             if (e->from_backfill)
-                ERR("interim [%" PRIu64 ", %" PRIu64 ") from backfill: only finals are replayed",
-                    e->first_sample, e->end_sample);
+                H_ERR_OUT("interim [%" PRIu64 ", %" PRIu64
+                          ") from backfill: only finals are replayed",
+                          e->first_sample, e->end_sample);
             if (e->end_sample > e->first_sample && e->first_sample < acked)
-                ERR("interim [%" PRIu64 ", %" PRIu64 ") regresses behind the final end %" PRIu64,
-                    e->first_sample, e->end_sample, acked);
+                H_ERR_OUT("interim [%" PRIu64 ", %" PRIu64
+                          ") regresses behind the final end %" PRIu64,
+                          e->first_sample, e->end_sample, acked);
             continue;
         }
         if (e->end_sample == e->first_sample)
             continue; /* an empty final (Finalize with nothing pending) */
         if (e->from_backfill) {
             if (e->first_sample < prev_bf_end || e->start < prev_bf_end_s - 1e-9)
-                ERR("backfill final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the "
-                    "previous backfill final ending at %" PRIu64 " (%.3f s)",
-                    e->first_sample, e->end_sample, e->start, prev_bf_end, prev_bf_end_s);
+                H_ERR_OUT("backfill final [%" PRIu64 ", %" PRIu64
+                          ") (%.3f s) overlaps or precedes the "
+                          "previous backfill final ending at %" PRIu64 " (%.3f s)",
+                          e->first_sample, e->end_sample, e->start, prev_bf_end, prev_bf_end_s);
             prev_bf_end = e->end_sample;
             prev_bf_end_s = e->end;
             acc.backfill_finals++;
         } else {
             if (cur < 0)
-                ERR("final [%" PRIu64 ", %" PRIu64 ") arrived outside a connection",
-                    e->first_sample, e->end_sample);
+                H_ERR_OUT("final [%" PRIu64 ", %" PRIu64 ") arrived outside a connection",
+                          e->first_sample, e->end_sample);
             if (e->first_sample < prev_final_end || e->start < prev_end_s - 1e-9)
-                ERR("final [%" PRIu64 ", %" PRIu64 ") (%.3f s) overlaps or precedes the previous "
-                    "final ending at %" PRIu64 " (%.3f s)",
-                    e->first_sample, e->end_sample, e->start, prev_final_end, prev_end_s);
+                H_ERR_OUT("final [%" PRIu64 ", %" PRIu64
+                          ") (%.3f s) overlaps or precedes the previous "
+                          "final ending at %" PRIu64 " (%.3f s)",
+                          e->first_sample, e->end_sample, e->start, prev_final_end, prev_end_s);
             prev_final_end = e->end_sample;
             prev_end_s = e->end;
             if (e->end_sample > acked)
@@ -191,25 +188,25 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         }
         acc.finals++;
         if (e->end_sample > written)
-            ERR("final [%" PRIu64 ", %" PRIu64 ") beyond the %" PRIu64 " written samples",
-                e->first_sample, e->end_sample, written);
+            H_ERR_OUT("final [%" PRIu64 ", %" PRIu64 ") beyond the %" PRIu64 " written samples",
+                      e->first_sample, e->end_sample, written);
         if (!spans)
             continue;
         uint64_t a, b;
         char hex[32];
         if (sscanf(e->text, "span %" SCNu64 "-%" SCNu64 " fnv1a64=%31s", &a, &b, hex) != 3)
-            ERR("final text is not a null-engine span: '%s'", e->text);
+            H_ERR_OUT("final text is not a null-engine span: '%s'", e->text);
         uint64_t want = strtoull(hex, NULL, 16);
         uint64_t span_dropped = 0;
         for (uint64_t i = e->first_sample; i < e->end_sample; i++)
             span_dropped += dropped[i];
         if (b - a != e->end_sample - e->first_sample - span_dropped)
-            ERR("final '%s' has %" PRIu64 " samples but the SDK mapped it to [%" PRIu64 ", %" PRIu64
-                ") (%" PRIu64 " of them dropped)",
-                e->text, b - a, e->first_sample, e->end_sample, span_dropped);
+            H_ERR_OUT("final '%s' has %" PRIu64 " samples but the SDK mapped it to [%" PRIu64
+                      ", %" PRIu64 ") (%" PRIu64 " of them dropped)",
+                      e->text, b - a, e->first_sample, e->end_sample, span_dropped);
         if (e->first_sample < a)
-            ERR("final '%s' mapped to %" PRIu64 ", before the connection could start", e->text,
-                e->first_sample);
+            H_ERR_OUT("final '%s' mapped to %" PRIu64 ", before the connection could start",
+                      e->text, e->first_sample);
         uint64_t base = e->first_sample - a; /* exact when nothing dropped before it */
         if (!e->from_backfill && !conns[cur].base_known) {
             conns[cur].base_known = true;
@@ -219,14 +216,15 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         bool over;
         uint64_t got = fnv_skipping(dropped, pcm, written, e->first_sample, b - a, &end, &over);
         if (over || got != want || end != e->end_sample)
-            ERR("final '%s' mapped to [%" PRIu64 ", %" PRIu64 ") but that audio's checksum is "
-                "%016" PRIx64 ": the SDK put it on the wrong part of the timeline",
-                e->text, e->first_sample, e->end_sample, got);
+            H_ERR_OUT("final '%s' mapped to [%" PRIu64 ", %" PRIu64
+                      ") but that audio's checksum is "
+                      "%016" PRIx64 ": the SDK put it on the wrong part of the timeline",
+                      e->text, e->first_sample, e->end_sample, got);
         for (uint64_t i = e->first_sample; i < e->end_sample; i++) {
             if (dropped[i])
                 continue;
             if (cover[i])
-                ERR("sample %" PRIu64 " covered by two finals (second: '%s')", i, e->text);
+                H_ERR_OUT("sample %" PRIu64 " covered by two finals (second: '%s')", i, e->text);
             cover[i] = 1;
             acc.covered++;
         }
@@ -238,12 +236,12 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
                 uint64_t j = i;
                 while (j < written && cover[j] + dropped[j] == cover[i] + dropped[i])
                     j++;
-                ERR("samples [%" PRIu64 ", %" PRIu64 ") are %s (%" PRIu64 " covered, %" PRIu64
-                    " dropped of %" PRIu64 " written)",
-                    i, j,
-                    cover[i] + dropped[i] ? "both covered and dropped"
-                                          : "neither covered by a final nor reported dropped",
-                    acc.covered, acc.dropped, written);
+                H_ERR_OUT("samples [%" PRIu64 ", %" PRIu64 ") are %s (%" PRIu64 " covered, %" PRIu64
+                          " dropped of %" PRIu64 " written)",
+                          i, j,
+                          cover[i] + dropped[i] ? "both covered and dropped"
+                                                : "neither covered by a final nor reported dropped",
+                          acc.covered, acc.dropped, written);
             }
         }
     }
@@ -255,15 +253,15 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         conn_info *ci = &conns[k];
         const cJSON *r = h_record_by_rid(records, ci->rid);
         if (!r)
-            ERR("connection %zu (request id '%s') has no server record", k + 1, ci->rid);
+            H_ERR_OUT("connection %zu (request id '%s') has no server record", k + 1, ci->rid);
         double samples_d = h_jnum(r, "audio_samples", -1);
         if (samples_d < 0)
-            ERR("server record of '%s' has no audio_samples", ci->rid);
+            H_ERR_OUT("server record of '%s' has no audio_samples", ci->rid);
         uint64_t n = (uint64_t)samples_d;
         if (n == 0) {
             if (ci->finals)
-                ERR("connection '%s' received no audio but produced %zu finals", ci->rid,
-                    ci->finals);
+                H_ERR_OUT("connection '%s' received no audio but produced %zu finals", ci->rid,
+                          ci->finals);
             if (ci->backfill_after) {
                 /* it died before sending, but its seam stands: the backlog's chunks went to
                  * backfill, and the next live connection starts at the seam */
@@ -297,30 +295,32 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
                 base = ci->base;
             else if (!find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"),
                                  &base))
-                ERR("connection %zu ('%s'): its %" PRIu64 " samples are no contiguous slice of "
-                    "the written stream",
-                    k + 1, ci->rid, n);
+                H_ERR_OUT("connection %zu ('%s'): its %" PRIu64
+                          " samples are no contiguous slice of "
+                          "the written stream",
+                          k + 1, ci->rid, n);
         }
         if (ci->backfill_after && base > seam_floor)
             seam_floor = base;
         if (ci->base_known && ci->base != base)
-            ERR("connection %zu ('%s'): its finals put its first sample at %" PRIu64
-                ", but the first unacknowledged chunk when it opened began at %" PRIu64,
-                k + 1, ci->rid, ci->base, base);
+            H_ERR_OUT("connection %zu ('%s'): its finals put its first sample at %" PRIu64
+                      ", but the first unacknowledged chunk when it opened began at %" PRIu64,
+                      k + 1, ci->rid, ci->base, base);
         uint64_t end;
         bool over;
         uint64_t h = fnv_skipping(skip, pcm, written, base, n, &end, &over);
         char hex[17];
         snprintf(hex, sizeof hex, "%016" PRIx64, h);
         if (over)
-            ERR("connection %zu ('%s') received %" PRIu64 " samples from %" PRIu64
-                ", more than was written (%" PRIu64 ")",
-                k + 1, ci->rid, n, base, written);
+            H_ERR_OUT("connection %zu ('%s') received %" PRIu64 " samples from %" PRIu64
+                      ", more than was written (%" PRIu64 ")",
+                      k + 1, ci->rid, n, base, written);
         if (strcmp(hex, h_jstr(r, "audio_fnv1a64")) != 0) {
             uint64_t at = 0;
             bool found =
                 find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"), &at);
-            ERR("connection %zu ('%s'): the server's checksum of its %" PRIu64
+            H_ERR_OUT(
+                "connection %zu ('%s'): the server's checksum of its %" PRIu64
                 " samples is %s, but the written stream from %" PRIu64 " (first unacknowledged "
                 "chunk) gives %s: audio was reordered, skipped or duplicated (%s %" PRIu64 ")",
                 k + 1, ci->rid, n, h_jstr(r, "audio_fnv1a64"), base, hex,
@@ -361,8 +361,8 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         acc.backfill_connections++;
     }
     if (spans && acc.covered + acc.dropped != written)
-        ERR("covered %" PRIu64 " + dropped %" PRIu64 " != written %" PRIu64, acc.covered,
-            acc.dropped, written);
+        H_ERR_OUT("covered %" PRIu64 " + dropped %" PRIu64 " != written %" PRIu64, acc.covered,
+                  acc.dropped, written);
 out:
     pthread_mutex_unlock(&c->mu);
     free(cover);

@@ -250,13 +250,6 @@ void h_probe_free(h_probe *p)
 
 /* ---- witness ---- */
 
-#define ERR(...)                                                                                   \
-    do {                                                                                           \
-        snprintf(err, errlen, __VA_ARGS__);                                                        \
-        ok = false;                                                                                \
-        goto out;                                                                                  \
-    } while (0)
-
 static bool is_live_rid(h_collector *col, const char *rid)
 {
     bool live = false;
@@ -289,7 +282,7 @@ static bool load_conn(h_wconn *c, const cJSON *frames, const int16_t *pcm, uint6
     c->f_first = calloc(n + 1, sizeof *c->f_first);
     c->f_end = calloc(n + 1, sizeof *c->f_end);
     if (!c->f_wall || !c->f_first || !c->f_end)
-        ERR("out of memory");
+        H_ERR_OUT("out of memory");
     uint64_t pos = 0;
     const cJSON *f;
     cJSON_ArrayForEach(f, frames)
@@ -302,9 +295,9 @@ static bool load_conn(h_wconn *c, const cJSON *frames, const int16_t *pcm, uint6
             if (at == UINT64_MAX) /* a seam inside a chunk */
                 at = locate(pcm, written, 0, 1, len, h);
             if (at == UINT64_MAX)
-                ERR("connection %d (%s): its first audio message (%" PRIu64 " samples) is "
-                    "nowhere in the written stream",
-                    c->id, c->rid, len);
+                H_ERR_OUT("connection %d (%s): its first audio message (%" PRIu64 " samples) is "
+                          "nowhere in the written stream",
+                          c->id, c->rid, len);
             c->base = at;
         } else if (pos + len <= written && h_fnv1a64(pcm + pos, (size_t)len * sizeof *pcm) == h) {
             at = pos;
@@ -313,10 +306,11 @@ static bool load_conn(h_wconn *c, const cJSON *frames, const int16_t *pcm, uint6
             at = locate(pcm, written, (pos + chunk_frames - 1) / chunk_frames * chunk_frames,
                         chunk_frames, len, h);
             if (at == UINT64_MAX)
-                ERR("connection %d (%s): audio message %zu (%" PRIu64 " samples) is not the "
-                    "written audio after sample %" PRIu64 " nor later: reordered, repeated or "
-                    "corrupted",
-                    c->id, c->rid, c->nframes + 1, len, pos);
+                H_ERR_OUT("connection %d (%s): audio message %zu (%" PRIu64 " samples) is not the "
+                          "written audio after sample %" PRIu64
+                          " nor later: reordered, repeated or "
+                          "corrupted",
+                          c->id, c->rid, c->nframes + 1, len, pos);
             c->gaps += at - pos;
         }
         c->f_wall[c->nframes] = c->start_wall + h_jnum(f, "t", 0);
@@ -339,7 +333,7 @@ bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const i
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
     w->c = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *w->c);
     if (!w->c)
-        ERR("out of memory");
+        H_ERR_OUT("out of memory");
     cJSON_ArrayForEach(r, arr)
     {
         if (h_jnum(r, "audio_samples", 0) <= 0)
@@ -355,7 +349,8 @@ bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const i
         snprintf(path, sizeof path, "/connections/%d/frames", c->id);
         fr = h_http_ok(srv->control_port, "GET", path, NULL);
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fr, "truncated")))
-            ERR("connection %d: the server's frame log is truncated (raise --frame-log)", c->id);
+            H_ERR_OUT("connection %d: the server's frame log is truncated (raise --frame-log)",
+                      c->id);
         if (!load_conn(c, cJSON_GetObjectItemCaseSensitive(fr, "frames"), pcm, written,
                        chunk_frames, err, errlen)) {
             ok = false;
@@ -366,8 +361,8 @@ bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const i
         uint64_t logged = c->end - c->base - c->gaps;
         uint64_t counted = (uint64_t)h_jnum(r, "audio_samples", 0);
         if (counted < logged || counted - logged >= chunk_frames)
-            ERR("connection %d: frame log has %" PRIu64 " samples, record says %" PRIu64, c->id,
-                logged, counted);
+            H_ERR_OUT("connection %d: frame log has %" PRIu64 " samples, record says %" PRIu64,
+                      c->id, logged, counted);
         cJSON_Delete(fr);
         fr = NULL;
     }
@@ -460,7 +455,7 @@ bool h_check_timeline(h_collector *c, const int16_t *pcm, uint64_t written, uint
     const h_ev **f = calloc(c->n + 1, sizeof *f);
     uint8_t *mark = calloc(written + 1, 1);
     if (!f || !mark)
-        ERR("out of memory");
+        H_ERR_OUT("out of memory");
     size_t n = 0;
     uint64_t live_end = 0;
     for (size_t k = 0; k < c->n; k++) {
@@ -468,18 +463,20 @@ bool h_check_timeline(h_collector *c, const int16_t *pcm, uint64_t written, uint
         if (e->type != STENO_EVENT_TRANSCRIPT || !e->is_final || e->end_sample == e->first_sample)
             continue;
         if (e->end_sample < e->first_sample || e->end_sample > written)
-            ERR("final [%" PRIu64 ", %" PRIu64 ") is not inside the %" PRIu64 " written samples",
-                e->first_sample, e->end_sample, written);
+            H_ERR_OUT("final [%" PRIu64 ", %" PRIu64 ") is not inside the %" PRIu64
+                      " written samples",
+                      e->first_sample, e->end_sample, written);
         if (fabs(e->start - (double)e->first_sample / rate) > 0.0011 ||
             fabs(e->end - (double)e->end_sample / rate) > 0.0011)
-            ERR("final %.4f-%.4f s disagrees with its samples [%" PRIu64 ", %" PRIu64 ")", e->start,
-                e->end, e->first_sample, e->end_sample);
+            H_ERR_OUT("final %.4f-%.4f s disagrees with its samples [%" PRIu64 ", %" PRIu64 ")",
+                      e->start, e->end, e->first_sample, e->end_sample);
         if (!e->from_backfill) {
             /* live results are never held back, and never go back in time */
             if (e->first_sample < live_end)
-                ERR("live final [%" PRIu64 ", %" PRIu64 ") arrived after a live final ending at "
-                    "%" PRIu64,
-                    e->first_sample, e->end_sample, live_end);
+                H_ERR_OUT("live final [%" PRIu64 ", %" PRIu64
+                          ") arrived after a live final ending at "
+                          "%" PRIu64,
+                          e->first_sample, e->end_sample, live_end);
             live_end = e->end_sample;
         }
         cov.backfill_finals += e->from_backfill != 0;
@@ -492,26 +489,28 @@ bool h_check_timeline(h_collector *c, const int16_t *pcm, uint64_t written, uint
         for (uint64_t s = e->first_sample; s < e->end_sample; s++)
             cov.twice += mark[s]++ != 0;
         if (i && e->first_sample < f[i - 1]->end_sample)
-            ERR("samples [%" PRIu64 ", %" PRIu64 ") are covered twice: by '%s'%s and by '%s'%s",
-                e->first_sample, f[i - 1]->end_sample, f[i - 1]->text,
-                f[i - 1]->from_backfill ? " (backfill)" : "", e->text,
-                e->from_backfill ? " (backfill)" : "");
+            H_ERR_OUT("samples [%" PRIu64 ", %" PRIu64
+                      ") are covered twice: by '%s'%s and by '%s'%s",
+                      e->first_sample, f[i - 1]->end_sample, f[i - 1]->text,
+                      f[i - 1]->from_backfill ? " (backfill)" : "", e->text,
+                      e->from_backfill ? " (backfill)" : "");
         if (!spans)
             continue;
         uint64_t a, b;
         char hex[32];
         if (sscanf(e->text, "span %" SCNu64 "-%" SCNu64 " fnv1a64=%31s", &a, &b, hex) != 3)
-            ERR("final text is not a null-engine span: '%s'", e->text);
+            H_ERR_OUT("final text is not a null-engine span: '%s'", e->text);
         if (b - a != e->end_sample - e->first_sample)
-            ERR("final '%s' has %" PRIu64 " samples but was mapped to [%" PRIu64 ", %" PRIu64 ")",
-                e->text, b - a, e->first_sample, e->end_sample);
+            H_ERR_OUT("final '%s' has %" PRIu64 " samples but was mapped to [%" PRIu64 ", %" PRIu64
+                      ")",
+                      e->text, b - a, e->first_sample, e->end_sample);
         uint64_t got = h_fnv1a64(pcm + e->first_sample,
                                  (size_t)(e->end_sample - e->first_sample) * sizeof *pcm);
         if (got != strtoull(hex, NULL, 16))
-            ERR("final '%s'%s was mapped to [%" PRIu64 ", %" PRIu64 "), whose checksum is "
-                "%016" PRIx64 ": it is on the wrong part of the timeline",
-                e->text, e->from_backfill ? " (backfill)" : "", e->first_sample, e->end_sample,
-                got);
+            H_ERR_OUT("final '%s'%s was mapped to [%" PRIu64 ", %" PRIu64 "), whose checksum is "
+                      "%016" PRIx64 ": it is on the wrong part of the timeline",
+                      e->text, e->from_backfill ? " (backfill)" : "", e->first_sample,
+                      e->end_sample, got);
     }
     for (uint64_t s = 0; s < written; s++)
         cov.covered += mark[s] != 0;

@@ -42,6 +42,14 @@ void h_fail_check(const char *file, int line, const char *cond, const char *fmt,
         if (!(cond))                                                                               \
             h_fail_check(__FILE__, __LINE__, #cond, __VA_ARGS__);                                  \
     } while (0)
+/* For checkers that report instead of exiting (bool f(..., char *err, size_t errlen)): write
+ * the reason into err, set the local `ok` to false and jump to the function's `out:` label. */
+#define H_ERR_OUT(...)                                                                             \
+    do {                                                                                           \
+        snprintf(err, errlen, __VA_ARGS__);                                                        \
+        ok = false;                                                                                \
+        goto out;                                                                                  \
+    } while (0)
 /* The exit status meson counts as a skip. */
 #define H_SKIP 77
 

@@ -1,0 +1,15 @@
+/* errmsg: filling a caller's error buffer, the one way every API that takes (err, errlen) does. */
+#ifndef STENO_CORE_ERRMSG_H
+#define STENO_CORE_ERRMSG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Formats into err[errlen] (always terminated); does nothing when err is NULL or errlen 0, so
+ * callers may pass what the application gave them unchecked. */
+void steno__errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void steno__verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+#endif
