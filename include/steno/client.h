@@ -53,7 +53,9 @@ typedef enum steno_log_level {
 } steno_log_level;
 
 /* Receives steno's diagnostic lines (and libwebsockets' at the same level). Called on
- * any steno thread; must be thread-safe and must not call back into steno. */
+ * any steno thread; must be thread-safe and must not call back into steno. A line about one
+ * session starts "session N: ", N being 1 for the client's first steno_session_open, 2 for
+ * the second, and so on. */
 typedef void (*steno_log_fn)(void *user, steno_log_level level, const char *line);
 
 /*
