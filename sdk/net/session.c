@@ -1461,19 +1461,10 @@ static void start_close(steno_session *s)
 static void detach(steno_session *s)
 {
     steno_client *c = s->c;
-    if (!s->terminal) {
-        drain_dropped(s);
+    if (!s->terminal)
+        finish_close(s, STENO_ERR_CLOSED);
+    else
         terminal_cleanup(s);
-        steno__set_state(s, STENO_STATE_CLOSED);
-        steno_event ev;
-        memset(&ev, 0, sizeof ev);
-        ev.type = STENO_EVENT_CLOSED;
-        ev.u.closed.status = STENO_ERR_CLOSED;
-        ev.u.closed.unfinalized_samples = unfinalized_frames(s);
-        steno__emit(s, &ev);
-    } else {
-        terminal_cleanup(s);
-    }
     sync_metrics(s);
     steno__gauge_add(c->m.buffered, -(double)s->m_buffered_reported);
     s->m_buffered_reported = 0;
