@@ -8,6 +8,7 @@
 
 #include "faults.h"
 #include "listen.h"
+#include "proto.h"
 #include "server.h"
 #include "util.h"
 
@@ -114,6 +115,8 @@ static cJSON *health_json(void)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
     cJSON_AddStringToObject(o, "engine", srv_g.engine_ops->name);
+    if (srv_g.proto != &srv_proto_deepgram)
+        cJSON_AddStringToObject(o, "protocol", srv_g.proto->name);
     cJSON_AddNumberToObject(o, "port", srv_g.port);
     cJSON_AddNumberToObject(o, "control_port", srv_g.control_port);
     return o;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "server.h"
 
 #define OVERSIZE_DEFAULT (1u << 20)
@@ -19,17 +20,6 @@ static const char *const actions[] = {"drop",      "close",     "stall", "unstal
                                       "malformed", "oversized", NULL};
 
 static const char *const malformed_kinds[] = {"text", "type", "unknown", NULL};
-
-static const char *const malformed_frames[] = {
-    /* truncated JSON */
-    "{\"type\":\"Results\",\"channel_index\":[0,1],\"duration\":1.0,\"start\":0.0,\"is_fi",
-    /* a Results whose fields all have the wrong types */
-    "{\"type\":\"Results\",\"channel_index\":\"zero\",\"duration\":\"1.0\",\"start\":null,"
-    "\"is_final\":\"yes\",\"speech_final\":1,\"channel\":{\"alternatives\":\"none\"},"
-    "\"metadata\":7}",
-    /* a message type Deepgram never sends */
-    "{\"type\":\"Bogus\"}",
-};
 
 /* Per armed entry: the connections it has already fired on. */
 typedef struct armed_ext {
@@ -140,7 +130,7 @@ static void run_action(srv_conn *c, const action_args *a)
     case 4: {
         snprintf(what, sizeof(what), "malformed %s", malformed_kinds[a->kind]);
         srv_rec_add_fault(r, what);
-        char *t = strdup(malformed_frames[a->kind]);
+        char *t = strdup(srv_g.proto->malformed[a->kind]);
         if (t)
             srv_conn_fault_send(c, t, strlen(t));
         break;
@@ -148,7 +138,7 @@ static void run_action(srv_conn *c, const action_args *a)
     case 5: {
         snprintf(what, sizeof(what), "oversized %ld", a->bytes);
         srv_rec_add_fault(r, what);
-        char *t = srv_msg_oversized(srv_conn_msginfo(c), (size_t)a->bytes);
+        char *t = srv_g.proto->oversized(srv_conn_msginfo(c), (size_t)a->bytes);
         if (t)
             srv_conn_fault_send(c, t, (size_t)a->bytes);
         break;

@@ -1,5 +1,6 @@
-/* listen: the /v1/listen WebSocket endpoint: handshake validation, audio and
- * control messages in, results out, timers, and fault actions on connections. */
+/* listen: the WebSocket endpoint's machinery: handshake checks, audio and
+ * text messages in, results out, timers, and fault actions on connections.
+ * What the messages mean belongs to the protocol module (srv_g.proto). */
 #include "listen.h"
 
 #include <cjson/cJSON.h>
@@ -10,9 +11,12 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "conn.h"
 #include "control.h"
 #include "faults.h"
+#include "http.h"
 #include "pool.h"
+#include "proto.h"
 #include "server.h"
 #include "util.h"
 
@@ -22,39 +26,6 @@
 #define MAX_ARGS 256
 /* Results waiting for a client that does not read: beyond this it is cut off. */
 #define QUEUE_MAX (16u << 20)
-
-struct srv_conn {
-    struct lws *wsi;
-    srv_record *rec;
-    srv_job *job;
-    srv_msginfo mi;
-    int established;
-
-    srv_out *q_head, *q_tail; /* results, in order, each with a due time */
-    size_t q_bytes;
-    srv_out *inj_head, *inj_tail; /* fault frames: sent first, never delayed */
-    lws_sorted_usec_list_t sul_idle, sul_due;
-    int due_scheduled;
-    int64_t last_activity_us, first_audio_us;
-
-    /* the message being received */
-    int msg_binary;
-    uint64_t msg_bytes, msg_offset, msg_fnv;
-    int64_t msg_start_us;
-    uint8_t carry;
-    int have_carry;
-    char *text;
-    size_t text_len;
-
-    int stalled, backlogged, rx_on;
-    int delay_ms;   /* -1: the global delay */
-    int input_done; /* CloseStream seen, or closing: ignore further input */
-    int close_pending, close_after_flush, close_code;
-    int close_sent; /* returned -1 once: lws now owns the close handshake */
-    int dropping;   /* abort without a close frame */
-    char close_reason[124];
-    const char *close_cause;
-};
 
 /* --- helpers -------------------------------------------------------------- */
 
@@ -106,10 +77,7 @@ static srv_out *pop_out(srv_out **head, srv_out **tail)
     return o;
 }
 
-/* Server-initiated close: `after_flush` lets queued results (and Metadata)
- * go out first, as after CloseStream; otherwise they are dropped. */
-static void conn_close(srv_conn *c, int code, const char *reason, const char *cause,
-                       int after_flush)
+void srv_conn_close(srv_conn *c, int code, const char *reason, const char *cause, int after_flush)
 {
     if (c->close_pending)
         return;
@@ -128,6 +96,48 @@ static void conn_close(srv_conn *c, int code, const char *reason, const char *ca
     lws_callback_on_writable(c->wsi);
 }
 
+void srv_conn_close_with(srv_conn *c, int code, const char *reason, const char *cause, char *text,
+                         srv_msg_type type)
+{
+    if (c->close_pending) {
+        free(text);
+        return;
+    }
+    srv_out *o = text ? srv_out_new(text, strlen(text)) : NULL;
+    free(text);
+    if (o) {
+        o->kind = SRV_OUT_MSG;
+        o->type = type;
+        c->last_msg = o;
+    }
+    srv_conn_close(c, code, reason, cause, 0);
+}
+
+void srv_conn_send_now(srv_conn *c, char *text, srv_msg_type type)
+{
+    srv_out *o = text && !c->close_pending ? srv_out_new(text, strlen(text)) : NULL;
+    free(text);
+    if (!o)
+        return;
+    o->kind = SRV_OUT_MSG;
+    o->type = type;
+    push_out(&c->inj_head, &c->inj_tail, o);
+    lws_callback_on_writable(c->wsi);
+}
+
+double srv_conn_audio_s(const srv_conn *c)
+{
+    const srv_record *r = c->rec;
+    if (r->rate <= 0 || r->channels <= 0 || r->sample_bytes <= 0)
+        return 0;
+    return (double)r->audio_bytes / r->sample_bytes / r->channels / r->rate;
+}
+
+double srv_conn_audio_elapsed_s(const srv_conn *c)
+{
+    return c->first_audio_us ? (double)(srv_mono_us() - c->first_audio_us) / 1e6 : 0;
+}
+
 static void due_cb(lws_sorted_usec_list_t *sul)
 {
     srv_conn *c = lws_container_of(sul, srv_conn, sul_due);
@@ -138,7 +148,7 @@ static void due_cb(lws_sorted_usec_list_t *sul)
 static void idle_cb(lws_sorted_usec_list_t *sul)
 {
     srv_conn *c = lws_container_of(sul, srv_conn, sul_idle);
-    int64_t now = srv_mono_us(), limit = (int64_t)srv_g.cfg.idle_timeout_ms * 1000;
+    int64_t now = srv_mono_us(), limit = (int64_t)c->idle_ms * 1000;
     if (c->close_pending)
         return;
     /* After CloseStream the client is waiting on us (the engine may still be working through a
@@ -151,10 +161,17 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
     }
     int64_t idle = now - c->last_activity_us;
     if (idle >= limit) {
-        conn_close(c, 1011, "NET-0001", "idle", 0);
+        srv_g.proto->fail(c, SRV_FAIL_IDLE);
         return;
     }
     lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, limit - idle);
+}
+
+static void limit_cb(lws_sorted_usec_list_t *sul)
+{
+    srv_conn *c = lws_container_of(sul, srv_conn, sul_limit);
+    if (!c->close_pending)
+        srv_g.proto->fail(c, SRV_FAIL_SESSION_LIMIT);
 }
 
 static void touch(srv_conn *c, int64_t now)
@@ -163,104 +180,6 @@ static void touch(srv_conn *c, int64_t now)
 }
 
 /* --- handshake ------------------------------------------------------------- */
-
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 408:
-        return "Request Timeout";
-    case 426:
-        return "Upgrade Required";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    }
-    return "Error";
-}
-
-static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-                      unsigned char *end)
-{
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-/* Writes a complete HTTP error response with Deepgram's headers and a JSON
- * body; the caller ends the transaction. */
-static int send_http_error(struct lws *wsi, int status, const char *request_id, const char *err,
-                           const char *retry_after)
-{
-    unsigned char buf[LWS_PRE + 4096], *start = buf + LWS_PRE, *p = start,
-                                       *end = buf + sizeof(buf) - 1;
-    char clen[24], safe_err[512];
-    size_t i;
-
-    /* A header value must stay on one line. */
-    for (i = 0; err[i] && i < sizeof(safe_err) - 1; i++)
-        safe_err[i] = (err[i] == '\r' || err[i] == '\n') ? ' ' : err[i];
-    safe_err[i] = 0;
-
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "err_code", status_text(status));
-    cJSON_AddStringToObject(body, "err_msg", safe_err);
-    cJSON_AddStringToObject(body, "request_id", request_id);
-    char *b = cJSON_PrintUnformatted(body);
-    cJSON_Delete(body);
-    if (!b)
-        return -1;
-    size_t blen = strlen(b);
-    snprintf(clen, sizeof(clen), "%zu", blen);
-
-    /* Written by hand: before the upgrade is decided lws has not noted the
-     * request's HTTP version and would answer "HTTP/1.0", which WebSocket
-     * clients refuse to parse. */
-    p += lws_snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
-                      status_text(status));
-    if (add_header(wsi, "dg-request-id:", request_id, &p, end) ||
-        add_header(wsi, "dg-error:", safe_err, &p, end) ||
-        add_header(wsi, "content-type:", "application/json", &p, end) ||
-        add_header(wsi, "content-length:", clen, &p, end) ||
-        (retry_after && *retry_after && add_header(wsi, "retry-after:", retry_after, &p, end)) ||
-        add_header(wsi, "connection:", "close", &p, end) ||
-        lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < blen) {
-        free(b);
-        return -1;
-    }
-    memcpy(p, b, blen);
-    p += blen;
-    free(b);
-    return lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0 ? -1 : 0;
-}
-
-static char *dup_header(struct lws *wsi, enum lws_token_indexes t)
-{
-    int n = lws_hdr_total_length(wsi, t);
-    if (n <= 0)
-        return NULL;
-    char *v = malloc((size_t)n + 1);
-    if (v && lws_hdr_copy(wsi, v, n + 1, t) < 0) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
 
 static void rec_add_header(srv_record *r, const char *name, char *value)
 {
@@ -279,22 +198,6 @@ static void rec_add_header(srv_record *r, const char *name, char *value)
     r->n_headers++;
 }
 
-static size_t auth_scheme(const char *v);
-
-/* Keeps the scheme, hides the credential. */
-static char *redact_auth(const char *v)
-{
-    size_t n = auth_scheme(v);
-    if (!n) {
-        const char *sp = strchr(v, ' ');
-        n = sp ? (size_t)(sp - v) : 0;
-    }
-    char *out = malloc(n + 16);
-    if (out)
-        snprintf(out, n + 16, "%.*s%s<redacted>", (int)n, v, n ? (v[n] == ',' ? ", " : " ") : "");
-    return out;
-}
-
 static void record_headers(struct lws *wsi, srv_record *r)
 {
     char name[64];
@@ -304,18 +207,18 @@ static void record_headers(struct lws *wsi, srv_record *r)
         /* Only real header names ("host:"), not methods or pseudo-headers. */
         if (n < 2 || n >= sizeof(name) || tn[n - 1] != ':' || tn[0] == ':')
             continue;
-        char *v = dup_header(wsi, (enum lws_token_indexes)t);
+        char *v = srv_http_dup_header(wsi, (enum lws_token_indexes)t);
         if (!v)
             continue;
         for (size_t i = 0; i < n - 1; i++)
             name[i] = (char)tolower((unsigned char)tn[i]);
         name[n - 1] = 0;
-        if (t == WSI_TOKEN_HTTP_AUTHORIZATION || (t == WSI_TOKEN_PROTOCOL && auth_scheme(v))) {
-            char *red = redact_auth(v);
+        char *red = srv_g.proto->redact_header
+                        ? srv_g.proto->redact_header((enum lws_token_indexes)t, v)
+                        : NULL;
+        if (red) {
             free(v);
             v = red;
-            if (!v)
-                continue;
         }
         rec_add_header(r, name, v);
     }
@@ -343,41 +246,6 @@ static void record_headers(struct lws *wsi, srv_record *r)
     }
 }
 
-/* "token KEY" / "Bearer KEY" (Authorization) or "token, KEY" (the
- * Sec-WebSocket-Protocol form browsers use): the scheme's length, or 0. */
-static size_t auth_scheme(const char *v)
-{
-    if (!strncasecmp(v, "token", 5) && (v[5] == ' ' || v[5] == ','))
-        return 5;
-    if (!strncasecmp(v, "bearer", 6) && (v[6] == ' ' || v[6] == ','))
-        return 6;
-    return 0;
-}
-
-static int credential_matches(const char *v, const char *key)
-{
-    size_t n = v ? auth_scheme(v) : 0;
-    if (!n)
-        return 0;
-    v += n;
-    while (*v == ' ' || *v == ',')
-        v++;
-    return !strcmp(v, key);
-}
-
-static int check_auth(struct lws *wsi)
-{
-    const char *key = srv_g.cfg.api_key;
-    if (!key)
-        return 0;
-    char *a = dup_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    char *p = dup_header(wsi, WSI_TOKEN_PROTOCOL);
-    int ok = credential_matches(a, key) || credential_matches(p, key);
-    free(a);
-    free(p);
-    return ok ? 0 : -1;
-}
-
 static int reject(struct lws *wsi, srv_record *r, int status, const char *err,
                   const char *retry_after)
 {
@@ -388,7 +256,7 @@ static int reject(struct lws *wsi, srv_record *r, int status, const char *err,
     srv_g.stats.handshakes_rejected++;
     if (srv_g.cfg.verbose)
         lwsl_user("handshake %llu rejected: %d %s\n", (unsigned long long)r->id, status, err);
-    int rc = send_http_error(wsi, status, r->request_id, err, retry_after);
+    int rc = srv_g.proto->http_error(wsi, status, r->request_id, err, retry_after);
     srv_rec_ended(r);
     srv_control_record_ended(r->id);
     /* >0: we answered; lws completes the transaction. <0: just hang up. */
@@ -398,17 +266,17 @@ static int reject(struct lws *wsi, srv_record *r, int status, const char *err,
 static void fill_msginfo(srv_conn *c)
 {
     srv_msginfo *mi = &c->mi;
-    const srv_params *p = &c->rec->params;
-    snprintf(mi->request_id, sizeof(mi->request_id), "%s", c->rec->request_id);
-    snprintf(mi->model_name, sizeof(mi->model_name), "%s", p->model);
+    const srv_record *r = c->rec;
+    snprintf(mi->request_id, sizeof(mi->request_id), "%s", r->request_id);
     snprintf(mi->model_version, sizeof(mi->model_version), "steno-%s-1", srv_g.engine_ops->name);
     snprintf(mi->model_arch, sizeof(mi->model_arch), "steno-%s", srv_g.engine_ops->name);
     char seed[96];
-    snprintf(seed, sizeof(seed), "%s/%s", srv_g.engine_ops->name, p->model);
+    snprintf(seed, sizeof(seed), "%s/%s", srv_g.engine_ops->name, mi->model_name);
     srv_uuid_from_name(seed, mi->model_uuid);
-    srv_iso8601(c->rec->start_wall, mi->created);
-    mi->channels = p->channels;
-    mi->sample_rate = p->sample_rate;
+    srv_iso8601(r->start_wall, mi->created);
+    mi->channels = r->channels;
+    mi->sample_rate = r->rate;
+    mi->start_mono_us = r->start_mono;
 }
 
 /* --max-handshake-rate: a token bucket holding at most one second of handshakes, so a server
@@ -438,13 +306,14 @@ static int handshake(struct lws *wsi)
     srv_record *r = srv_rec_new();
     char *args[MAX_ARGS];
     size_t nargs = 0, qlen = 0;
+    const srv_proto *P = srv_g.proto;
     char err[512];
     int rc;
 
     if (!r)
         return -1;
     lws_get_peer_simple(wsi, r->peer, sizeof(r->peer));
-    r->path = dup_header(wsi, WSI_TOKEN_GET_URI);
+    r->path = srv_http_dup_header(wsi, WSI_TOKEN_GET_URI);
     record_headers(wsi, r);
 
     /* Any one fragment fits in a buffer as long as all of them. */
@@ -465,19 +334,30 @@ static int handshake(struct lws *wsi)
         nargs++;
     }
     free(frag);
+    /* The record's copy of the query, with credentials hidden. */
+    char *shown[MAX_ARGS];
+    for (size_t i = 0; i < nargs; i++) {
+        shown[i] = P->redact_arg ? P->redact_arg(args[i]) : NULL;
+        qlen += shown[i] ? strlen(shown[i]) + 1 : 0;
+    }
     r->query = malloc(qlen + 1);
     if (r->query) {
         r->query[0] = 0;
         for (size_t i = 0; i < nargs; i++) {
             if (i)
                 strcat(r->query, "&");
-            strcat(r->query, args[i]);
+            strcat(r->query, shown[i] ? shown[i] : args[i]);
         }
     }
+    for (size_t i = 0; i < nargs; i++)
+        free(shown[i]);
+    size_t plen = strlen(P->path);
 
     srv_faults *f = &srv_g.faults;
-    if (!r->path || (strcmp(r->path, "/v1/listen") && strcmp(r->path, "/v1/listen/"))) {
-        rc = reject(wsi, r, 404, "Not found: this server serves /v1/listen", NULL);
+    if (!r->path || strncmp(r->path, P->path, plen) ||
+        (r->path[plen] && strcmp(r->path + plen, "/"))) {
+        snprintf(err, sizeof(err), "Not found: this server serves %s", P->path);
+        rc = reject(wsi, r, 404, err, NULL);
     } else if (srv_g.shutting_down) {
         rc = reject(wsi, r, 503, "Server shutting down", NULL);
     } else if (f->down) {
@@ -490,35 +370,26 @@ static int handshake(struct lws *wsi)
         rc = reject(wsi, r, f->reject_status,
                     f->reject_error[0] ? f->reject_error : "Rejected by fault injection",
                     f->reject_retry_after);
-    } else if (check_auth(wsi)) {
-        rc = reject(wsi, r, 401, "Invalid credentials.", NULL);
-    } else if (too_many) {
-        rc = reject(wsi, r, 400, "Too many query parameters", NULL);
     } else {
-        srv_params_rules rules = {
-            .strict = srv_g.cfg.strict_params,
-            .english_only = strcmp(srv_g.engine_ops->name, "null") != 0,
-        };
-        if (srv_params_parse(&r->params, (const char *const *)args, nargs, &rules, err,
-                             sizeof(err))) {
-            srv_params_free(&r->params);
-            rc = reject(wsi, r, 400, err, NULL);
-        } else if (r->params_ok = 1, srv_g.cfg.max_connections > 0 &&
-                                         srv_g.n_active >= (size_t)srv_g.cfg.max_connections) {
-            rc = reject(wsi, r, 429, "Too many concurrent connections", NULL);
+        srv_admit a = {0};
+        P->admit(wsi, r, (const char *const *)args, nargs, too_many, &a);
+        srv_conn *c = a.status ? NULL : calloc(1, sizeof(*c));
+        if (a.status) {
+            rc = reject(wsi, r, a.status, a.err, NULL);
+        } else if (!c) {
+            rc = reject(wsi, r, 503, "Out of memory", NULL);
         } else {
-            srv_conn *c = calloc(1, sizeof(*c));
-            if (!c) {
-                rc = reject(wsi, r, 503, "Out of memory", NULL);
-            } else {
-                c->rec = r;
-                c->delay_ms = -1;
-                c->rx_on = 1;
-                r->conn = c;
-                r->handshake_status = 101;
-                lws_set_opaque_user_data(wsi, c);
-                rc = 0;
+            c->rec = r;
+            c->delay_ms = -1;
+            c->rx_on = 1;
+            if (a.close_code) {
+                c->open_close_code = a.close_code;
+                c->open_close_reason = strdup(a.err);
             }
+            r->conn = c;
+            r->handshake_status = 101;
+            lws_set_opaque_user_data(wsi, c);
+            rc = 0;
         }
     }
     for (size_t i = 0; i < nargs; i++)
@@ -536,26 +407,35 @@ static int established(struct lws *wsi, srv_conn *c)
     r->state = SRV_REC_OPEN;
     srv_g.n_active++;
     srv_g.stats.connections_total++;
-    fill_msginfo(c);
+    c->last_activity_us = srv_mono_us();
+    if (srv_g.cfg.verbose)
+        lwsl_user("connection %llu open\n", (unsigned long long)r->id);
+    if (c->open_close_code) {
+        /* admit() accepted the upgrade only to refuse the session over it. */
+        srv_g.proto->close_error(c, c->open_close_code,
+                                 c->open_close_reason ? c->open_close_reason : "", "refused");
+        return 0;
+    }
     srv_stream_params sp = {
-        .sample_rate = (uint32_t)r->params.sample_rate,
-        .channels = (uint32_t)r->params.channels,
-        .interim_results = r->params.interim_results,
-        .endpointing_ms = r->params.endpointing_ms,
-        .utterance_end_ms = r->params.utterance_end_ms,
-        .vad_events = r->params.vad_events,
+        .sample_rate = (uint32_t)r->rate,
+        .channels = (uint32_t)r->channels,
         .null_span_s = srv_g.cfg.null_span_ms / 1000.0,
         .no_digests = srv_g.cfg.no_digests,
     };
+    srv_g.proto->setup(r, &sp, &c->mi);
+    fill_msginfo(c);
     c->job = srv_job_open(srv_g.pool, &sp, &c->mi, c);
-    c->last_activity_us = srv_mono_us();
-    if (srv_g.cfg.idle_timeout_ms > 0)
-        lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb,
-                         (lws_usec_t)srv_g.cfg.idle_timeout_ms * 1000);
-    if (!c->job)
-        conn_close(c, 1011, "ENGINE-0000 out of memory", "engine", 0);
-    if (srv_g.cfg.verbose)
-        lwsl_user("connection %llu open\n", (unsigned long long)r->id);
+    c->idle_ms = srv_g.cfg.idle_timeout_ms;
+    if (!c->job) {
+        srv_g.proto->fail(c, SRV_FAIL_ENGINE);
+        return 0;
+    }
+    if (srv_g.proto->opened)
+        srv_g.proto->opened(c);
+    if (c->idle_ms > 0)
+        lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, (lws_usec_t)c->idle_ms * 1000);
+    if (c->limit_ms > 0)
+        lws_sul_schedule(srv_g.ctx, 0, &c->sul_limit, limit_cb, (lws_usec_t)c->limit_ms * 1000);
     return 0;
 }
 
@@ -564,8 +444,11 @@ static void conn_destroy(struct lws *wsi, srv_conn *c)
     srv_record *r = c->rec;
     lws_sul_cancel(&c->sul_idle);
     lws_sul_cancel(&c->sul_due);
+    lws_sul_cancel(&c->sul_limit);
     free_list(&c->q_head, &c->q_tail);
     free_list(&c->inj_head, &c->inj_tail);
+    srv_out_free(c->last_msg);
+    free(c->open_close_reason);
     free(c->text);
     srv_job_release(c->job);
     lws_set_opaque_user_data(wsi, NULL);
@@ -594,7 +477,7 @@ static void conn_destroy(struct lws *wsi, srv_conn *c)
     srv_control_record_ended(r->id);
 }
 
-static void control_seen(srv_conn *c, srv_control_kind k)
+void srv_conn_control_seen(srv_conn *c, srv_control_kind k)
 {
     srv_record *r = c->rec;
     r->control[k]++;
@@ -602,9 +485,12 @@ static void control_seen(srv_conn *c, srv_control_kind k)
         r->control_log[r->n_control_log++] = (uint8_t)k;
 }
 
-static void end_of_stream(srv_conn *c)
+void srv_conn_end_stream(srv_conn *c, const char *cause)
 {
+    if (c->input_done)
+        return;
     c->input_done = 1;
+    c->end_cause = cause;
     srv_job_close(c->job, 1);
 }
 
@@ -613,24 +499,15 @@ static void on_text(srv_conn *c)
     srv_record *r = c->rec;
     r->text_messages++;
     srv_g.stats.text_messages++;
-    cJSON *j = cJSON_ParseWithLength(c->text ? c->text : "", c->text_len);
-    const cJSON *t = j ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
-    const char *type = cJSON_IsString(t) ? t->valuestring : NULL;
-    if (type && !strcmp(type, "KeepAlive")) {
-        control_seen(c, SRV_CTL_KEEPALIVE);
-    } else if (type && !strcmp(type, "Finalize")) {
-        control_seen(c, SRV_CTL_FINALIZE);
-        if (!c->input_done)
-            srv_job_finalize(c->job);
-    } else if (type && !strcmp(type, "CloseStream")) {
-        control_seen(c, SRV_CTL_CLOSESTREAM);
-        if (!c->input_done)
-            end_of_stream(c);
-    } else {
-        r->invalid_text++;
-        conn_close(c, 1008, "DATA-0001 unrecognised text message", "bad_text", 0);
-    }
-    cJSON_Delete(j);
+    srv_g.proto->on_text(c, c->text ? c->text : "", c->text_len);
+}
+
+/* G.711 mu-law to 16-bit linear PCM. */
+static int16_t mulaw_decode(uint8_t u)
+{
+    u = (uint8_t)~u;
+    int t = (((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    return (int16_t)((u & 0x80) ? 0x84 - t : t - 0x84);
 }
 
 static void audio_bytes(srv_conn *c, const uint8_t *d, size_t n)
@@ -638,6 +515,25 @@ static void audio_bytes(srv_conn *c, const uint8_t *d, size_t n)
     uint8_t pair[2];
     if (!n)
         return;
+    if (c->rec->sample_bytes == 1) {
+        /* The engines take linear PCM. */
+        int16_t pcm[1024];
+        size_t pending = 0;
+        while (n) {
+            size_t k = n < 1024 ? n : 1024;
+            for (size_t i = 0; i < k; i++)
+                pcm[i] = mulaw_decode(d[i]);
+            pending = srv_job_audio(c->job, pcm, k * 2);
+            d += k;
+            n -= k;
+        }
+        if (pending > BACKLOG_HIGH && !c->backlogged) {
+            c->backlogged = 1;
+            update_rx(c);
+            srv_job_want_resume(c->job, BACKLOG_HIGH / 4);
+        }
+        return;
+    }
     if (c->have_carry) {
         pair[0] = c->carry;
         pair[1] = d[0];
@@ -666,7 +562,7 @@ static void on_binary_fragment(srv_conn *c, const uint8_t *d, size_t n, int64_t 
         c->first_audio_us = now;
     c->msg_bytes += n;
     if (c->msg_bytes > srv_g.cfg.max_message_bytes) {
-        conn_close(c, 1009, "message too big", "too_big", 0);
+        srv_g.proto->fail(c, SRV_FAIL_TOO_BIG);
         return;
     }
     r->audio_bytes += n;
@@ -680,27 +576,24 @@ static void on_binary_fragment(srv_conn *c, const uint8_t *d, size_t n, int64_t 
     if (srv_g.cfg.max_rate > 0 && c->first_audio_us) {
         double elapsed = (double)(now - c->first_audio_us) / 1e6;
         double allowed = srv_g.cfg.burst_ms / 1000.0 + srv_g.cfg.max_rate * elapsed;
-        double have = (double)r->audio_bytes / 2.0 / r->params.channels / r->params.sample_rate;
-        if (have > allowed) {
-            char reason[96];
-            snprintf(reason, sizeof(reason), "RATE-0000 audio faster than %gx real time",
-                     srv_g.cfg.max_rate);
-            conn_close(c, 1008, reason, "rate", 0);
-        }
+        if (srv_conn_audio_s(c) > allowed)
+            srv_g.proto->fail(c, SRV_FAIL_RATE);
     }
 }
 
 static void on_binary_end(srv_conn *c, int64_t now)
 {
     srv_record *r = c->rec;
+    if (srv_g.proto->audio_message && srv_g.proto->audio_message(c, c->msg_bytes))
+        return;
     if (c->have_carry) {
-        conn_close(c, 1008, "DATA-0000", "bad_audio", 0);
+        srv_g.proto->fail(c, SRV_FAIL_BAD_AUDIO);
         return;
     }
     if (c->msg_bytes == 0) {
         /* Deepgram's legacy end-of-stream signal. */
-        control_seen(c, SRV_CTL_EMPTY_BINARY);
-        end_of_stream(c);
+        srv_conn_control_seen(c, SRV_CTL_EMPTY_BINARY);
+        srv_conn_end_stream(c, "CloseStream");
         return;
     }
     double t = conn_age_s(c, c->msg_start_us);
@@ -712,8 +605,7 @@ static void on_binary_end(srv_conn *c, int64_t now)
     r->last_audio = t;
     srv_rec_add_frame(r, c->msg_offset, (uint32_t)c->msg_bytes, c->msg_fnv, t);
     (void)now;
-    srv_faults_on_audio(c,
-                        (double)r->audio_bytes / 2.0 / r->params.channels / r->params.sample_rate);
+    srv_faults_on_audio(c, srv_conn_audio_s(c));
 }
 
 static int on_receive(struct lws *wsi, srv_conn *c, const uint8_t *in, size_t len)
@@ -741,7 +633,7 @@ static int on_receive(struct lws *wsi, srv_conn *c, const uint8_t *in, size_t le
     }
 
     if (c->text_len + len > TEXT_MAX) {
-        conn_close(c, 1009, "message too big", "too_big", 0);
+        srv_g.proto->fail(c, SRV_FAIL_TOO_BIG);
         return 0;
     }
     if (!c->text && !(c->text = malloc(TEXT_MAX + 1)))
@@ -782,6 +674,15 @@ static void account_sent(srv_conn *c, const srv_out *o)
     case SRV_MSG_METADATA:
         r->metadata_sent++;
         break;
+    case SRV_MSG_BEGIN:
+        r->begin_sent++;
+        break;
+    case SRV_MSG_TERMINATION:
+        r->termination_sent++;
+        break;
+    case SRV_MSG_ERROR:
+        r->error_sent++;
+        break;
     case SRV_MSG_RAW:
         break;
     }
@@ -801,6 +702,18 @@ static int on_writeable(struct lws *wsi, srv_conn *c)
     if (c->stalled && !c->close_pending)
         return 0;
     if (c->close_pending && (!c->close_after_flush || (!c->q_head && !c->inj_head))) {
+        if (c->last_msg) {
+            /* One write per callback: the close frame follows on the next. */
+            srv_out *o = c->last_msg;
+            c->last_msg = NULL;
+            int n = lws_write(wsi, o->data, o->len, LWS_WRITE_TEXT);
+            account_sent(c, o);
+            srv_out_free(o);
+            if (n < 0)
+                return -1;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
         c->close_sent = 1;
         srv_record *r = c->rec;
         lws_close_reason(wsi, (enum lws_close_status)c->close_code,
@@ -869,14 +782,14 @@ static void deliver(void)
             c->q_bytes += o->len;
             push_out(&c->q_head, &c->q_tail, o);
             if (c->q_bytes > QUEUE_MAX)
-                conn_close(c, 1011, "NET-0000 client is not reading", "send_queue", 0);
+                srv_g.proto->fail(c, SRV_FAIL_SEND_QUEUE);
             else
                 lws_callback_on_writable(c->wsi);
         } else {
             if (o->kind == SRV_OUT_ERROR)
-                conn_close(c, 1011, "ENGINE-0000 recognition engine failed", "engine", 0);
+                srv_g.proto->fail(c, SRV_FAIL_ENGINE);
             else if (o->kind == SRV_OUT_CLOSE_DONE)
-                conn_close(c, 1000, "", "CloseStream", 1);
+                srv_conn_close(c, 1000, "", c->end_cause ? c->end_cause : "CloseStream", 1);
             else if (o->kind == SRV_OUT_RESUME && c->backlogged) {
                 c->backlogged = 0;
                 update_rx(c);
@@ -890,12 +803,13 @@ static void deliver(void)
 static int plain_http(struct lws *wsi)
 {
     char id[37];
-    char *path = dup_header(wsi, WSI_TOKEN_GET_URI);
-    int listen_path = path && !strncmp(path, "/v1/listen", 10);
+    const srv_proto *P = srv_g.proto;
+    char *path = srv_http_dup_header(wsi, WSI_TOKEN_GET_URI);
+    int listen_path = path && !strncmp(path, P->path, strlen(P->path));
     free(path);
     srv_uuid4(&srv_g.rng, id);
-    if (send_http_error(wsi, listen_path ? 426 : 404, id,
-                        listen_path ? "WebSocket upgrade required" : "Not found", NULL))
+    if (P->http_error(wsi, listen_path ? 426 : 404, id,
+                      listen_path ? "WebSocket upgrade required" : "Not found", NULL))
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -912,14 +826,9 @@ int srv_listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             return -1;
         return handshake(wsi);
     case LWS_CALLBACK_ADD_HEADERS:
-        if (c) {
-            struct lws_process_html_args *a = in;
-            if (lws_add_http_header_by_name(wsi, (const unsigned char *)"dg-request-id:",
-                                            (const unsigned char *)c->rec->request_id, 36,
-                                            (unsigned char **)&a->p,
-                                            (unsigned char *)a->p + a->max_len))
-                return -1;
-        }
+        if (c && srv_g.proto->add_headers &&
+            srv_g.proto->add_headers(wsi, c->rec, (struct lws_process_html_args *)in))
+            return -1;
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         if (!c)
@@ -970,7 +879,7 @@ void srv_listen_close_all(int code, const char *reason)
 {
     for (srv_record *r = srv_g.rec_head; r; r = r->next)
         if (r->conn && r->conn->established)
-            conn_close(r->conn, code, reason, "shutdown", 0);
+            srv_conn_close(r->conn, code, reason, "shutdown", 0);
 }
 
 srv_record *srv_conn_record(srv_conn *c)
@@ -985,7 +894,7 @@ const srv_msginfo *srv_conn_msginfo(srv_conn *c)
 
 void srv_conn_fault_close(srv_conn *c, int code, const char *reason)
 {
-    conn_close(c, code, reason, "fault_close", 0);
+    srv_conn_close(c, code, reason, "fault_close", 0);
 }
 
 void srv_conn_fault_drop(srv_conn *c)

@@ -14,6 +14,7 @@
 #include "faults.h"
 #include "listen.h"
 #include "pool.h"
+#include "proto.h"
 #include "server.h"
 #include "usage.h"
 #include "util.h"
@@ -86,6 +87,8 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_VERBOSE,
+    OPT_PROTOCOL,
+    OPT_SESSION_LIMIT,
     OPT_HELP,
 };
 
@@ -114,6 +117,8 @@ static int parse_args(int argc, char **argv, srv_config *c)
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"session-limit-s", required_argument, NULL, OPT_SESSION_LIMIT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -230,6 +235,20 @@ static int parse_args(int argc, char **argv, srv_config *c)
         case OPT_VERBOSE:
             c->verbose = 1;
             break;
+        case OPT_PROTOCOL:
+            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai")) {
+                fprintf(stderr,
+                        "steno-server: --protocol: expected deepgram or assemblyai, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            c->protocol = optarg;
+            break;
+        case OPT_SESSION_LIMIT:
+            if (parse_long(name, optarg, 1, 86400, &n))
+                return -1;
+            c->session_limit_s = (int)n;
+            break;
         case 'h':
         case OPT_HELP:
             fputs(srv_usage_text, stdout);
@@ -243,6 +262,15 @@ static int parse_args(int argc, char **argv, srv_config *c)
         fprintf(stderr, "steno-server: unexpected argument '%s' (try --help)\n", argv[optind]);
         return -1;
     }
+    /* AssemblyAI refuses audio faster than real time: its defaults are
+     * 1.0x with a burst of one largest allowed frame (1000 ms, which the
+     * limit counts as sent at the first frame's arrival) plus 500 ms for a
+     * paced sender's scheduling and network jitter. */
+    int aai = !strcmp(c->protocol, "assemblyai");
+    if (c->max_rate < 0)
+        c->max_rate = aai ? 1.0 : 0;
+    if (c->burst_ms < 0)
+        c->burst_ms = aai ? 1500 : 2000;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -278,7 +306,10 @@ int main(int argc, char **argv)
     *cfg = (srv_config){
         .host = "127.0.0.1",
         .engine_name = "null",
-        .burst_ms = 2000,
+        .protocol = "deepgram",
+        .max_rate = -1, /* per protocol, see parse_args */
+        .burst_ms = -1,
+        .session_limit_s = 10800,
         .idle_timeout_ms = 10000,
         .null_span_ms = 1000,
         .workers = 2,
@@ -288,6 +319,7 @@ int main(int argc, char **argv)
     };
     if (parse_args(argc, argv, cfg))
         return 2;
+    srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))
@@ -387,7 +419,8 @@ int main(int argc, char **argv)
     srv_g.port = lws_get_vhost_listen_port(srv_g.vh_listen);
     srv_g.control_port = lws_get_vhost_listen_port(srv_g.vh_control);
 
-    if (srv_pool_start(&srv_g.pool, cfg->workers, srv_g.engine_ops, srv_g.engine, srv_g.ctx)) {
+    if (srv_pool_start(&srv_g.pool, cfg->workers, srv_g.proto, srv_g.engine_ops, srv_g.engine,
+                       srv_g.ctx)) {
         fputs("steno-server: cannot start worker threads\n", stderr);
         lws_context_destroy(srv_g.ctx);
         srv_g.engine_ops->engine_destroy(srv_g.engine);
@@ -402,8 +435,8 @@ int main(int argc, char **argv)
            srv_g.control_port);
     fflush(stdout);
     if (cfg->verbose)
-        fprintf(stderr, "steno-server: engine %s, %d workers, fd limit %d\n",
-                srv_g.engine_ops->name, cfg->workers, fd_limit);
+        fprintf(stderr, "steno-server: protocol %s, engine %s, %d workers, fd limit %d\n",
+                srv_g.proto->name, srv_g.engine_ops->name, cfg->workers, fd_limit);
 
     while (!atomic_load(&stop_requested))
         if (lws_service(srv_g.ctx, 0) < 0)

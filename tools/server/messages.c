@@ -99,11 +99,8 @@ char *srv_msg_metadata(const srv_msginfo *mi, const char *sha256_hex, double dur
     return finish(root);
 }
 
-char *srv_msg_oversized(const srv_msginfo *mi, size_t bytes)
+char *srv_msg_pad(char *base, const char *marker, size_t bytes)
 {
-    static const char marker[] = "@@PAD@@";
-    srv_event ev = {.kind = SRV_EV_RESULT, .is_final = 1, .transcript = marker};
-    char *base = srv_msg_results(mi, &ev);
     if (!base)
         return NULL;
     size_t blen = strlen(base), mlen = strlen(marker);
@@ -124,4 +121,11 @@ char *srv_msg_oversized(const srv_msginfo *mi, size_t bytes)
     out[bytes] = 0;
     free(base);
     return out;
+}
+
+char *srv_msg_oversized(const srv_msginfo *mi, size_t bytes)
+{
+    static const char marker[] = "@@PAD@@";
+    srv_event ev = {.kind = SRV_EV_RESULT, .is_final = 1, .transcript = marker};
+    return srv_msg_pad(srv_msg_results(mi, &ev), marker, bytes);
 }

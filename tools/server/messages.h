@@ -3,8 +3,21 @@
 #define STENO_SERVER_MESSAGES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine.h"
+
+/* The kinds of server message, for the records' counters. */
+typedef enum srv_msg_type {
+    SRV_MSG_RESULTS, /* Deepgram Results, AssemblyAI Turn */
+    SRV_MSG_SPEECH_STARTED,
+    SRV_MSG_UTTERANCE_END,
+    SRV_MSG_METADATA,
+    SRV_MSG_BEGIN,       /* AssemblyAI */
+    SRV_MSG_TERMINATION, /* AssemblyAI */
+    SRV_MSG_ERROR,       /* AssemblyAI Error frame before an error close */
+    SRV_MSG_RAW,         /* fault injection */
+} srv_msg_type;
 
 /* What every message of one connection repeats. */
 typedef struct srv_msginfo {
@@ -16,6 +29,8 @@ typedef struct srv_msginfo {
     char created[32]; /* ISO 8601 time the connection was accepted */
     int channels;
     int sample_rate;
+    int64_t start_mono_us; /* when the connection was accepted */
+    int format_turns;      /* AssemblyAI format_turns=true */
 } srv_msginfo;
 
 /* Each returns a malloc'd NUL-terminated JSON text, or NULL when out of memory. */
@@ -27,5 +42,8 @@ char *srv_msg_metadata(const srv_msginfo *mi, const char *sha256_hex, double dur
 /* Fault injection: a text frame of exactly `bytes` bytes that is a valid
  * Results message with a padded transcript (bytes >= 512). */
 char *srv_msg_oversized(const srv_msginfo *mi, size_t bytes);
+/* `base` (malloc'd, taken) with its one `marker` replaced by 'x' padding so
+ * that the text is exactly `bytes` long; NULL if `base` is already longer. */
+char *srv_msg_pad(char *base, const char *marker, size_t bytes);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "util.h"
 
 typedef enum item_kind { ITEM_OPEN, ITEM_AUDIO, ITEM_FINALIZE, ITEM_CLOSE } item_kind;
@@ -40,6 +41,7 @@ struct srv_job {
     uint64_t bytes;
     srv_stream_params sp;
     srv_msginfo mi;
+    void *pstate; /* the protocol's per-stream state (worker side) */
 };
 
 struct srv_pool {
@@ -51,6 +53,7 @@ struct srv_pool {
     int nthreads;
     const srv_engine_ops *ops;
     srv_engine *engine;
+    const srv_proto *proto;
 
     pthread_mutex_t out_lock;
     srv_out *out_head, *out_tail;
@@ -81,6 +84,8 @@ static void job_unref(srv_job *j)
         free(it);
         it = n;
     }
+    if (j->pstate && j->pool->proto->job_state_free)
+        j->pool->proto->job_state_free(j->pstate);
     free(j);
 }
 
@@ -130,8 +135,9 @@ static void post_kind(srv_job *j, srv_out_kind kind)
     post(j->pool, o);
 }
 
-static void post_msg(srv_job *j, srv_msg_type type, char *text, int is_final, double end_s)
+static void post_msg(void *ctx, srv_msg_type type, char *text, int is_final, double end_s)
 {
+    srv_job *j = ctx;
     if (!text)
         return;
     srv_out *o = srv_out_new(text, strlen(text));
@@ -152,18 +158,7 @@ static void emit(void *ctx, const srv_event *ev)
     srv_job *j = ctx;
     if (j->discard)
         return;
-    switch (ev->kind) {
-    case SRV_EV_RESULT:
-        post_msg(j, SRV_MSG_RESULTS, srv_msg_results(&j->mi, ev), ev->is_final,
-                 ev->start + ev->duration);
-        break;
-    case SRV_EV_SPEECH_STARTED:
-        post_msg(j, SRV_MSG_SPEECH_STARTED, srv_msg_speech_started(&j->mi, ev->start), 0, 0);
-        break;
-    case SRV_EV_UTTERANCE_END:
-        post_msg(j, SRV_MSG_UTTERANCE_END, srv_msg_utterance_end(&j->mi, ev->last_word_end), 0, 0);
-        break;
-    }
+    j->pool->proto->on_event(j->pstate, &j->mi, ev, post_msg, j);
 }
 
 static void run_item(srv_pool *p, srv_job *j, item *it)
@@ -198,7 +193,7 @@ static void run_item(srv_pool *p, srv_job *j, item *it)
             char sha[65];
             srv_sha256_final_hex(&j->sha, sha);
             double dur = (double)j->bytes / 2.0 / j->sp.channels / j->sp.sample_rate;
-            post_msg(j, SRV_MSG_METADATA, srv_msg_metadata(&j->mi, sha, dur), 0, 0);
+            p->proto->on_end(j->pstate, &j->mi, sha, dur, post_msg, j);
             post_kind(j, SRV_OUT_CLOSE_DONE);
         }
         break;
@@ -305,6 +300,11 @@ srv_job *srv_job_open(srv_pool *p, const srv_stream_params *sp, const srv_msginf
     j->owner = owner;
     j->sp = *sp;
     j->mi = *mi;
+    if (p->proto->job_state_new && !(j->pstate = p->proto->job_state_new(sp, mi))) {
+        free(j);
+        free(it);
+        return NULL;
+    }
     enqueue(j, it, NULL);
     return j;
 }
@@ -373,8 +373,8 @@ void srv_job_release(srv_job *j)
     job_unref(j);
 }
 
-int srv_pool_start(srv_pool **out, int nworkers, const srv_engine_ops *ops, srv_engine *engine,
-                   struct lws_context *ctx)
+int srv_pool_start(srv_pool **out, int nworkers, const srv_proto *proto, const srv_engine_ops *ops,
+                   srv_engine *engine, struct lws_context *ctx)
 {
     srv_pool *p = calloc(1, sizeof(*p));
     if (!p)
@@ -385,6 +385,7 @@ int srv_pool_start(srv_pool **out, int nworkers, const srv_engine_ops *ops, srv_
     pthread_mutex_init(&p->wake_lock, NULL);
     p->ops = ops;
     p->engine = engine;
+    p->proto = proto;
     p->ctx = ctx;
     p->threads = calloc((size_t)nworkers, sizeof(*p->threads));
     if (!p->threads) {

@@ -21,14 +21,6 @@ typedef enum srv_out_kind {
     SRV_OUT_RESUME,     /* the work list drained below the low mark: read again */
 } srv_out_kind;
 
-typedef enum srv_msg_type {
-    SRV_MSG_RESULTS,
-    SRV_MSG_SPEECH_STARTED,
-    SRV_MSG_UTTERANCE_END,
-    SRV_MSG_METADATA,
-    SRV_MSG_RAW, /* fault injection */
-} srv_msg_type;
-
 /* A message travelling from a worker to the lws thread, then through the
  * connection's send queue; `data` has LWS_PRE bytes of headroom before it. */
 typedef struct srv_out {
@@ -48,8 +40,9 @@ srv_out *srv_out_new(const char *text, size_t len);
 /* Frees the message and drops its job reference. */
 void srv_out_free(srv_out *o);
 
-int srv_pool_start(srv_pool **out, int nworkers, const srv_engine_ops *ops, srv_engine *engine,
-                   struct lws_context *ctx);
+struct srv_proto;
+int srv_pool_start(srv_pool **out, int nworkers, const struct srv_proto *proto,
+                   const srv_engine_ops *ops, srv_engine *engine, struct lws_context *ctx);
 /* Stop waking lws (before its context is destroyed); then srv_pool_stop()
  * finishes every queued item and joins the workers. */
 void srv_pool_detach_lws(srv_pool *p);
@@ -67,7 +60,8 @@ size_t srv_job_audio(srv_job *j, const void *data, size_t len);
 void srv_job_want_resume(srv_job *j, size_t low);
 void srv_job_finalize(srv_job *j);
 /* The last item of a stream: flush the engine; with `metadata`, send the
- * Metadata message and SRV_OUT_CLOSE_DONE after the results. */
+ * protocol's closing message (Metadata, Termination) and SRV_OUT_CLOSE_DONE
+ * after the results. */
 void srv_job_close(srv_job *j, int metadata);
 void *srv_job_owner(const srv_job *j);
 /* Forget the owner (it is going away) and drop its reference. */

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
 #include "server.h"
 #include "util.h"
 
-static const char *const control_names[SRV_CTL_COUNT] = {"KeepAlive", "Finalize", "CloseStream",
-                                                         "EmptyBinary"};
+static const char *const control_names[SRV_CTL_COUNT] = {
+    "KeepAlive",           "Finalize", "CloseStream", "EmptyBinary", "ForceEndpoint",
+    "UpdateConfiguration", "Terminate"};
 
 const char *srv_control_name(srv_control_kind k)
 {
@@ -95,6 +97,9 @@ static void rec_free(srv_record *r)
     free(r->path);
     free(r->query);
     srv_params_free(&r->params);
+    if (r->pparams && srv_g.proto->params_free)
+        srv_g.proto->params_free(r);
+    cJSON_Delete(r->config_updates);
     for (size_t i = 0; i < r->n_headers; i++) {
         free(r->headers[i].name);
         free(r->headers[i].value);
@@ -225,7 +230,7 @@ static cJSON *string_array(char *const *v, size_t n)
     return a;
 }
 
-static cJSON *params_json(const srv_params *p)
+cJSON *srv_params_json(const srv_params *p)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", p->model);
@@ -285,7 +290,7 @@ cJSON *srv_rec_json(const srv_record *r)
     add_opt_string(o, "path", r->path);
     add_opt_string(o, "query", r->query);
     if (r->params_ok)
-        cJSON_AddItemToObject(o, "params", params_json(&r->params));
+        cJSON_AddItemToObject(o, "params", srv_g.proto->params_json(r));
     else
         cJSON_AddNullToObject(o, "params");
     cJSON *h = cJSON_AddObjectToObject(o, "headers");
@@ -297,16 +302,18 @@ cJSON *srv_rec_json(const srv_record *r)
 
     cJSON_AddNumberToObject(o, "audio_bytes", (double)r->audio_bytes);
     cJSON_AddNumberToObject(o, "audio_frames", (double)r->audio_frames);
-    int ch = r->params_ok && r->params.channels > 0 ? r->params.channels : 1;
-    cJSON_AddNumberToObject(o, "audio_samples", (double)(r->audio_bytes / 2 / (unsigned)ch));
+    unsigned ch = r->params_ok && r->channels > 0 ? (unsigned)r->channels : 1;
+    unsigned sb = r->params_ok && r->sample_bytes > 0 ? (unsigned)r->sample_bytes : 2;
+    cJSON_AddNumberToObject(o, "audio_samples", (double)(r->audio_bytes / sb / ch));
     srv_hex64(r->audio_fnv, hex);
     cJSON_AddStringToObject(o, "audio_fnv1a64", hex);
     add_opt_number(o, "first_audio", r->first_audio);
     add_opt_number(o, "last_audio", r->last_audio);
     cJSON_AddNumberToObject(o, "last_frame_offset", (double)r->last_frame_offset);
     cJSON *c = cJSON_AddObjectToObject(o, "control");
-    for (int k = 0; k < SRV_CTL_COUNT; k++)
-        cJSON_AddNumberToObject(c, control_names[k], r->control[k]);
+    for (size_t k = 0; k < srv_g.proto->n_controls; k++)
+        cJSON_AddNumberToObject(c, control_names[srv_g.proto->controls[k]],
+                                r->control[srv_g.proto->controls[k]]);
     cJSON *cl = cJSON_AddArrayToObject(o, "control_log");
     for (size_t i = 0; i < r->n_control_log; i++)
         cJSON_AddItemToArray(cl, cJSON_CreateString(control_names[r->control_log[i]]));
@@ -329,6 +336,8 @@ cJSON *srv_rec_json(const srv_record *r)
     add_opt_string(o, "closed_by", r->closed_by);
     add_opt_string(o, "close_cause", r->close_cause);
     cJSON_AddItemToObject(o, "faults", string_array(r->faults, r->n_faults));
+    if (srv_g.proto->record_json)
+        srv_g.proto->record_json(r, o);
     return o;
 }
 

@@ -19,7 +19,10 @@ typedef enum srv_control_kind {
     SRV_CTL_KEEPALIVE,
     SRV_CTL_FINALIZE,
     SRV_CTL_CLOSESTREAM,
-    SRV_CTL_EMPTY_BINARY, /* a zero-length binary message: legacy end of stream */
+    SRV_CTL_EMPTY_BINARY,   /* a zero-length binary message: legacy end of stream */
+    SRV_CTL_FORCE_ENDPOINT, /* AssemblyAI */
+    SRV_CTL_UPDATE_CONFIGURATION,
+    SRV_CTL_TERMINATE,
     SRV_CTL_COUNT,
 } srv_control_kind;
 
@@ -44,8 +47,11 @@ typedef struct srv_record {
     int handshake_status;
     char *handshake_error;
     char *path, *query;
-    srv_params params;
+    srv_params params; /* Deepgram's query */
+    void *pparams;     /* another protocol's query (its params_free frees it) */
     int params_ok;
+    int rate, channels; /* of the audio, once the query is accepted */
+    int sample_bytes;   /* bytes per sample: 2 (linear16, pcm_s16le) or 1 (pcm_mulaw) */
     srv_kv *headers;
     size_t n_headers;
     char peer[64];
@@ -59,7 +65,8 @@ typedef struct srv_record {
     size_t n_control_log;
     uint64_t text_messages, invalid_text;
     uint64_t messages_sent, results_sent, finals_sent, interims_sent, speech_started_sent,
-        utterance_end_sent, metadata_sent;
+        utterance_end_sent, metadata_sent, begin_sent, termination_sent, error_sent;
+    cJSON *config_updates; /* AssemblyAI UpdateConfiguration messages, as received */
     double last_final_end; /* < 0: none */
 
     int close_code; /* 0: none */
@@ -92,5 +99,7 @@ cJSON *srv_rec_frames_json(const srv_record *r);
 void srv_rec_clear_ended(void);
 void srv_rec_free_all(void);
 const char *srv_control_name(srv_control_kind k);
+/* Deepgram's query parameters as a record shows them. */
+cJSON *srv_params_json(const srv_params *p);
 
 #endif

@@ -30,6 +30,8 @@ typedef struct srv_config {
     double max_handshake_rate; /* accepted handshakes per second (0: no limit) */
     const char *tls_cert, *tls_key;
     int verbose;
+    const char *protocol; /* deepgram | assemblyai */
+    int session_limit_s;  /* assemblyai: maximum session duration */
 } srv_config;
 
 /* A fault action waiting for a connection to reach an amount of audio. */
@@ -63,6 +65,7 @@ typedef struct srv_state {
     struct lws_context *ctx;
     struct lws_vhost *vh_listen, *vh_control;
     int port, control_port;
+    const struct srv_proto *proto;
     const srv_engine_ops *engine_ops;
     srv_engine *engine;
     srv_pool *pool;

@@ -1,10 +1,12 @@
 """server_harness: starts steno-server, talks to its control API, and is a
-small Deepgram live-protocol client whose every received message is checked
-against the JSON schema of its type in Deepgram's AsyncAPI spec.
+small Deepgram live-protocol client (and an AssemblyAI v3 one, AaiClient)
+whose every received message is checked against the JSON schema of its type
+in the vendor's AsyncAPI spec.
 
 Environment (set by meson): STENO_SERVER = the steno-server binary,
-STENO_SOURCE_ROOT = the project root; the spec is looked up at
-<root>/../shared/specs/deepgram/asyncapi.yml.
+STENO_SOURCE_ROOT = the project root; the specs are looked up at
+<root>/../shared/specs/deepgram/asyncapi.yml (AsyncAPI 2) and
+<root>/../shared/specs/assemblyai/usm-streaming.yml (AsyncAPI 3).
 """
 
 import asyncio
@@ -105,6 +107,87 @@ def validator():
     return _validator
 
 
+def spec_path(*parts):
+    return os.path.normpath(os.path.join(source_root(), "..", "shared", "specs", *parts))
+
+
+# Not in usm-streaming.yml: the frame the service sends before an error
+# close, {"type":"Error","error_code":N,"error":TEXT} (the README in
+# specs/assemblyai/ notes the vendor SDK handles it; its docs show the shape).
+AAI_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "Error"},
+        "error_code": {"type": "integer"},
+        "error": {"type": "string"},
+    },
+    "required": ["type", "error_code", "error"],
+    "additionalProperties": False,
+}
+
+
+class AaiValidator(Validator):
+    """Validates AssemblyAI messages against usm-streaming.yml. AsyncAPI 3
+    lists messages under channels and says in operations which way they go
+    (the document is written from the client's side: `receive` = from the
+    server); each message's payload is a $ref into components.schemas whose
+    `type` property is a const naming the message."""
+
+    def __init__(self):
+        path = spec_path("assemblyai", "usm-streaming.yml")
+        if not os.path.exists(path):
+            fail("AssemblyAI's AsyncAPI spec is missing: expected it at %s" % path)
+        with open(path) as f:
+            spec = yaml.safe_load(f)
+        if not str(spec.get("asyncapi", "")).startswith("3."):
+            fail("%s is not AsyncAPI 3" % path)
+        components = spec["components"]
+
+        def deref(node):
+            while isinstance(node, dict) and "$ref" in node:
+                cur = spec
+                for part in node["$ref"].lstrip("#/").split("/"):
+                    cur = cur[part]
+                node = cur
+            return node
+
+        self.validators, self.client_validators = {}, {}
+        for op in spec["operations"].values():
+            for mref in op["messages"]:
+                msg = deref(mref)
+                ref = msg["payload"].get("$ref")
+                if not ref:
+                    continue  # the binary audio chunk
+                schema_name = ref.rsplit("/", 1)[1]
+                mtype = components["schemas"][schema_name]["properties"]["type"]["const"]
+                v = jsonschema.Draft7Validator({"$ref": ref, "components": components})
+                (self.validators if op["action"] == "receive" else self.client_validators)[mtype] = v
+        for want in ("Begin", "Turn", "Termination"):
+            if want not in self.validators:
+                fail("no server message %s found in %s" % (want, path))
+        self.validators["Error"] = jsonschema.Draft7Validator(AAI_ERROR_SCHEMA)
+
+    def check_client(self, obj):
+        """A message this client is about to send must be valid too."""
+        v = self.client_validators.get(obj.get("type"))
+        if v is None:
+            return
+        errors = sorted(v.iter_errors(obj), key=str)
+        if errors:
+            raise AssertionError("client message violates the spec: %s %r" %
+                                 (errors[0].message, obj))
+
+
+_aai_validator = None
+
+
+def aai_validator():
+    global _aai_validator
+    if _aai_validator is None:
+        _aai_validator = AaiValidator()
+    return _aai_validator
+
+
 def fnv1a64(data, h=FNV_INIT):
     for b in data:
         h = ((h ^ b) * FNV_PRIME) & 0xFFFFFFFFFFFFFFFF
@@ -146,12 +229,15 @@ class Server:
         self.cport = int(parts[5].rsplit(":", 1)[1])
         self.scheme = "wss" if tls else "ws"
         self.stopped = False
+        self.path = "/v3/ws" if "assemblyai" in args else "/v1/listen"
 
     def stderr(self):
         self.errlog.seek(0)
         return self.errlog.read()[-4000:]
 
     def url(self, query=QUERY, path="/v1/listen"):
+        if path is None:
+            path = self.path
         return "%s://127.0.0.1:%d%s%s" % (self.scheme, self.port, path,
                                           ("?" + query) if query is not None else "")
 
@@ -187,6 +273,11 @@ class Server:
         recs = self.get("/connections?request_id=" + request_id)["connections"]
         assert len(recs) == 1, "expected one record for %s, got %d" % (request_id, len(recs))
         return recs[0]
+
+    def last_record(self):
+        recs = self.get("/connections")["connections"]
+        assert recs, "no connection records"
+        return recs[-1]
 
     async def record_closed(self, request_id, timeout_ms=10000):
         """The record once the server has seen the connection end."""
@@ -306,6 +397,72 @@ class Client:
 
     async def close(self):
         await self.ws.close()
+
+
+AAI_QUERY = "sample_rate=16000&encoding=pcm_s16le&speech_model=universal-streaming-english"
+
+
+class AaiClient(Client):
+    """An AssemblyAI v3 client: every message it receives is validated
+    against usm-streaming.yml (Error against AAI_ERROR_SCHEMA)."""
+
+    def __init__(self, ws):
+        super().__init__(ws)
+        self.request_id = None  # the Begin id, once received
+        self.begin = None
+
+    @classmethod
+    async def connect(cls, server, query=AAI_QUERY, headers=None, **kw):
+        kw.setdefault("ping_interval", None)
+        kw.setdefault("max_size", None)
+        kw.setdefault("open_timeout", 30)
+        ws = await websockets.connect(server.url(query, path="/v3/ws"),
+                                      extra_headers=headers or {}, **kw)
+        return cls(ws)
+
+    @classmethod
+    async def open(cls, server, query=AAI_QUERY, headers=None, **kw):
+        """Connects and reads Begin, which must be the first message."""
+        c = await cls.connect(server, query, headers, **kw)
+        m = await c.recv()
+        assert m["type"] == "Begin", "first message is %r, not Begin" % (m,)
+        c.begin = m
+        c.request_id = m["id"]
+        return c
+
+    async def control(self, mtype, **fields):
+        obj = dict(type=mtype, **fields)
+        aai_validator().check_client(obj)
+        await self.ws.send(json.dumps(obj))
+
+    async def recv(self, timeout=20):
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError("timed out waiting for a message") from None
+        except websockets.ConnectionClosed as e:
+            self.close_code, self.close_reason = e.code, e.reason
+            raise Closed() from None
+        if isinstance(raw, bytes):
+            raise AssertionError("server sent a binary frame")
+        obj = aai_validator().check(raw)
+        self.messages.append(obj)
+        return obj
+
+    def turns(self, end_of_turn=None):
+        return [m for m in self.messages if m["type"] == "Turn" and
+                (end_of_turn is None or m["end_of_turn"] == end_of_turn)]
+
+
+def turn_span(turn):
+    """(a, b, fnv-hex) named by a null-engine Turn's transcript, or None."""
+    t = turn["transcript"]
+    if not t:
+        return None
+    word, rng, chk = t.split(" ")
+    assert word == "span" and chk.startswith("fnv1a64="), t
+    a, b = (int(x) for x in rng.split("-"))
+    return a, b, chk[len("fnv1a64="):]
 
 
 def span_of(result):
