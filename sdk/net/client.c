@@ -42,15 +42,69 @@ uint64_t steno__now_unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* ---- timers ---- */
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void timers_fire(lws_sorted_usec_list_t *sul);
+
+/* Arms the one lws timer for the heap's earliest deadline, if it is not armed for it already.
+ * A cancelled timer may leave it armed early: that wake finds nothing due and re-arms. */
+static void timers_arm(steno_client *c, uint64_t now)
+{
+    const steno__tnode *top = steno__timerheap_peek(&c->timers);
+    if (!top) {
+        return;
+    }
+    if (c->timers_armed_us && c->timers_armed_us <= top->due)
+        return;
+    c->timers_armed_us = top->due;
+    /* 0 would mean "cancel" to lws: the soonest is 1 us */
+    lws_usec_t in = top->due > now ? (lws_usec_t)(top->due - now) : 1;
+    lws_sul_schedule(c->ctx, 0, &c->sul_timers, timers_fire, in);
+}
+
+static void timers_fire(lws_sorted_usec_list_t *sul)
+{
+    steno_client *c = lws_container_of(sul, steno_client, sul_timers);
+    c->timers_armed_us = 0;
+    /* Only what is due now: a callback that sets a timer for "at once" gets a deadline after
+     * this `now` (at least 1 us later), so it runs on the next pass, not in this loop. */
+    uint64_t now = mono_us();
+    steno__tnode *n;
+    while ((n = steno__timerheap_pop_due(&c->timers, now)) != NULL) {
+        steno__timer *t = lws_container_of(n, steno__timer, node);
+        t->cb(t);
+    }
+    timers_arm(c, mono_us());
+}
+
 void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms)
 {
-    /* 0 would mean "cancel" to lws: the soonest is 1 us */
-    lws_sul_schedule(c->ctx, 0, t, cb, ms ? (lws_usec_t)ms * 1000 : 1);
+    uint64_t now = mono_us();
+    t->cb = cb;
+    if (steno__timerheap_set(&c->timers, &t->node, now + (ms ? ms * 1000u : 1u)) != STENO_OK) {
+        /* an owner set a timer it reserved no room for: a bug, never a runtime condition */
+        steno__log(c, STENO_LOG_ERROR, "internal: timer heap full (%u timers)",
+                   steno__timerheap_count(&c->timers));
+        return;
+    }
+    timers_arm(c, now);
 }
 
 void steno__timer_cancel(steno__timer *t)
 {
-    lws_sul_cancel(t);
+    steno__tnode_cancel(&t->node);
+}
+
+int steno__client_reserve_timers(steno_client *c, uint32_t n)
+{
+    return steno__timerheap_reserve(&c->timers, n);
 }
 
 void steno_client_config_init(steno_client_config *cfg)
@@ -193,6 +247,8 @@ static void service_wake(steno_client *c)
 
 void steno__client_session_gone(steno_client *c, steno_session *s)
 {
+    steno__timerheap_unreserve(&c->timers, s->timers_reserved);
+    s->timers_reserved = 0;
     if (s->ep && s->ep->n_sessions)
         s->ep->n_sessions--;
     for (steno_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
@@ -684,6 +740,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     }
     c->alloc = cfg.allocator;
     c->cfg = cfg;
+    steno__timerheap_init(&c->timers, &c->alloc);
     if (cfg.ca_file && *cfg.ca_file) {
         size_t n = strlen(cfg.ca_file) + 1;
         c->ca_file = steno__alloc(&c->alloc, n);
@@ -764,7 +821,9 @@ void steno_client_destroy(steno_client *c)
     if (c->thread_started)
         pthread_join(c->thread, NULL);
     c->thread_started = 0;
+    lws_sul_cancel(&c->sul_timers);
     lws_context_destroy(c->ctx);
+    steno__timerheap_free(&c->timers);
     if (atomic_load(&lws_log_client) == c) {
         atomic_store(&lws_log_client, NULL);
         lws_set_log_level(0, NULL);

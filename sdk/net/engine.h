@@ -23,6 +23,7 @@
 #include "steno/client.h"
 #include "steno/session.h"
 #include "timeline.h"
+#include "timerheap.h"
 #include "url.h"
 
 /*
@@ -41,16 +42,26 @@
  */
 
 /*
- * Timers: every network-thread timer goes through these two calls, so the
- * timer structure behind them can change (a heap with one lws timer armed for
- * the earliest deadline) without touching the session code. A timer is
- * embedded in its owner; the callback finds the owner with lws_container_of.
+ * Timers: every network-thread timer goes through these two calls. They live
+ * in the client's timer heap (core/timerheap: O(log n) to set, move, cancel
+ * and fire), with one lws timer armed for the earliest deadline, so the cost
+ * of a timer does not grow with the number of sessions as lws's sorted list
+ * does. A timer is embedded in its owner, which reserves heap room for all of
+ * its timers first (steno__session_adopt); the callback finds the owner with
+ * lws_container_of.
  */
-typedef lws_sorted_usec_list_t steno__timer;
+typedef struct steno__timer steno__timer;
 typedef void (*steno__timer_cb)(steno__timer *t);
+struct steno__timer {
+    steno__tnode node;
+    steno__timer_cb cb;
+};
 /* Fires cb once, ms from now (0 = as soon as possible); re-arming replaces the deadline. */
 void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms);
 void steno__timer_cancel(steno__timer *t);
+/* Timers a session owns besides its backfill slots', and each backfill slot's. */
+#define STENO__SESSION_TIMERS 7u
+#define STENO__BACKFILL_TIMERS 4u
 
 /* Commands from application threads, as bits in steno_session.cmds. */
 enum {
@@ -129,7 +140,10 @@ struct steno_client {
     bool backfill_slot_freed;         /* steno__backfill_pump_all has work */
     steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
     uint64_t rng;
-    uint32_t last_serial; /* lock: the serial of the newest session */
+    uint32_t last_serial;              /* lock: the serial of the newest session */
+    steno__timerheap timers;           /* every session's timers */
+    lws_sorted_usec_list_t sul_timers; /* the one lws timer: armed for the earliest */
+    uint64_t timers_armed_us;          /* its deadline (monotonic us), 0 = not armed */
 
     steno__metrics *metrics;
     steno__client_metrics m;
@@ -150,6 +164,7 @@ typedef struct steno__stats {
 struct steno_session {
     steno_client *c;
     uint32_t serial; /* 1, 2, ... in open order per client: names the session in log lines */
+    uint32_t timers_reserved; /* room this session holds in c->timers */
     const steno_allocator *a;
     const steno__provider *prov;
     steno_session *next;     /* c->sessions (network thread) */
@@ -279,6 +294,8 @@ void steno__slog(const steno_session *s, steno_log_level lvl, const char *fmt, .
 uint64_t steno__client_rand(void *ctx);
 steno__endpoint *steno__client_endpoint(steno_client *c, const char *key);
 void steno__client_breaker_report(steno_client *c, steno__endpoint *ep);
+/* Heap room for n more timers (a session's, at adoption): STENO_OK or STENO_ERR_NOMEM. */
+int steno__client_reserve_timers(steno_client *c, uint32_t n);
 void steno__client_release_slot(steno_client *c);
 void steno__client_cq_remove(steno_client *c, steno_session *s);
 void steno__client_cq_push(steno_client *c, steno_session *s);

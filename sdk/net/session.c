@@ -1478,8 +1478,14 @@ static void detach(steno_session *s)
 
 void steno__session_adopt(steno_session *s)
 {
-    s->ep = steno__client_endpoint(s->c, s->url.endpoint);
     s->down_since_ms = steno__now_ms();
+    uint32_t timers = STENO__SESSION_TIMERS + STENO__BACKFILL_TIMERS * s->n_bf;
+    if (steno__client_reserve_timers(s->c, timers) != STENO_OK) {
+        fail_session(s, STENO_ERR_NOMEM, 0, 0, "out of memory for the session's timers", "");
+        return;
+    }
+    s->timers_reserved = timers;
+    s->ep = steno__client_endpoint(s->c, s->url.endpoint);
     if (!s->ep) {
         fail_session(s, STENO_ERR_NOMEM, 0, 0, "out of memory creating the endpoint", "");
         return;
