@@ -94,6 +94,15 @@ static void sift_down(steno__timerheap *h, uint32_t i)
     place(h, i, t);
 }
 
+/* The node at slot i changed (or moved in): up if it now precedes its parent, else down. */
+static void restore(steno__timerheap *h, uint32_t i)
+{
+    if (i > 0 && before(h->v[i], h->v[(i - 1) / 2]))
+        sift_up(h, i);
+    else
+        sift_down(h, i);
+}
+
 /* Takes out the node at slot i and restores the heap around the slot. */
 static void remove_at(steno__timerheap *h, uint32_t i)
 {
@@ -104,10 +113,7 @@ static void remove_at(steno__timerheap *h, uint32_t i)
     if (i == h->n)
         return;
     h->v[i] = h->v[h->n];
-    if (i > 0 && before(h->v[i], h->v[(i - 1) / 2]))
-        sift_up(h, i);
-    else
-        sift_down(h, i);
+    restore(h, i);
 }
 
 int steno__timerheap_set(steno__timerheap *h, steno__tnode *t, uint64_t due)
@@ -120,11 +126,7 @@ int steno__timerheap_set(steno__timerheap *h, steno__tnode *t, uint64_t due)
     t->seq = h->next_seq++;
     if (t->pos) {
         /* moved: a later deadline or a later seq only ever sinks it */
-        uint32_t i = t->pos - 1;
-        if (i > 0 && before(t, h->v[(i - 1) / 2]))
-            sift_up(h, i);
-        else
-            sift_down(h, i);
+        restore(h, t->pos - 1);
         return STENO_OK;
     }
     t->heap = h;
