@@ -213,7 +213,19 @@ void steno__client_wake(steno_client *c)
         lws_cancel_service(c->ctx);
 }
 
-/* Network thread: everything any session needs after a wake (wakes coalesce). */
+void steno__client_wake_session(steno_session *s)
+{
+    steno__wakeset_mark(s->wake_word, s->wake_mask);
+    steno__client_wake(s->c);
+}
+
+static void service_one(void *owner, void *ctx)
+{
+    (void)ctx;
+    steno__session_service(owner);
+}
+
+/* Network thread: everything the sessions that asked need after a wake (wakes coalesce). */
 static void service_wake(steno_client *c)
 {
     atomic_exchange_explicit(&c->wake_pending, 0, memory_order_seq_cst);
@@ -235,13 +247,13 @@ static void service_wake(steno_client *c)
         rev->next = c->sessions;
         c->sessions = rev;
         steno__gauge_add(c->m.sessions, 1);
+        steno__wakeset_bind(&c->wakes, rev->wake_slot, rev);
         steno__session_adopt(rev);
+        /* whatever it asked for before it was adopted (its bit may be gone already) */
+        steno__session_service(rev);
         rev = nx;
     }
-    for (steno_session *s = c->sessions, *nx; s; s = nx) {
-        nx = s->next; /* service may unlink s (destroy) */
-        steno__session_service(s);
-    }
+    steno__wakeset_drain(&c->wakes, service_one, NULL); /* service may destroy a session */
     steno__backfill_pump_all(c);
 }
 
@@ -249,6 +261,10 @@ void steno__client_session_gone(steno_client *c, steno_session *s)
 {
     steno__timerheap_unreserve(&c->timers, s->timers_reserved);
     s->timers_reserved = 0;
+    steno__wakeset_bind(&c->wakes, s->wake_slot, NULL);
+    pthread_mutex_lock(&c->lock);
+    steno__wakeset_give(&c->wakes, s->wake_slot);
+    pthread_mutex_unlock(&c->lock);
     if (s->ep && s->ep->n_sessions)
         s->ep->n_sessions--;
     for (steno_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
@@ -741,6 +757,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     c->alloc = cfg.allocator;
     c->cfg = cfg;
     steno__timerheap_init(&c->timers, &c->alloc);
+    steno__wakeset_init(&c->wakes, &c->alloc);
     if (cfg.ca_file && *cfg.ca_file) {
         size_t n = strlen(cfg.ca_file) + 1;
         c->ca_file = steno__alloc(&c->alloc, n);
@@ -824,6 +841,7 @@ void steno_client_destroy(steno_client *c)
     lws_sul_cancel(&c->sul_timers);
     lws_context_destroy(c->ctx);
     steno__timerheap_free(&c->timers);
+    steno__wakeset_free(&c->wakes);
     if (atomic_load(&lws_log_client) == c) {
         atomic_store(&lws_log_client, NULL);
         lws_set_log_level(0, NULL);

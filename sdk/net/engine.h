@@ -24,6 +24,7 @@
 #include "steno/session.h"
 #include "timeline.h"
 #include "timerheap.h"
+#include "wakeset.h"
 #include "url.h"
 
 /*
@@ -125,9 +126,10 @@ struct steno_client {
     atomic_int stop;
     atomic_int wake_pending;
 
-    pthread_mutex_t lock;    /* guards incoming and all (below) */
+    pthread_mutex_t lock;    /* guards incoming and all (below), and wakes' slots */
     steno_session *incoming; /* opened, not yet adopted by the network thread */
     steno_session *all;      /* every live session (app-side list, for client destroy) */
+    steno__wakeset wakes;    /* which sessions asked for the network thread */
 
     /* network thread only */
     steno_session *sessions;
@@ -165,6 +167,9 @@ struct steno_session {
     steno_client *c;
     uint32_t serial; /* 1, 2, ... in open order per client: names the session in log lines */
     uint32_t timers_reserved; /* room this session holds in c->timers */
+    uint32_t wake_slot;       /* its bit in c->wakes (taken at open, under c->lock) */
+    atomic_uint_fast64_t *wake_word;
+    uint64_t wake_mask;
     const steno_allocator *a;
     const steno__provider *prov;
     steno_session *next;     /* c->sessions (network thread) */
@@ -284,6 +289,8 @@ uint64_t steno__now_ms(void);
 /* Wall clock, ms since the epoch (for HTTP-date Retry-After and metrics timestamps). */
 uint64_t steno__now_unix_ms(void);
 void steno__client_wake(steno_client *c);
+/* Any thread: this session needs the network thread (new audio, a command); wait-free. */
+void steno__client_wake_session(steno_session *s);
 bool steno__on_network_thread(const steno_client *c);
 void steno__log(steno_client *c, steno_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -376,6 +376,15 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     atomic_store(&s->st.last_rx_mono_ms, UINT64_MAX);
 
     pthread_mutex_lock(&c->lock);
+    rc = (steno_status)steno__wakeset_take(&c->wakes, &s->wake_slot);
+    if (rc != STENO_OK) {
+        pthread_mutex_unlock(&c->lock);
+        errf(err, errlen, rc, "steno_session_open: %s",
+             rc == STENO_ERR_FULL ? "too many sessions on one client (1,048,576)"
+                                  : "out of memory for the session's wake slot");
+        goto fail;
+    }
+    s->wake_word = steno__wakeset_word(&c->wakes, s->wake_slot, &s->wake_mask);
     s->serial = ++c->last_serial;
     s->inc_next = c->incoming;
     c->incoming = s;
@@ -411,7 +420,7 @@ steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t fr
     uint64_t fill = (uint64_t)s->prod_fill + frames;
     s->prod_fill = (uint32_t)(fill % s->chunk_frames);
     if (fill >= s->chunk_frames)
-        steno__client_wake(s->c); /* a chunk was published (or dropped): tell the network */
+        steno__client_wake_session(s); /* a chunk was published (or dropped) */
     return (steno_status)rc;
 }
 
@@ -478,7 +487,7 @@ steno_status steno_session_configure(steno_session *s, const steno_option *opts,
     steno__opts_free(s->a, &s->app_opts);
     s->app_opts = next;
     atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CONFIGURE, memory_order_acq_rel);
-    steno__client_wake(s->c);
+    steno__client_wake_session(s);
     return STENO_OK;
 }
 
@@ -502,7 +511,7 @@ steno_status steno_session_finalize(steno_session *s)
     int rc = steno__ring_flush(s->ring);
     s->prod_fill = 0;
     atomic_fetch_or_explicit(&s->cmds, STENO__CMD_FINALIZE, memory_order_acq_rel);
-    steno__client_wake(s->c);
+    steno__client_wake_session(s);
     return (steno_status)rc;
 }
 
@@ -521,7 +530,7 @@ steno_status steno_session_close(steno_session *s, uint32_t timeout_ms)
     s->prod_fill = 0;
     atomic_store(&s->close_timeout_ms, timeout_ms ? timeout_ms : s->cfg.close_timeout_ms);
     atomic_fetch_or_explicit(&s->cmds, STENO__CMD_CLOSE, memory_order_acq_rel);
-    steno__client_wake(s->c);
+    steno__client_wake_session(s);
     if (steno__on_network_thread(s->c))
         return STENO_ERR_AGAIN;
     /* The network thread enforces the drain timeout; the margin only guards against a
@@ -625,7 +634,7 @@ void steno_session_destroy(steno_session *s)
     }
     atomic_store(&s->closing, 1);
     atomic_fetch_or_explicit(&s->cmds, STENO__CMD_DESTROY, memory_order_acq_rel);
-    steno__client_wake(c);
+    steno__client_wake_session(s);
     pthread_mutex_lock(&s->lock);
     while (!s->detached)
         pthread_cond_wait(&s->cond, &s->lock);
