@@ -4,16 +4,41 @@
 
 #include <string.h>
 
+#include "alloc.h"
+
 #define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
 
-struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **pwsi)
+struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cred,
+                                struct lws **pwsi)
 {
+    steno__sb path;
+    steno__sb_init(&path, s->a);
+    if (s->prov->credential_query && cred && *cred) {
+        steno__sb q;
+        steno__sb_init(&q, s->a);
+        int rc = s->prov->credential_query(cred, &q);
+        if (rc == STENO_OK && q.len) {
+            steno__sb_puts(&path, s->url.path);
+            steno__sb_puts(&path, strchr(s->url.path, '?') ? "&" : "?");
+            steno__sb_append(&path, q.p, q.len);
+        }
+        if (q.p)
+            steno__wipe(q.p, q.cap);
+        steno__sb_free(&q);
+        if (rc != STENO_OK || steno__sb_status(&path)) {
+            if (path.p)
+                steno__wipe(path.p, path.cap);
+            steno__sb_free(&path);
+            *pwsi = NULL;
+            return NULL;
+        }
+    }
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
     i.context = s->c->ctx;
     i.address = s->url.host;
     i.port = s->url.port;
-    i.path = s->url.path;
+    i.path = path.len ? steno__sb_cstr(&path) : s->url.path;
     i.host = s->url.hostport;
     i.origin = s->url.hostport;
     i.ssl_connection = s->url.tls ? LCCSCF_USE_SSL : 0;
@@ -22,7 +47,12 @@ struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **p
     i.pwsi = pwsi;
     i.opaque_user_data = l;
     *pwsi = NULL;
-    return lws_client_connect_via_info(&i);
+    struct lws *w = lws_client_connect_via_info(&i);
+    /* lws keeps its own copy of the path: the token must not linger in ours */
+    if (path.p)
+        steno__wipe(path.p, path.cap);
+    steno__sb_free(&path);
+    return w;
 }
 
 struct hdr_ctx {

@@ -8,7 +8,10 @@
 /* Starts a WebSocket client connection to the session's endpoint; lws callbacks
  * for it reach `l`. *pwsi is set by lws as soon as the wsi exists (and may be
  * cleared by it). NULL when lws refused at once (no callback follows). */
-struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **pwsi);
+/* cred: this connection's credential, for providers that put it in the URL
+ * (steno__provider.credential_query); the request path then carries it, never the logged URL. */
+struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cred,
+                                struct lws **pwsi);
 
 /* Handshake headers for credential cred (then wiped: it is not needed any more). 0 or -1. */
 int steno__wire_headers(steno_session *s, char *cred, size_t cred_cap, struct lws *wsi,
