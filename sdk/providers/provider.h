@@ -166,5 +166,6 @@ const char *steno__provider_names(void);
 void steno__msg_release(steno__msg *m);
 
 extern const steno__provider steno__deepgram;
+extern const steno__provider steno__assemblyai;
 
 #endif
