@@ -625,9 +625,10 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             steno__pacing_reset(&b->pacing, now); /* the provider times us from the first audio */
             b->audio_sent = true;
         }
-        uint64_t wait = steno__pacing_wait_ms(&b->pacing, now, ch.frames);
+        uint32_t pad = steno__wire_pad_frames(s, &ch);
+        uint64_t wait = steno__pacing_wait_ms(&b->pacing, now, ch.frames + pad);
         if (wait) {
-            steno__pacing_allow(&b->pacing, now, ch.frames); /* counts the wait */
+            steno__pacing_allow(&b->pacing, now, ch.frames + pad); /* counts the wait */
             sched(b, &b->sul_pace, pace_cb, wait);
             return 0;
         }
@@ -635,9 +636,11 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             sched(b, &b->sul_pace, pace_cb, 50);
             return 0;
         }
-        steno__pacing_allow(&b->pacing, now, ch.frames);
+        if (steno__timeline_on_padding(b->tl, pad) != STENO_OK)
+            return -1;
+        steno__pacing_allow(&b->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, &n))
+        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
             return -1;
         b->next_seq = ch.seq + 1;
         /* Acks that keep up here too: a job's progress is its finals, and a connection

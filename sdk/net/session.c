@@ -1384,11 +1384,13 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             steno__pacing_reset(&s->pacing, now);
             s->conn_audio_sent = true;
         }
-        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames);
+        /* a chunk cut short by a flush goes out padded: the provider clocks the padding too */
+        uint32_t pad = steno__wire_pad_frames(s, &ch);
+        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames + pad);
         if (wait) {
             if (!s->pacing.waiting)
                 steno__counter_inc(c->m.pacing_waits);
-            steno__pacing_allow(&s->pacing, now, ch.frames); /* counts the wait */
+            steno__pacing_allow(&s->pacing, now, ch.frames + pad); /* counts the wait */
             sched(s, &s->sul_pace, pace_cb, wait);
             return 0;
         }
@@ -1397,9 +1399,11 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             sched(s, &s->sul_pace, pace_cb, 50);
             return 0;
         }
-        steno__pacing_allow(&s->pacing, now, ch.frames);
+        if (steno__timeline_on_padding(s->tl, pad) != STENO_OK)
+            return -1; /* recorded audio without its padding: start over on a new connection */
+        steno__pacing_allow(&s->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, &n))
+        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
             return -1;
         steno__ring_mark_sent(s->ring, ch.seq);
         atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,

@@ -90,10 +90,18 @@ int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text)
     return 0;
 }
 
+uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch)
+{
+    uint64_t min = (uint64_t)s->cfg.sample_rate * s->prov->min_chunk_ms / 1000u;
+    return ch->frames < min ? (uint32_t)(min - ch->frames) : 0;
+}
+
 int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
-                           uint32_t *wire_bytes)
+                           uint32_t pad_frames, uint32_t *wire_bytes)
 {
     uint32_t n = ch->bytes;
+    if (pad_frames && s->prov->frame_audio)
+        return -1; /* no provider frames text and has a minimum length */
     if (s->prov->frame_audio) {
         steno__sb_reset(&s->tx);
         if (s->prov->frame_audio(ch->data, ch->bytes, &s->tx) != STENO_OK ||
@@ -104,7 +112,12 @@ int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk
         if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
             return -1;
     } else {
+        size_t pad = (size_t)pad_frames * s->cfg.channels * sizeof(int16_t);
+        if (LWS_PRE + (size_t)ch->bytes + pad > s->scratch_cap)
+            return -1;
         memcpy(s->scratch + LWS_PRE, ch->data, ch->bytes);
+        memset(s->scratch + LWS_PRE + ch->bytes, 0, pad); /* s16le silence */
+        n += (uint32_t)pad;
         if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
             return -1;
     }
