@@ -99,7 +99,10 @@ typedef struct steno_retry_policy {
  *
  * A credential is an API key (sent as Deepgram's "Authorization: Token
  * <key>"), or a complete scheme + value such as "Bearer <jwt>" or
- * "Token <key>", which is sent as is.
+ * "Token <key>", which is sent as is. For "assemblyai" an API key is sent
+ * raw ("Authorization: <key>"), and "Bearer <token>" names a temporary
+ * token, which goes in the request's token= query parameter (never in a
+ * log line: the logged URL has no query).
  */
 typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
 
@@ -124,11 +127,14 @@ typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
  * audio flows.
  */
 typedef struct steno_session_config {
-    /* Provider name ["deepgram"]. Unknown names are STENO_ERR_CONFIG. */
+    /* Provider name ["deepgram"], or "assemblyai" (Universal Streaming v3:
+     * real-time pacing, chunk_ms 50..1000, mono LINEAR16). Unknown names are
+     * STENO_ERR_CONFIG. */
     const char *provider;
     /* Endpoint URL ws://host[:port]/path or wss://... [the provider's:
-     * wss://api.deepgram.com/v1/listen]. A query string in the URL is kept
-     * and the provider options are appended to it. */
+     * wss://api.deepgram.com/v1/listen, wss://streaming.assemblyai.com/v3/ws].
+     * A query string in the URL is kept and the provider options are
+     * appended to it. */
     const char *url;
     /* Credential: either api_key, or token_cb (called on every connect; wins
      * when both are set). One of them is required unless the endpoint needs

@@ -126,7 +126,7 @@ static struct rule http_rule(int status)
 }
 
 /* Sets the rule for a close code and returns a parenthetical note (or NULL). */
-static const char *close_rule(const steno__failure_info *in, struct rule *r)
+static const char *close_rule(const steno__failure_info *in, struct rule *r, bool *pacing)
 {
     int code = in->close_code;
 
@@ -180,6 +180,7 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r)
          * Fatal: retrying sends the same stream the same way. */
         *r = (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER};
         if (either_contains(in, "RATE-0000")) {
+            *pacing = true;
             /* steno-server --max-rate: the server accepts less than the pacing sends; a retry
              * would replay the backlog at the same speed and be closed again. */
             return " (policy violation: sending too fast; lower send_speed_permille)";
@@ -211,9 +212,17 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r)
     case 3006: /* AssemblyAI: invalid message: we sent something it does not understand */
         *r = (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER};
         return " (invalid message)";
-    case 3007: /* AssemblyAI: too fast or chunk length out of range: pacing, not fatal */
-        *r = (struct rule){STENO__RETRY, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER};
-        return " (input duration/rate violation)";
+    case 3007:
+        /* AssemblyAI: "Input duration violation" (a frame outside 50-1000 ms) is a client
+         * bug that a retry repeats. Anything else with 3007 ("Audio Transmission Rate
+         * Exceeded") is the pacing's: like steno-server's RATE-0000 it is fatal on the live
+         * connection (a retry replays the backlog at the same speed) and retried on a
+         * backfill connection. */
+        *r = (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER};
+        if (either_contains(in, "duration"))
+            return " (audio frame length outside 50-1000 ms)";
+        *pacing = true;
+        return " (sending too fast; lower send_speed_permille)";
     case 3008: /* AssemblyAI: session expired (max duration); IANA: timeout */
         *r = (struct rule){STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_SERVER};
         return " (session expired)";
@@ -262,7 +271,7 @@ void steno__classify(const steno__failure_info *in, steno__classification *out)
         set_cause(out, head, in->provider_error, NULL);
     } else if (in->close_code != 0) {
         struct rule r;
-        const char *note = close_rule(in, &r);
+        const char *note = close_rule(in, &r, &out->pacing);
         apply(out, r);
         snprintf(head, sizeof(head), "close %d", in->close_code);
         const char *detail =

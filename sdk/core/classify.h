@@ -63,8 +63,11 @@ typedef struct steno__classification {
     steno_status status;                /* the error an app would see; STENO_OK for DONE */
     steno__failure_class failure_class; /* what a retry costs in the budget */
     int64_t retry_after_ms;             /* server pushback in ms; -1 = none */
-    char cause[STENO__CAUSE_MAX];       /* short, human: "HTTP 503",
-                                           "close 1011 NET-0001 (idle timeout)" */
+    bool pacing; /* closed for sending audio faster than the provider accepts (steno-server's
+                    1008 RATE-0000, AssemblyAI's 3007 rate): fatal on the live connection, whose
+                    pace is the session's; a backfill connection retries its job */
+    char cause[STENO__CAUSE_MAX]; /* short, human: "HTTP 503",
+                                     "close 1011 NET-0001 (idle timeout)" */
 } steno__classification;
 
 /*

@@ -8,12 +8,24 @@
 #include "alloc.h"
 #include "steno/status.h"
 
-/* Provider frames [p, p + n) on this connection carry session frames [s, s + n). */
+/* Provider frames [p, p + n) on this connection carry session frames [s, s + n), or, for padding,
+ * no session audio: they all map to s, where the next audio begins. */
 struct segment {
     uint64_t p;
     uint64_t s;
     uint64_t n;
+    bool pad;
 };
+
+static uint64_t seg_s_end(const struct segment *g)
+{
+    return g->s + (g->pad ? 0 : g->n);
+}
+
+static uint64_t seg_map(const struct segment *g, uint64_t pf)
+{
+    return g->pad ? g->s : g->s + (pf - g->p);
+}
 
 struct steno__timeline {
     steno_allocator alloc;
@@ -84,11 +96,11 @@ void steno__timeline_reset(steno__timeline *t)
 static void discard_final_segments(steno__timeline *t)
 {
     uint32_t k = 0;
-    while (k + 1 < t->nseg && t->segs[k].s + t->segs[k].n <= t->finalized)
+    while (k + 1 < t->nseg && seg_s_end(&t->segs[k]) <= t->finalized)
         k++;
     if (!k)
         return;
-    t->floor = t->segs[k - 1].s + t->segs[k - 1].n;
+    t->floor = seg_s_end(&t->segs[k - 1]);
     memmove(t->segs, t->segs + k, (t->nseg - k) * sizeof(*t->segs));
     t->nseg -= k;
 }
@@ -101,8 +113,8 @@ int steno__timeline_on_sent(steno__timeline *t, uint64_t first_frame, uint32_t f
         return STENO_OK;
     if (t->nseg) {
         struct segment *last = &t->segs[t->nseg - 1];
-        uint64_t end = last->s + last->n;
-        if (first_frame == end) {
+        uint64_t end = seg_s_end(last);
+        if (first_frame == end && !last->pad) {
             last->n += frames;
             t->p_total += frames;
             return STENO_OK;
@@ -115,6 +127,27 @@ int steno__timeline_on_sent(steno__timeline *t, uint64_t first_frame, uint32_t f
     if (t->nseg == t->max)
         return STENO_ERR_FULL;
     t->segs[t->nseg++] = (struct segment){.p = t->p_total, .s = first_frame, .n = frames};
+    t->p_total += frames;
+    return STENO_OK;
+}
+
+int steno__timeline_on_padding(steno__timeline *t, uint32_t frames)
+{
+    if (!t)
+        return STENO_ERR_INVALID_ARG;
+    if (frames == 0)
+        return STENO_OK;
+    if (t->nseg && t->segs[t->nseg - 1].pad) {
+        t->segs[t->nseg - 1].n += frames;
+        t->p_total += frames;
+        return STENO_OK;
+    }
+    uint64_t s = t->nseg ? seg_s_end(&t->segs[t->nseg - 1]) : t->floor;
+    if (t->nseg == t->max)
+        discard_final_segments(t);
+    if (t->nseg == t->max)
+        return STENO_ERR_FULL;
+    t->segs[t->nseg++] = (struct segment){.p = t->p_total, .s = s, .n = frames, .pad = true};
     t->p_total += frames;
     return STENO_OK;
 }
@@ -151,9 +184,8 @@ static uint64_t map_start(const steno__timeline *t, uint64_t pf)
         return t->floor;
     const struct segment *last = &t->segs[t->nseg - 1];
     if (pf >= t->p_total)
-        return last->s + last->n;
-    const struct segment *g = &t->segs[find(t, pf)];
-    return g->s + (pf - g->p);
+        return seg_s_end(last);
+    return seg_map(&t->segs[find(t, pf)], pf);
 }
 
 /* An end time: on a boundary it belongs to the earlier segment, so a word
@@ -166,7 +198,7 @@ static uint64_t map_end(const steno__timeline *t, uint64_t pf)
         return t->segs[0].p == 0 ? t->segs[0].s : t->floor;
     uint32_t i = find(t, pf);
     if (t->segs[i].p == pf)
-        return t->segs[i - 1].s + t->segs[i - 1].n;
+        return seg_s_end(&t->segs[i - 1]);
     return map_start(t, pf);
 }
 

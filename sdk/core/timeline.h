@@ -76,6 +76,14 @@ void steno__timeline_reset(steno__timeline *t);
 int steno__timeline_on_sent(steno__timeline *t, uint64_t first_frame, uint32_t frames);
 
 /*
+ * The provider's clock advances by `frames` of silence that carry no session audio (a short
+ * chunk padded up to the provider's minimum frame length, sent right after it). Provider
+ * times inside them map to the session frame where the next audio begins. STENO_ERR_FULL as
+ * for on_sent (nothing recorded).
+ */
+int steno__timeline_on_padding(steno__timeline *t, uint32_t frames);
+
+/*
  * Provider time on the current connection -> session frame (rounded to the
  * nearest frame). Times before 0 map to the start of the connection's audio,
  * times past the audio sent so far clamp to its end; a time on a segment

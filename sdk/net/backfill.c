@@ -221,7 +221,7 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
         finish_job(b, true);
         return;
     }
-    if (info->close_code == 1008 && info->close_reason && strstr(info->close_reason, "RATE")) {
+    if (cls.pacing) {
         /* The provider clocked us too fast (jitter bunched frames up): the live connection
          * is fine, the job's finals so far stand; retry it rather than fail the session. */
         steno__slog(s, STENO_LOG_WARN, "backfill: closed for its pace (%s); retrying",
@@ -346,7 +346,7 @@ static void try_connect(steno__bf *b)
     b->http_status = b->close_code = 0;
     b->close_reason[0] = b->prov_err[0] = b->retry_after[0] = '\0';
     b->conn = STENO__CONN_HANDSHAKE;
-    struct lws *w = steno__wire_connect(s, &b->link, &b->wsi);
+    struct lws *w = steno__wire_connect(s, &b->link, b->cred, &b->wsi);
     if (!w) {
         if (b->conn == STENO__CONN_HANDSHAKE) {
             b->wsi = NULL;
@@ -446,6 +446,8 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
     steno__timeline_set_limit(b->tl, j->hi);
     b->next_seq = seq_of_frame(s, j->fin);
     b->audio_sent = b->closestream_sent = b->fin_pending = b->fin_outstanding = false;
+    b->close_fin = STENO__CLOSE_FIN_NONE;
+    b->fin_q.n = 0;
     b->awaiting_pong = b->ping_pending = false;
     b->initial_pending = s->prov->initial_message != NULL;
     b->connected_at_ms = b->last_rx_ms = now;
@@ -610,6 +612,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         b->fin_pending = false;
         b->fin_outstanding = true;
         ST_ADD(s, auto_finalizes, 1);
+        steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
         if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
             return -1;
         goto more;
@@ -622,9 +625,10 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             steno__pacing_reset(&b->pacing, now); /* the provider times us from the first audio */
             b->audio_sent = true;
         }
-        uint64_t wait = steno__pacing_wait_ms(&b->pacing, now, ch.frames);
+        uint32_t pad = steno__wire_pad_frames(s, &ch);
+        uint64_t wait = steno__pacing_wait_ms(&b->pacing, now, ch.frames + pad);
         if (wait) {
-            steno__pacing_allow(&b->pacing, now, ch.frames); /* counts the wait */
+            steno__pacing_allow(&b->pacing, now, ch.frames + pad); /* counts the wait */
             sched(b, &b->sul_pace, pace_cb, wait);
             return 0;
         }
@@ -632,9 +636,11 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             sched(b, &b->sul_pace, pace_cb, 50);
             return 0;
         }
-        steno__pacing_allow(&b->pacing, now, ch.frames);
+        if (steno__timeline_on_padding(b->tl, pad) != STENO_OK)
+            return -1;
+        steno__pacing_allow(&b->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, &n))
+        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
             return -1;
         b->next_seq = ch.seq + 1;
         /* Acks that keep up here too: a job's progress is its finals, and a connection
@@ -656,7 +662,18 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     }
     /* Every chunk of the job is out (or the job's chunks reached the written end,
      * which cannot happen: the seam is at or below written). End the stream: the
-     * provider flushes its finals and closes. */
+     * provider flushes its finals and closes. One whose close_text may not flush is
+     * asked for its finals first, and closed once they are in. */
+    if (s->prov->finalize_before_close && s->prov->finalize_text &&
+        b->close_fin != STENO__CLOSE_FIN_DONE && steno__timeline_finalized_frame(b->tl) < j->hi) {
+        if (b->close_fin == STENO__CLOSE_FIN_NONE) {
+            b->close_fin = STENO__CLOSE_FIN_SENT;
+            steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
+            if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+                return -1;
+        }
+        return 0;
+    }
     b->closestream_sent = true;
     if (steno__wire_send_text(s, wsi, s->prov->close_text))
         return -1;

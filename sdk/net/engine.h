@@ -86,6 +86,25 @@ typedef enum steno__conn_state {
  * backfill.h); lws callbacks reach the right one through the link.
  */
 typedef struct steno__bf steno__bf;
+
+/*
+ * Finalize messages awaiting their answer on one connection, oldest first, for a provider
+ * whose answer is the next final (STENO__FIN_ANSWER_NEXT_FINAL): for each, the provider's
+ * clock (frames sent on the connection) when it went out. Each answer takes the oldest; one
+ * that finds the queue full is not queued, so its answer is read as an ordinary final and
+ * claims nothing it does not name.
+ */
+#define STENO__FIN_QUEUE_MAX 8
+typedef struct steno__fin_queue {
+    uint64_t at[STENO__FIN_QUEUE_MAX];
+    uint32_t n;
+} steno__fin_queue;
+
+/* A finalize_before_close flush: not asked, sent and awaiting its answer, answered. */
+enum { STENO__CLOSE_FIN_NONE = 0, STENO__CLOSE_FIN_SENT, STENO__CLOSE_FIN_DONE };
+
+/* Records a finalize message sent on a lane whose connection has sent `frames` so far. */
+void steno__fin_queue_push(steno__fin_queue *q, uint64_t frames);
 typedef struct steno__link {
     steno_session *s;
     steno__bf *bf;
@@ -252,6 +271,8 @@ struct steno_session {
     bool finalize_pending, finalize_outstanding;
     uint64_t finalize_target;
     bool close_requested, closestream_sent;
+    int close_fin;               /* STENO__CLOSE_FIN_*: the flush before close_text */
+    steno__fin_queue fin_q;      /* finalize messages awaiting their answer (NEXT_FINAL) */
     bool switching, switch_sent; /* seamless reconnect for a configuration change */
     uint64_t close_deadline_ms;
     bool terminal;
@@ -351,7 +372,7 @@ void steno__session_free(steno_session *s); /* app thread, after detach */
  * timeline, emits it (bf: from that backfill connection, else live) and moves
  * the ring's ack point. */
 void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno__bf *bf,
-                                    const steno__msg *m);
+                                    const steno__msg *m_in);
 /* Releases what the ring may release now (the planner's ack point), emits
  * held ordered finals that became deliverable, and CAUGHT_UP when the last
  * backfill job finished. */

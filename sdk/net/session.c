@@ -540,7 +540,7 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_HANDSHAKE)
         return;
 
-    struct lws *w = steno__wire_connect(s, &s->link, &s->wsi);
+    struct lws *w = steno__wire_connect(s, &s->link, s->cred, &s->wsi);
     if (!w) {
         if (s->conn == STENO__CONN_HANDSHAKE) {
             /* lws refused without a callback (e.g. DNS failure, no fds) */
@@ -686,7 +686,7 @@ static bool wants_write(steno_session *s)
     if (s->finalize_pending)
         return true;
     if (s->close_requested)
-        return true;
+        return s->close_fin != STENO__CLOSE_FIN_SENT; /* else its answer asks again */
     return false;
 }
 
@@ -905,6 +905,8 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->next_ping_ms = now + s->cfg.ping_interval_ms;
     s->ping_pending = s->ka_pending = false;
     s->closestream_sent = false;
+    s->close_fin = STENO__CLOSE_FIN_NONE;
+    s->fin_q.n = 0;
     s->switching = s->switch_sent = false;
     s->rx.len = 0;
     if (s->finalize_outstanding && steno__ring_acked(s->ring) < s->finalize_target) {
@@ -1032,9 +1034,26 @@ static void handle_results(steno_session *s, const steno__msg *m)
 }
 
 void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno__bf *bf,
-                                    const steno__msg *m)
+                                    const steno__msg *m_in)
 {
     steno_client *c = s->c;
+    /* A provider whose finalize answer is the next final (steno__finalize_answer): mark it
+     * as the answer, covering everything the connection had sent before the message. */
+    steno__msg m_ans;
+    const steno__msg *m = m_in;
+    const steno__fin_queue *fq = bf ? &bf->fin_q : &s->fin_q;
+    if (s->prov->finalize_answer == STENO__FIN_ANSWER_NEXT_FINAL && m_in->is_final && fq->n) {
+        m_ans = *m_in;
+        m_ans.from_finalize = 1;
+        double upto = (double)fq->at[0] / s->cfg.sample_rate;
+        if (m_ans.n_words == 0)
+            m_ans.start = m_ans.duration = 0; /* no words: its span is all silence up to upto */
+        if (m_ans.start > upto)
+            m_ans.start = upto;
+        if (m_ans.start + m_ans.duration < upto)
+            m_ans.duration = upto - m_ans.start;
+        m = &m_ans;
+    }
     steno__word_time *wt = NULL;
     steno_word *words = NULL;
     bool m_empty = false;
@@ -1059,10 +1078,25 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
         goto out;
     }
     bool app_fin = !bf && s->finalize_outstanding;
-    if (m->is_final && m->from_finalize && !bf)
+    if (m->is_final && m->from_finalize && !bf && s->fin_q.n <= 1)
         s->finalize_outstanding = s->auto_fin_outstanding = false;
-    if (m->is_final && m->from_finalize && bf)
+    if (m->is_final && m->from_finalize && bf && bf->fin_q.n <= 1)
         bf->fin_outstanding = false;
+    if (m->is_final && m->from_finalize) {
+        steno__fin_queue *q = bf ? &bf->fin_q : &s->fin_q;
+        if (q->n) {
+            q->n--;
+            memmove(q->at, q->at + 1, q->n * sizeof q->at[0]);
+        }
+        int *close_fin = bf ? &bf->close_fin : &s->close_fin;
+        if (*close_fin == STENO__CLOSE_FIN_SENT && !q->n) {
+            /* the flush before close_text is answered: the close may go on */
+            *close_fin = STENO__CLOSE_FIN_DONE;
+            struct lws *w = bf ? bf->wsi : s->wsi;
+            if (w)
+                lws_callback_on_writable(w);
+        }
+    }
     if (m->is_final && bf)
         steno__planner_job_progress(&s->plan, bf->job_id, steno__timeline_finalized_frame(tl));
     if (!mp.emit) {
@@ -1234,6 +1268,19 @@ int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in,
 
 /* ---- sending ---- */
 
+void steno__fin_queue_push(steno__fin_queue *q, uint64_t frames)
+{
+    if (q->n < STENO__FIN_QUEUE_MAX)
+        q->at[q->n++] = frames;
+}
+
+/* A finalize message goes out on the live connection. */
+static int send_finalize(steno_session *s, struct lws *wsi)
+{
+    steno__fin_queue_push(&s->fin_q, steno__timeline_connection_frames(s->tl));
+    return steno__wire_send_text(s, wsi, s->prov->finalize_text);
+}
+
 static int send_text(steno_session *s, struct lws *wsi, const char *text)
 {
     return steno__wire_send_text(s, wsi, text);
@@ -1316,7 +1363,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         if (!s->close_requested && s->prov->finalize_text) {
             s->auto_fin_outstanding = true;
             ST_ADD(s, auto_finalizes, 1);
-            if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+            if (send_finalize(s, wsi))
                 return -1;
             goto more;
         }
@@ -1325,7 +1372,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         s->finalize_pending = false;
         if (!s->close_requested && s->prov->finalize_text) {
             s->finalize_outstanding = true;
-            if (send_text(s, wsi, s->prov->finalize_text))
+            if (send_finalize(s, wsi))
                 return -1;
             goto more;
         }
@@ -1337,11 +1384,13 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             steno__pacing_reset(&s->pacing, now);
             s->conn_audio_sent = true;
         }
-        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames);
+        /* a chunk cut short by a flush goes out padded: the provider clocks the padding too */
+        uint32_t pad = steno__wire_pad_frames(s, &ch);
+        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames + pad);
         if (wait) {
             if (!s->pacing.waiting)
                 steno__counter_inc(c->m.pacing_waits);
-            steno__pacing_allow(&s->pacing, now, ch.frames); /* counts the wait */
+            steno__pacing_allow(&s->pacing, now, ch.frames + pad); /* counts the wait */
             sched(s, &s->sul_pace, pace_cb, wait);
             return 0;
         }
@@ -1350,9 +1399,11 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             sched(s, &s->sul_pace, pace_cb, 50);
             return 0;
         }
-        steno__pacing_allow(&s->pacing, now, ch.frames);
+        if (steno__timeline_on_padding(s->tl, pad) != STENO_OK)
+            return -1; /* recorded audio without its padding: start over on a new connection */
+        steno__pacing_allow(&s->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, &n))
+        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
             return -1;
         steno__ring_mark_sent(s->ring, ch.seq);
         atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,
@@ -1374,6 +1425,17 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     if (s->finalize_pending && steno__ring_sent(s->ring) < s->finalize_target)
         return 0; /* cannot happen (the target is <= written); never spin on it */
     if (s->close_requested && atomic_load(&s->closing)) {
+        if (s->prov->finalize_before_close && s->prov->finalize_text &&
+            s->close_fin != STENO__CLOSE_FIN_DONE &&
+            steno__ring_acked(s->ring) < steno__ring_written(s->ring)) {
+            /* close_text may not flush: ask for the finals first, close once they are in */
+            if (s->close_fin == STENO__CLOSE_FIN_NONE) {
+                s->close_fin = STENO__CLOSE_FIN_SENT;
+                if (send_finalize(s, wsi))
+                    return -1;
+            }
+            return 0;
+        }
         s->closestream_sent = true;
         if (send_text(s, wsi, s->prov->close_text))
             return -1;

@@ -146,6 +146,13 @@ static steno_status check_config(steno_session_config *cfg, const steno__provide
     RANGE(cfg->sample_rate, 8000u, 192000u, "sample_rate");
     RANGE(cfg->channels, 1u, 8u, "channels");
     RANGE(cfg->chunk_ms, 10u, 1000u, "chunk_ms");
+    if (((*prov)->min_chunk_ms && cfg->chunk_ms < (*prov)->min_chunk_ms) ||
+        ((*prov)->max_chunk_ms && cfg->chunk_ms > (*prov)->max_chunk_ms))
+        return errf(err, errlen, STENO_ERR_CONFIG,
+                    "session config: chunk_ms = %u is outside %s's audio frame limit (%u..%u ms "
+                    "per frame)",
+                    cfg->chunk_ms, (*prov)->name, (*prov)->min_chunk_ms,
+                    (*prov)->max_chunk_ms ? (*prov)->max_chunk_ms : 1000u);
     RANGE(cfg->ring_chunks, 2u, 100000u, "ring_chunks");
     RANGE(cfg->retry.base_ms, 1u, 3600000u, "retry.base_ms");
     RANGE(cfg->retry.cap_ms, 1u, 3600000u, "retry.cap_ms");

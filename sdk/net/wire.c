@@ -4,16 +4,41 @@
 
 #include <string.h>
 
+#include "alloc.h"
+
 #define ST_ADD(s, field, n) atomic_fetch_add_explicit(&(s)->st.field, (n), memory_order_relaxed)
 
-struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **pwsi)
+struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cred,
+                                struct lws **pwsi)
 {
+    steno__sb path;
+    steno__sb_init(&path, s->a);
+    if (s->prov->credential_query && cred && *cred) {
+        steno__sb q;
+        steno__sb_init(&q, s->a);
+        int rc = s->prov->credential_query(cred, &q);
+        if (rc == STENO_OK && q.len) {
+            steno__sb_puts(&path, s->url.path);
+            steno__sb_puts(&path, strchr(s->url.path, '?') ? "&" : "?");
+            steno__sb_append(&path, q.p, q.len);
+        }
+        if (q.p)
+            steno__wipe(q.p, q.cap);
+        steno__sb_free(&q);
+        if (rc != STENO_OK || steno__sb_status(&path)) {
+            if (path.p)
+                steno__wipe(path.p, path.cap);
+            steno__sb_free(&path);
+            *pwsi = NULL;
+            return NULL;
+        }
+    }
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
     i.context = s->c->ctx;
     i.address = s->url.host;
     i.port = s->url.port;
-    i.path = s->url.path;
+    i.path = path.len ? steno__sb_cstr(&path) : s->url.path;
     i.host = s->url.hostport;
     i.origin = s->url.hostport;
     i.ssl_connection = s->url.tls ? LCCSCF_USE_SSL : 0;
@@ -22,7 +47,12 @@ struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **p
     i.pwsi = pwsi;
     i.opaque_user_data = l;
     *pwsi = NULL;
-    return lws_client_connect_via_info(&i);
+    struct lws *w = lws_client_connect_via_info(&i);
+    /* lws keeps its own copy of the path: the token must not linger in ours */
+    if (path.p)
+        steno__wipe(path.p, path.cap);
+    steno__sb_free(&path);
+    return w;
 }
 
 struct hdr_ctx {
@@ -60,10 +90,18 @@ int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text)
     return 0;
 }
 
+uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch)
+{
+    uint64_t min = (uint64_t)s->cfg.sample_rate * s->prov->min_chunk_ms / 1000u;
+    return ch->frames < min ? (uint32_t)(min - ch->frames) : 0;
+}
+
 int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
-                           uint32_t *wire_bytes)
+                           uint32_t pad_frames, uint32_t *wire_bytes)
 {
     uint32_t n = ch->bytes;
+    if (pad_frames && s->prov->frame_audio)
+        return -1; /* no provider frames text and has a minimum length */
     if (s->prov->frame_audio) {
         steno__sb_reset(&s->tx);
         if (s->prov->frame_audio(ch->data, ch->bytes, &s->tx) != STENO_OK ||
@@ -74,7 +112,12 @@ int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk
         if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
             return -1;
     } else {
+        size_t pad = (size_t)pad_frames * s->cfg.channels * sizeof(int16_t);
+        if (LWS_PRE + (size_t)ch->bytes + pad > s->scratch_cap)
+            return -1;
         memcpy(s->scratch + LWS_PRE, ch->data, ch->bytes);
+        memset(s->scratch + LWS_PRE + ch->bytes, 0, pad); /* s16le silence */
+        n += (uint32_t)pad;
         if (lws_write(wsi, s->scratch + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
             return -1;
     }

@@ -8,7 +8,10 @@
 /* Starts a WebSocket client connection to the session's endpoint; lws callbacks
  * for it reach `l`. *pwsi is set by lws as soon as the wsi exists (and may be
  * cleared by it). NULL when lws refused at once (no callback follows). */
-struct lws *steno__wire_connect(steno_session *s, steno__link *l, struct lws **pwsi);
+/* cred: this connection's credential, for providers that put it in the URL
+ * (steno__provider.credential_query); the request path then carries it, never the logged URL. */
+struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cred,
+                                struct lws **pwsi);
 
 /* Handshake headers for credential cred (then wiped: it is not needed any more). 0 or -1. */
 int steno__wire_headers(steno_session *s, char *cred, size_t cred_cap, struct lws *wsi,
@@ -21,7 +24,12 @@ int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text);
  * frame_audio). *wire_bytes: payload bytes written. 0 or -1. lws masks in
  * place, so the ring's copy is never handed to it. */
 int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
-                           uint32_t *wire_bytes);
+                           uint32_t pad_frames, uint32_t *wire_bytes);
+/* Frames of silence that bring a chunk up to the provider's minimum frame length
+ * (steno__provider.min_chunk_ms): only a chunk cut short by a flush (finalize, close) needs
+ * any. They are sent after the chunk's audio, in the same frame, and recorded in the
+ * connection's timeline (steno__timeline_on_padding). */
+uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch);
 
 /* A peer close frame's code and reason (1005 when it carried none). */
 void steno__wire_peer_close(const uint8_t *payload, size_t len, int *code, char *reason,

@@ -432,10 +432,16 @@ const steno__provider steno__deepgram = {
     .keepalive_text = "{\"type\":\"KeepAlive\"}",
     .finalize_text = "{\"type\":\"Finalize\"}",
     .close_text = "{\"type\":\"CloseStream\"}",
+    /* Finalize's answer says so (from_finalize), and CloseStream flushes every final. */
+    .finalize_answer = STENO__FIN_ANSWER_FLAGGED,
+    .finalize_before_close = 0,
+    .min_chunk_ms = 0,
+    .max_chunk_ms = 0,
     .check_option = dg_check_option,
     .check_set = dg_check_set,
     .build_url = dg_build_url,
     .handshake_headers = dg_handshake_headers,
+    .credential_query = NULL, /* keys and tokens both go in Authorization */
     .initial_message = NULL,
     .frame_audio = NULL,
     .configure_message = NULL,

@@ -8,6 +8,7 @@
 
 static const steno__provider *const providers[] = {
     &steno__deepgram,
+    &steno__assemblyai,
 };
 
 const steno__provider *steno__provider_find(const char *name)
@@ -22,7 +23,7 @@ const steno__provider *steno__provider_find(const char *name)
 
 const char *steno__provider_names(void)
 {
-    return "deepgram";
+    return "deepgram, assemblyai";
 }
 
 void steno__msg_release(steno__msg *m)

@@ -73,6 +73,19 @@ typedef struct steno__msg {
     char *raw_;
 } steno__msg;
 
+/* How the engine recognises the provider's answer to finalize_text, and what that answer
+ * acknowledges. */
+typedef enum steno__finalize_answer {
+    /* A final that says so (steno__msg.from_finalize, Deepgram's from_finalize); it acknowledges
+     * what its own span covers. */
+    STENO__FIN_ANSWER_FLAGGED = 0,
+    /* The provider marks nothing (AssemblyAI's ForceEndpoint is answered by an ordinary
+     * end-of-turn Turn): the first final on the connection after finalize_text was sent is
+     * the answer, and it acknowledges all audio sent on the connection before finalize_text,
+     * silence after the last word included (which nothing else ever acknowledges). */
+    STENO__FIN_ANSWER_NEXT_FINAL,
+} steno__finalize_answer;
+
 typedef struct steno__provider {
     const char *name;        /* "deepgram" */
     const char *default_url; /* "wss://api.deepgram.com/v1/listen" */
@@ -92,6 +105,16 @@ typedef struct steno__provider {
     const char *finalize_text;  /* flush: finals for all audio sent so far */
     const char *close_text;     /* end of stream: flush, then the server closes */
 
+    /* How the answer to finalize_text is recognised (see steno__finalize_answer). */
+    steno__finalize_answer finalize_answer;
+    /* Nonzero when close_text is not known to flush every final before the server closes:
+     * the engine then sends finalize_text first, awaits its answer, and only then close_text
+     * (live and backfill connections alike). */
+    int finalize_before_close;
+
+    /* Limits on one audio frame (chunk_ms), checked at session open; 0 = no limit. */
+    uint32_t min_chunk_ms, max_chunk_ms;
+
     /*
      * Option validation: STENO_OK, or STENO_ERR_CONFIG with a message in err
      * naming the key (unknown key, bad value, or a key the engine derives
@@ -108,6 +131,12 @@ typedef struct steno__provider {
 
     /* Handshake headers for a credential (a bare key, or "Scheme value"). */
     int (*handshake_headers)(const char *credential, steno__header_fn add, void *ctx);
+
+    /* A credential that travels in the URL (a temporary token as a query parameter): appends
+     * "name=escaped-value" for it to out and returns STENO_OK, or appends nothing when the
+     * credential goes in a header. NULL: credentials never go in the URL. The engine appends
+     * it to the request path of each connection only; the URL it logs never carries it. */
+    int (*credential_query)(const char *credential, steno__sb *out);
 
     /* First message after the handshake (a session setup), or NULL when
      * none: everything is in the URL. */
@@ -137,5 +166,6 @@ const char *steno__provider_names(void);
 void steno__msg_release(steno__msg *m);
 
 extern const steno__provider steno__deepgram;
+extern const steno__provider steno__assemblyai;
 
 #endif

@@ -198,10 +198,15 @@ static const struct row rows[] = {
     {{.phase = OPEN, .close_code = 3006, .close_reason = "Invalid JSON: {"}, F_PROTO,
      STENO_ERR_PROTOCOL, SERVER, -1, "close 3006 Invalid JSON: { (invalid message)"},
     {{.phase = OPEN, .close_code = 3007,
-      .close_reason = "Input duration violation: 20 ms. Expected between 50 and 1000 ms"}, RETRY,
-     STENO_ERR_RATE_LIMITED, SERVER, -1,
-     "close 3007 Input duration violation: 20 ms. Expected between 50 and 1000 ms (input "
-     "duration/rate violation)"},
+      .close_reason = "Input duration violation: 20 ms. Expected between 50 and 1000 ms"}, F_PROTO,
+     STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 3007 Input duration violation: 20 ms. Expected between 50 and 1000 ms (audio frame "
+     "length outside 50-1000 ms)"},
+    {{.phase = OPEN, .close_code = 3007,
+      .close_reason = "Audio Transmission Rate Exceeded: Received 3.1 sec. audio in 1.5 sec"},
+     F_PROTO, STENO_ERR_PROTOCOL, SERVER, -1,
+     "close 3007 Audio Transmission Rate Exceeded: Received 3.1 sec. audio in 1.5 sec (sending "
+     "too fast; lower send_speed_permille)"},
     {{.phase = OPEN, .close_code = 3008,
       .close_reason = "Session Expired: Maximum session duration exceeded"}, RETRY, STENO_ERR_CLOSED,
      SERVER, -1, "close 3008 Session Expired: Maximum session duration exceeded (session expired)"},
@@ -332,6 +337,32 @@ static void test_cause_is_sanitised_and_bounded(void **state)
         assert_true(*p >= 0x20 && *p < 0x7f);
 }
 
+/* Only a close for the pace of the audio sets pacing: a backfill connection retries those. */
+static void test_pacing_flag_only_for_rate_closes(void **state)
+{
+    (void)state;
+    steno__classification c;
+    steno__failure_info in = {.phase = STENO__PHASE_OPEN,
+                              .close_code = 3007,
+                              .close_reason = "Audio Transmission Rate Exceeded"};
+    steno__classify(&in, &c);
+    assert_true(c.pacing);
+    in.close_reason = "Input duration violation: 20 ms";
+    steno__classify(&in, &c);
+    assert_false(c.pacing);
+    in.close_code = 1008;
+    in.close_reason = "RATE-0000 audio faster than 1.25x real time";
+    steno__classify(&in, &c);
+    assert_true(c.pacing);
+    in.close_reason = "Unauthorized Connection: bad key";
+    steno__classify(&in, &c);
+    assert_false(c.pacing);
+    in.close_code = 3008;
+    in.close_reason = "Session Expired";
+    steno__classify(&in, &c);
+    assert_false(c.pacing);
+}
+
 static void test_null_arguments(void **state)
 {
     (void)state;
@@ -374,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_statuses_match_the_verdict),
         cmocka_unit_test(test_request_status_only_for_a_rejected_request),
         cmocka_unit_test(test_cause_is_sanitised_and_bounded),
+        cmocka_unit_test(test_pacing_flag_only_for_rate_closes),
         cmocka_unit_test(test_null_arguments),
         cmocka_unit_test(test_verdict_names_and_fatality),
     };

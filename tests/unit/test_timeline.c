@@ -157,6 +157,35 @@ static void test_maps_exactly_across_connections_and_gaps(void **state)
     steno__timeline_destroy(t);
 }
 
+/* A short chunk padded with silence up to the provider's minimum frame: the provider's clock
+ * runs on over the padding, the session's does not, and audio after it maps exactly. */
+static void test_padding_advances_only_the_provider_clock(void **state)
+{
+    (void)state;
+    steno__timeline *t = mk(RATE, 8);
+    send_range(t, 0, 1600);
+    assert_int_equal(steno__timeline_on_sent(t, 1600, 480), STENO_OK); /* 30 ms, flushed */
+    assert_int_equal(steno__timeline_on_padding(t, 320), STENO_OK);    /* up to 50 ms */
+    assert_int_equal(steno__timeline_connection_frames(t), 2400);
+    /* inside the padding: where the next audio begins */
+    assert_int_equal(steno__timeline_to_session(t, 2100.0 / RATE), 2080);
+    send_range(t, 2080, 3680);
+    assert_int_equal(steno__timeline_to_session(t, 2400.0 / RATE), 2080);
+    assert_int_equal(steno__timeline_to_session(t, 3000.0 / RATE), 2680);
+    /* a final ending inside the padding ends at the real audio's end */
+    steno__mapped m;
+    assert_int_equal(steno__timeline_final(t, 0, 2300.0 / RATE, NULL, 0, &m), STENO_OK);
+    assert_int_equal(m.end_frame, 2080);
+    assert_int_equal(steno__timeline_finalized_frame(t), 2080);
+    /* the next final starts there and maps the shifted provider times */
+    assert_int_equal(steno__timeline_final(t, 2400.0 / RATE, 1600.0 / RATE, NULL, 0, &m), STENO_OK);
+    assert_int_equal(m.start_frame, 2080);
+    assert_int_equal(m.end_frame, 3680);
+    assert_int_equal(steno__timeline_on_padding(t, 0), STENO_OK);
+    assert_int_equal(steno__timeline_on_padding(NULL, 5), STENO_ERR_INVALID_ARG);
+    steno__timeline_destroy(t);
+}
+
 static void test_rounds_to_nearest_frame_at_16k_and_44k1(void **state)
 {
     (void)state;
@@ -742,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_create_validates_and_uses_allocator),
         cmocka_unit_test(test_maps_exactly_across_connections_and_gaps),
         cmocka_unit_test(test_rounds_to_nearest_frame_at_16k_and_44k1),
+        cmocka_unit_test(test_padding_advances_only_the_provider_clock),
         cmocka_unit_test(test_replay_overlap_suppresses_already_final_words),
         cmocka_unit_test(test_empty_final_still_advances_ack),
         cmocka_unit_test(test_results_reject_bad_arguments),

@@ -171,6 +171,25 @@ static void dump_events(sess *s, unsigned i)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Bytes the harness itself holds for the sessions' events (every event is kept for the checks
+ * at the end, so this grows with the run and is part of the process's RSS). */
+static uint64_t event_log_bytes(sess *ss, unsigned n)
+{
+    uint64_t b = 0;
+    for (unsigned i = 0; i < n; i++) {
+        h_collector *c = &ss[i].r.col;
+        pthread_mutex_lock(&c->mu);
+        b += (uint64_t)c->cap * sizeof(h_ev);
+        for (size_t k = 0; k < c->n; k++) {
+            const h_ev *e = &c->ev[k];
+            b += (e->text ? strlen(e->text) + 1 : 0) + (e->message ? strlen(e->message) + 1 : 0) +
+                 (e->request_id ? strlen(e->request_id) + 1 : 0);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return b;
+}
+
 static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
@@ -279,7 +298,7 @@ int main(int argc, char **argv)
     lift lifts[256];
     size_t nlifts = 0;
     double refusal_until = -1, next_refusal = refusal_every;
-    uint64_t rss_start = 0, rss_max = 0;
+    uint64_t rss_start = 0, rss_max = 0, evlog_start = 0;
     double warmup = seconds * 0.2 > 3 ? seconds * 0.2 : 3;
     unsigned serial = 0;
     while (h_producer_written(&ss[sessions - 1].r.prod) < total) {
@@ -287,8 +306,10 @@ int main(int argc, char **argv)
         nanosleep(&ts, NULL); /* the scheduler's tick: faults are drawn per tick */
         double now = elapsed_s(t0);
         uint64_t rss = rss_kib();
-        if (!rss_start && now >= warmup)
+        if (!rss_start && now >= warmup) {
             rss_start = rss;
+            evlog_start = event_log_bytes(ss, sessions);
+        }
         if (rss > rss_max)
             rss_max = rss;
         /* lift what has lasted long enough */
@@ -415,6 +436,7 @@ int main(int argc, char **argv)
         serial++;
     }
     uint64_t rss_end = rss_kib();
+    uint64_t evlog_end = event_log_bytes(ss, sessions);
     double streamed = elapsed_s(t0);
     for (unsigned i = 0; i < sessions; i++)
         h_producer_join(&ss[i].r.prod);
@@ -479,6 +501,8 @@ int main(int argc, char **argv)
            "%+.1f %%; allowed %+.0f KiB), peak %" PRIu64 " KiB\n",
            rss_start, warmup, rss_end, growth, rss_start ? 100.0 * growth / rss_start : 0, allowed,
            rss_max);
+    printf("  of the growth, the harness's own record of every event: %+.0f KiB\n",
+           ((double)evlog_end - (double)evlog_start) / 1024.0);
     printf("reproduce:");
     for (int i = 0; i < argc; i++)
         printf(" %s", argv[i]);
