@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "json.h"
 #include "provider.h"
 #include "steno/status.h"
 
@@ -192,17 +193,8 @@ static int aai_check_option(const char *key, const char *value, char *err, size_
 
 static int aai_check_set(const steno__opts *o, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < o->n; i++) {
-        int rc = aai_check_option(o->v[i].key, o->v[i].value, err, errlen);
-        if (rc)
-            return rc;
-        /* Whether a repeated parameter is accepted is unconfirmed: every key is given once. */
-        if (steno__opts_count(o, o->v[i].key) > 1) {
-            snprintf(err, errlen, "assemblyai option '%s' may be given only once", o->v[i].key);
-            return STENO_ERR_CONFIG;
-        }
-    }
-    return STENO_OK;
+    /* Whether a repeated parameter is accepted is unconfirmed: every key is given once. */
+    return steno__opts_check_each(o, "assemblyai", aai_check_option, NULL, err, errlen);
 }
 
 static int aai_build_url(const char *base_url, const steno__audio_params *ap, const steno__opts *o,
@@ -213,25 +205,13 @@ static int aai_build_url(const char *base_url, const steno__audio_params *ap, co
     /* One channel per session: the docs' advice for multichannel audio is one session each. */
     if (ap->channels != 1 || ap->encoding != STENO_ENCODING_LINEAR16)
         return STENO_ERR_FORMAT;
-    size_t blen = strcspn(base_url, "#");
-    steno__sb_append(out, base_url, blen);
-    const char *q = memchr(base_url, '?', blen);
-    char sep = q ? (q + 1 == base_url + blen ? 0 : '&') : '?';
-    if (sep)
-        steno__sb_append(out, &sep, 1);
+    steno__url_begin_query(out, base_url);
     const char *model = o ? steno__opts_get(o, "speech_model") : NULL;
     /* speech_model is always sent: the spec leaves it required, the docs call English the
      * default. */
     steno__sb_printf(out, "sample_rate=%u&encoding=pcm_s16le&speech_model=", ap->sample_rate);
     steno__sb_append_escaped(out, model ? model : DEFAULT_MODEL);
-    for (size_t i = 0; o && i < o->n; i++) {
-        if (strcmp(o->v[i].key, "speech_model") == 0)
-            continue;
-        steno__sb_puts(out, "&");
-        steno__sb_append_escaped(out, o->v[i].key);
-        steno__sb_puts(out, "=");
-        steno__sb_append_escaped(out, o->v[i].value);
-    }
+    steno__url_append_opts(out, o, "speech_model");
     return steno__sb_status(out);
 }
 
@@ -309,17 +289,6 @@ int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out)
 
 /* ---- parsing ---- */
 
-static int opt_num(const cJSON *o, const char *name, double *out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-        return -1;
-    *out = j->valuedouble;
-    return 0;
-}
-
 /* A time in ms: present, finite, not negative, and not absurd (past ~1000 years). */
 static int req_ms(const cJSON *o, const char *name, double *out)
 {
@@ -331,38 +300,7 @@ static int req_ms(const cJSON *o, const char *name, double *out)
     return 0;
 }
 
-static int opt_str(const cJSON *o, const char *name, const char **out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    if (!cJSON_IsString(j) || !j->valuestring)
-        return -1;
-    *out = j->valuestring;
-    return 0;
-}
-
-static int req_bool(const cJSON *o, const char *name, int *out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsBool(j))
-        return -1;
-    *out = cJSON_IsTrue(j) ? 1 : 0;
-    return 0;
-}
-
 #define MAX_WORDS 100000
-
-static int keep_raw(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
-{
-    m->raw_ = steno__alloc(a, len + 1);
-    if (!m->raw_)
-        return STENO_ERR_NOMEM;
-    memcpy(m->raw_, text, len);
-    m->raw_[len] = '\0';
-    m->raw = m->raw_;
-    return STENO_OK;
-}
 
 /*
  * A Turn: interim while end_of_turn is false, final when true. Its span runs from its first
@@ -376,11 +314,11 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(root, "turn_order");
     if (!cJSON_IsNumber(order) || !isfinite(order->valuedouble) || order->valuedouble < 0)
         return STENO_ERR_PARSE;
-    if (req_bool(root, "end_of_turn", &m->is_final))
+    if (steno__json_req_bool(root, "end_of_turn", &m->is_final))
         return STENO_ERR_PARSE;
     m->speech_final = m->is_final;
     m->transcript = "";
-    if (opt_str(root, "transcript", &m->transcript) || !m->transcript)
+    if (steno__json_opt_str(root, "transcript", &m->transcript) || !m->transcript)
         return STENO_ERR_PARSE;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "words");
     if (!cJSON_IsArray(arr))
@@ -402,7 +340,7 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
         if (!cJSON_IsObject(w))
             return STENO_ERR_PARSE;
         pw->word = NULL;
-        if (opt_str(w, "text", &pw->word) || !pw->word)
+        if (steno__json_opt_str(w, "text", &pw->word) || !pw->word)
             return STENO_ERR_PARSE;
         pw->punctuated_word = pw->word;
         if (req_ms(w, "start", &pw->start) || req_ms(w, "end", &pw->end))
@@ -414,7 +352,7 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
         if (fin && !cJSON_IsNull(fin) && !cJSON_IsBool(fin))
             return STENO_ERR_PARSE;
         pw->confidence = 0;
-        if (opt_num(w, "confidence", &pw->confidence))
+        if (steno__json_opt_num(w, "confidence", &pw->confidence))
             return STENO_ERR_PARSE;
         pw->speaker = -1;
         conf_sum += pw->confidence;
@@ -448,24 +386,21 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
 
 static int aai_parse(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
 {
-    memset(m, 0, sizeof *m);
-    m->a_ = a;
-    if (!text)
-        return STENO_ERR_INVALID_ARG;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root)
-        return STENO_ERR_PARSE;
-    m->root_ = root;
+    cJSON *root = NULL;
+    int brc = steno__msg_begin(a, text, len, m, &root);
+    if (brc != STENO_OK)
+        return brc;
     int rc = STENO_ERR_PARSE;
     const char *type = NULL;
-    if (!cJSON_IsObject(root) || opt_str(root, "type", &type))
+    if (steno__json_opt_str(root, "type", &type))
         goto fail;
     if (!type) {
         /* {"error": "...", "error_code": n}: the vendor's SDK reads this as an error; the
          * spec defines no such message (unconfirmed), so only this exact shape counts. */
         const char *e = NULL;
         double code = 0;
-        if (opt_str(root, "error", &e) || !e || opt_num(root, "error_code", &code))
+        if (steno__json_opt_str(root, "error", &e) || !e ||
+            steno__json_opt_num(root, "error_code", &code))
             goto fail;
         m->type = STENO__MSG_ERROR;
         m->error_message = e;
@@ -488,16 +423,17 @@ static int aai_parse(const steno_allocator *a, const char *text, size_t len, ste
         m->type = STENO__MSG_METADATA;
         m->request_id = NULL;
         double exp = 0;
-        if (opt_str(root, "id", &m->request_id) || !m->request_id ||
-            opt_num(root, "expires_at", &exp))
+        if (steno__json_opt_str(root, "id", &m->request_id) || !m->request_id ||
+            steno__json_opt_num(root, "expires_at", &exp))
             goto fail;
-        rc = keep_raw(a, text, len, m);
+        rc = steno__msg_keep_raw(a, text, len, m);
     } else if (strcmp(type, "Termination") == 0) {
         m->type = STENO__MSG_METADATA;
         m->request_id = "";
-        if (opt_num(root, "audio_duration_seconds", &m->meta_duration) || m->meta_duration < 0)
+        if (steno__json_opt_num(root, "audio_duration_seconds", &m->meta_duration) ||
+            m->meta_duration < 0)
             goto fail;
-        rc = keep_raw(a, text, len, m);
+        rc = steno__msg_keep_raw(a, text, len, m);
     } else if (strcmp(type, "SpeechStarted") == 0) {
         m->type = STENO__MSG_SPEECH_STARTED;
         rc = req_ms(root, "timestamp", &m->timestamp) ? STENO_ERR_PARSE : STENO_OK;
@@ -508,9 +444,7 @@ static int aai_parse(const steno_allocator *a, const char *text, size_t len, ste
     if (rc == STENO_OK)
         return STENO_OK;
 fail:
-    steno__msg_release(m);
-    m->type = STENO__MSG_IGNORED;
-    return rc;
+    return steno__msg_fail(m, rc);
 }
 
 const steno__provider steno__assemblyai = {

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "json.h"
 #include "provider.h"
 #include "steno/status.h"
 
@@ -159,19 +160,15 @@ static int dg_check_option(const char *key, const char *value, char *err, size_t
     return STENO_OK;
 }
 
+static int dg_repeatable(const char *key)
+{
+    const struct opt_def *d = find_opt(key);
+    return d && d->repeatable;
+}
+
 static int dg_check_set(const steno__opts *o, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < o->n; i++) {
-        int rc = dg_check_option(o->v[i].key, o->v[i].value, err, errlen);
-        if (rc)
-            return rc;
-        const struct opt_def *d = find_opt(o->v[i].key);
-        if (!d->repeatable && steno__opts_count(o, o->v[i].key) > 1) {
-            snprintf(err, errlen, "deepgram option '%s' may be given only once", o->v[i].key);
-            return STENO_ERR_CONFIG;
-        }
-    }
-    return STENO_OK;
+    return steno__opts_check_each(o, "deepgram", dg_check_option, dg_repeatable, err, errlen);
 }
 
 static int dg_build_url(const char *base_url, const steno__audio_params *ap, const steno__opts *o,
@@ -179,21 +176,10 @@ static int dg_build_url(const char *base_url, const steno__audio_params *ap, con
 {
     if (!base_url || !ap || ap->sample_rate == 0 || ap->channels == 0)
         return STENO_ERR_INVALID_ARG;
-    /* A fragment has no meaning for a WebSocket request: drop it. */
-    size_t blen = strcspn(base_url, "#");
-    steno__sb_append(out, base_url, blen);
-    const char *q = memchr(base_url, '?', blen);
-    char sep = q ? (q + 1 == base_url + blen ? 0 : '&') : '?';
-    if (sep)
-        steno__sb_append(out, &sep, 1);
+    steno__url_begin_query(out, base_url);
     steno__sb_printf(out, "encoding=linear16&sample_rate=%u&channels=%u", ap->sample_rate,
                      ap->channels);
-    for (size_t i = 0; o && i < o->n; i++) {
-        steno__sb_puts(out, "&");
-        steno__sb_append_escaped(out, o->v[i].key);
-        steno__sb_puts(out, "=");
-        steno__sb_append_escaped(out, o->v[i].value);
-    }
+    steno__url_append_opts(out, o, NULL);
     return steno__sb_status(out);
 }
 
@@ -227,49 +213,6 @@ static int dg_handshake_headers(const char *credential, steno__header_fn add, vo
 
 /* ---- parsing ---- */
 
-/* Optional field: absent is fine (keeps *out), present with the wrong type is not. */
-static int opt_bool(const cJSON *o, const char *name, int *out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    if (!cJSON_IsBool(j))
-        return -1;
-    *out = cJSON_IsTrue(j) ? 1 : 0;
-    return 0;
-}
-
-static int opt_num(const cJSON *o, const char *name, double *out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-        return -1;
-    *out = j->valuedouble;
-    return 0;
-}
-
-static int req_num(const cJSON *o, const char *name, double *out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsNumber(j) || !isfinite(j->valuedouble))
-        return -1;
-    *out = j->valuedouble;
-    return 0;
-}
-
-static int opt_str(const cJSON *o, const char *name, const char **out)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!j || cJSON_IsNull(j))
-        return 0;
-    if (!cJSON_IsString(j) || !j->valuestring)
-        return -1;
-    *out = j->valuestring;
-    return 0;
-}
-
 /* Words beyond this many make the message suspicious rather than useful. */
 #define MAX_WORDS 100000
 
@@ -295,20 +238,20 @@ static int parse_words(const steno_allocator *a, const cJSON *arr, steno__msg *m
         if (!cJSON_IsObject(w))
             return STENO_ERR_PARSE;
         pw->word = NULL;
-        if (opt_str(w, "word", &pw->word) || !pw->word)
+        if (steno__json_opt_str(w, "word", &pw->word) || !pw->word)
             return STENO_ERR_PARSE;
         pw->punctuated_word = pw->word;
-        if (opt_str(w, "punctuated_word", &pw->punctuated_word))
+        if (steno__json_opt_str(w, "punctuated_word", &pw->punctuated_word))
             return STENO_ERR_PARSE;
-        if (req_num(w, "start", &pw->start) || req_num(w, "end", &pw->end))
+        if (steno__json_req_num(w, "start", &pw->start) || steno__json_req_num(w, "end", &pw->end))
             return STENO_ERR_PARSE;
         if (pw->end < pw->start)
             pw->end = pw->start;
         pw->confidence = 0;
-        if (opt_num(w, "confidence", &pw->confidence))
+        if (steno__json_opt_num(w, "confidence", &pw->confidence))
             return STENO_ERR_PARSE;
         double spk = -1;
-        if (opt_num(w, "speaker", &spk))
+        if (steno__json_opt_num(w, "speaker", &spk))
             return STENO_ERR_PARSE;
         pw->speaker = (spk >= 0 && spk < 1e6) ? (int)spk : -1;
         i++;
@@ -320,11 +263,12 @@ static int parse_words(const steno_allocator *a, const cJSON *arr, steno__msg *m
 static int parse_results(const steno_allocator *a, const cJSON *root, steno__msg *m)
 {
     m->type = STENO__MSG_RESULTS;
-    if (opt_bool(root, "is_final", &m->is_final) ||
-        opt_bool(root, "speech_final", &m->speech_final) ||
-        opt_bool(root, "from_finalize", &m->from_finalize))
+    if (steno__json_opt_bool(root, "is_final", &m->is_final) ||
+        steno__json_opt_bool(root, "speech_final", &m->speech_final) ||
+        steno__json_opt_bool(root, "from_finalize", &m->from_finalize))
         return STENO_ERR_PARSE;
-    if (req_num(root, "start", &m->start) || req_num(root, "duration", &m->duration))
+    if (steno__json_req_num(root, "start", &m->start) ||
+        steno__json_req_num(root, "duration", &m->duration))
         return STENO_ERR_PARSE;
     if (m->duration < 0)
         return STENO_ERR_PARSE;
@@ -352,59 +296,51 @@ static int parse_results(const steno_allocator *a, const cJSON *root, steno__msg
         return STENO_OK; /* no hypothesis: an empty result over [start, start+duration] */
     if (!cJSON_IsObject(alt))
         return STENO_ERR_PARSE;
-    if (opt_str(alt, "transcript", &m->transcript) || opt_num(alt, "confidence", &m->confidence))
+    if (steno__json_opt_str(alt, "transcript", &m->transcript) ||
+        steno__json_opt_num(alt, "confidence", &m->confidence))
         return STENO_ERR_PARSE;
     return parse_words(a, cJSON_GetObjectItemCaseSensitive(alt, "words"), m);
 }
 
 static int dg_parse(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
 {
-    memset(m, 0, sizeof *m);
-    m->a_ = a;
-    if (!text)
-        return STENO_ERR_INVALID_ARG;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    if (!root)
-        return STENO_ERR_PARSE; /* malformed, too deep (cJSON's nesting limit), or no memory */
-    m->root_ = root;
+    cJSON *root = NULL;
+    int brc = steno__msg_begin(a, text, len, m, &root);
+    if (brc != STENO_OK)
+        return brc;
     int rc = STENO_ERR_PARSE;
     const char *type = NULL;
-    if (!cJSON_IsObject(root) || opt_str(root, "type", &type) || !type)
+    if (steno__json_opt_str(root, "type", &type) || !type)
         goto fail;
     if (strcmp(type, "Results") == 0) {
         rc = parse_results(a, root, m);
     } else if (strcmp(type, "UtteranceEnd") == 0) {
         m->type = STENO__MSG_UTTERANCE_END;
-        rc = req_num(root, "last_word_end", &m->last_word_end) ? STENO_ERR_PARSE : STENO_OK;
+        rc = steno__json_req_num(root, "last_word_end", &m->last_word_end) ? STENO_ERR_PARSE
+                                                                           : STENO_OK;
     } else if (strcmp(type, "SpeechStarted") == 0) {
         m->type = STENO__MSG_SPEECH_STARTED;
-        rc = req_num(root, "timestamp", &m->timestamp) ? STENO_ERR_PARSE : STENO_OK;
+        rc = steno__json_req_num(root, "timestamp", &m->timestamp) ? STENO_ERR_PARSE : STENO_OK;
     } else if (strcmp(type, "Metadata") == 0) {
         m->type = STENO__MSG_METADATA;
         m->request_id = "";
-        rc = (opt_str(root, "request_id", &m->request_id) ||
-              opt_num(root, "duration", &m->meta_duration))
+        rc = (steno__json_opt_str(root, "request_id", &m->request_id) ||
+              steno__json_opt_num(root, "duration", &m->meta_duration))
                  ? STENO_ERR_PARSE
                  : STENO_OK;
-        if (!rc) {
-            m->raw_ = steno__alloc(a, len + 1);
-            if (!m->raw_) {
-                rc = STENO_ERR_NOMEM;
-            } else {
-                memcpy(m->raw_, text, len);
-                m->raw_[len] = '\0';
-                m->raw = m->raw_;
-            }
-        }
+        if (!rc)
+            rc = steno__msg_keep_raw(a, text, len, m);
     } else if (strcmp(type, "Error") == 0) {
         m->type = STENO__MSG_ERROR;
         m->error_code = "";
         m->error_message = "";
         /* Deepgram has used several spellings over time; take what is there. */
-        if (opt_str(root, "err_code", &m->error_code) || opt_str(root, "variant", &m->error_code) ||
-            opt_str(root, "code", &m->error_code) || opt_str(root, "err_msg", &m->error_message) ||
-            opt_str(root, "message", &m->error_message) ||
-            opt_str(root, "description", &m->error_message))
+        if (steno__json_opt_str(root, "err_code", &m->error_code) ||
+            steno__json_opt_str(root, "variant", &m->error_code) ||
+            steno__json_opt_str(root, "code", &m->error_code) ||
+            steno__json_opt_str(root, "err_msg", &m->error_message) ||
+            steno__json_opt_str(root, "message", &m->error_message) ||
+            steno__json_opt_str(root, "description", &m->error_message))
             rc = STENO_ERR_PARSE;
         else
             rc = STENO_OK;
@@ -415,9 +351,7 @@ static int dg_parse(const steno_allocator *a, const char *text, size_t len, sten
     if (rc == STENO_OK)
         return STENO_OK;
 fail:
-    steno__msg_release(m);
-    m->type = STENO__MSG_IGNORED;
-    return rc;
+    return steno__msg_fail(m, rc);
 }
 
 const steno__provider steno__deepgram = {

@@ -165,6 +165,21 @@ const char *steno__provider_names(void);
 
 void steno__msg_release(steno__msg *m);
 
+/* ---- helpers the adapters share ---- */
+
+/* Starts a request URL: base_url without its fragment (meaningless for a WebSocket request),
+ * then '?' or '&' so that parameters can follow (nothing when base_url ends in '?'). */
+void steno__url_begin_query(steno__sb *out, const char *base_url);
+/* Appends "&key=value" (both percent-escaped) for every option except the key skip (NULL:
+ * none). */
+void steno__url_append_opts(steno__sb *out, const steno__opts *o, const char *skip);
+/* check_set for adapters whose keys are each checked alone: every option through
+ * check_option, and none given twice unless repeatable(key) says so (NULL: none is). */
+int steno__opts_check_each(const steno__opts *o, const char *provider,
+                           int (*check_option)(const char *key, const char *value, char *err,
+                                               size_t errlen),
+                           int (*repeatable)(const char *key), char *err, size_t errlen);
+
 extern const steno__provider steno__deepgram;
 extern const steno__provider steno__assemblyai;
 
