@@ -1054,6 +1054,9 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
             m_ans.duration = upto - m_ans.start;
         m = &m_ans;
     }
+    /* A replay's interim results describe audio long past: only its finals are news. */
+    if (bf && !m->is_final)
+        return;
     steno__word_time *wt = NULL;
     steno_word *words = NULL;
     bool m_empty = false;
@@ -1066,9 +1069,6 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
             wt[i].end = m->words[i].end;
         }
     }
-    /* A replay's interim results describe audio long past: only its finals are news. */
-    if (bf && !m->is_final)
-        return;
     steno__mapped mp;
     int rc = m->is_final ? steno__timeline_final(tl, m->start, m->duration, wt, m->n_words, &mp)
                          : steno__timeline_interim(tl, m->start, m->duration, wt, m->n_words, &mp);
