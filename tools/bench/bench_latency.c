@@ -192,6 +192,18 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, result
     free(audio);
 }
 
+/* A case runs in a child process (bench_in_child). */
+struct lat_case {
+    const bench_server *srv;
+    uint32_t n;
+    double seconds;
+};
+static void lat_child(void *arg, void *out)
+{
+    const struct lat_case *c = arg;
+    run_case(c->srv, c->n, c->seconds, out);
+}
+
 static void usage(void)
 {
     printf("Usage: bench-latency [--server PATH] [--sessions 1,100,1000] [--seconds S]\n"
@@ -232,26 +244,8 @@ int main(int argc, char **argv)
     bench_server_start(&srv, server, extra);
     result res[MAX_CASES];
     for (int k = 0; k < ncases; k++) {
-        int p[2];
-        if (pipe(p) != 0)
-            bench_die("pipe");
-        pid_t pid = fork(); /* no SDK thread exists in this process: fork is safe */
-        if (pid < 0)
-            bench_die("fork");
-        if (pid == 0) {
-            close(p[0]);
-            result r;
-            run_case(&srv, ns[k], seconds, &r);
-            if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
-                _exit(1);
-            _exit(0);
-        }
-        close(p[1]);
-        ssize_t got = read(p[0], &res[k], sizeof res[k]);
-        close(p[0]);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (got != (ssize_t)sizeof res[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        struct lat_case lc = {&srv, ns[k], seconds};
+        if (bench_in_child(lat_child, &lc, &res[k], sizeof res[k]) != 0)
             bench_die("the case with %u sessions failed", ns[k]);
         bench_http(&srv, "DELETE", "/connections", NULL, NULL);
     }

@@ -199,6 +199,18 @@ static void run_case(const bench_server *srv, uint32_t n, double outage_s, doubl
     r->ok = r->back == n && r->failed == 0;
 }
 
+/* A case runs in a child process (bench_in_child). */
+struct out_case {
+    const bench_server *srv;
+    uint32_t n;
+    double outage_s, rate;
+};
+static void out_child(void *arg, void *out)
+{
+    const struct out_case *c = arg;
+    run_case(c->srv, c->n, c->outage_s, c->rate, out);
+}
+
 static void usage(void)
 {
     printf("Usage: bench-outage [--server PATH] [--sessions 1000,10000] [--outage S]\n"
@@ -245,27 +257,8 @@ int main(int argc, char **argv)
 
     result res[MAX_CASES];
     for (int k = 0; k < ncases; k++) {
-        int p[2];
-        if (pipe(p) != 0)
-            bench_die("pipe");
-        pid_t pid = fork(); /* no SDK thread exists in this process: fork is safe */
-        if (pid < 0)
-            bench_die("fork");
-        if (pid == 0) {
-            close(p[0]);
-            result r;
-            run_case(&srv, ns[k], outage_s, rate, &r);
-            if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
-                _exit(1);
-            _exit(0);
-        }
-        close(p[1]);
-        memset(&res[k], 0, sizeof res[k]);
-        ssize_t got = read(p[0], &res[k], sizeof res[k]);
-        close(p[0]);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (got != (ssize_t)sizeof res[k] || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        struct out_case oc = {&srv, ns[k], outage_s, rate};
+        if (bench_in_child(out_child, &oc, &res[k], sizeof res[k]) != 0)
             bench_die("the case with %u sessions failed", ns[k]);
         bench_http(&srv, "DELETE", "/faults", NULL, NULL);
         bench_http(&srv, "DELETE", "/connections", NULL, NULL);

@@ -135,6 +135,29 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     r->ok = 1;
 }
 
+/* The cases run in child processes (bench_in_child). */
+struct sess_case {
+    const bench_server *srv;
+    uint32_t n;
+    double seconds;
+    uint32_t ring_chunks;
+};
+static void sess_child(void *arg, void *out)
+{
+    const struct sess_case *c = arg;
+    run_case(c->srv, c->n, c->seconds, c->ring_chunks, out);
+}
+struct floor_case {
+    int port;
+    uint32_t n;
+    double seconds;
+};
+static void floor_child(void *arg, void *out)
+{
+    const struct floor_case *c = arg;
+    bench_floor_run(c->port, c->n, c->seconds, out);
+}
+
 static void usage(void)
 {
     printf("Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
@@ -186,50 +209,13 @@ int main(int argc, char **argv)
 
     result res[MAX_CASES];
     for (int k = 0; k < ncases; k++) {
-        int p[2];
-        if (pipe(p) != 0)
-            bench_die("pipe");
-        pid_t pid = fork(); /* no SDK thread exists in this process: fork is safe */
-        if (pid < 0)
-            bench_die("fork");
-        if (pid == 0) {
-            close(p[0]);
-            result r;
-            run_case(&srv, ns[k], seconds, ring_chunks, &r);
-            if (write(p[1], &r, sizeof r) != (ssize_t)sizeof r)
-                _exit(1);
-            _exit(0);
-        }
-        close(p[1]);
-        memset(&res[k], 0, sizeof res[k]);
-        ssize_t got = read(p[0], &res[k], sizeof res[k]);
-        close(p[0]);
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (got != (ssize_t)sizeof res[k] || !res[k].ok || !WIFEXITED(status) ||
-            WEXITSTATUS(status) != 0)
+        struct sess_case sc = {&srv, ns[k], seconds, ring_chunks};
+        if (bench_in_child(sess_child, &sc, &res[k], sizeof res[k]) != 0 || !res[k].ok)
             bench_die("the case with %u sessions failed", ns[k]);
         bench_http(&srv, "DELETE", "/connections", NULL, NULL);
         if (with_floor) {
-            if (pipe(p) != 0)
-                bench_die("pipe");
-            pid = fork();
-            if (pid < 0)
-                bench_die("fork");
-            if (pid == 0) {
-                close(p[0]);
-                bench_floor_result fr;
-                bench_floor_run(srv.port, ns[k], seconds, &fr);
-                if (write(p[1], &fr, sizeof fr) != (ssize_t)sizeof fr)
-                    _exit(1);
-                _exit(0);
-            }
-            close(p[1]);
-            got = read(p[0], &res[k].floor, sizeof res[k].floor);
-            close(p[0]);
-            waitpid(pid, &status, 0);
-            if (got != (ssize_t)sizeof res[k].floor || !WIFEXITED(status) ||
-                WEXITSTATUS(status) != 0)
+            struct floor_case fc = {srv.port, ns[k], seconds};
+            if (bench_in_child(floor_child, &fc, &res[k].floor, sizeof res[k].floor) != 0)
                 bench_die("the floor client with %u connections failed", ns[k]);
             res[k].floor_ok = 1;
             bench_http(&srv, "DELETE", "/connections", NULL, NULL);

@@ -257,3 +257,28 @@ void bench_print_command(int argc, char **argv)
         printf(" %s", argv[i]);
     printf("\n");
 }
+
+int bench_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        bench_die("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork");
+    if (pid == 0) {
+        close(p[0]);
+        fn(arg, out);
+        _exit(write(p[1], out, size) == (ssize_t)size ? 0 : 1);
+    }
+    close(p[1]);
+    memset(out, 0, size);
+    size_t got = 0;
+    ssize_t n;
+    while (got < size && (n = read(p[0], (char *)out + got, size - got)) > 0)
+        got += (size_t)n;
+    close(p[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return got == size && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}

@@ -54,6 +54,11 @@ int bench_parse_list(const char *s, uint32_t *out, int max);
 double bench_median(double *v, size_t n);
 double bench_max(const double *v, size_t n);
 
+/* Runs fn(arg, out) in a forked child process (so one case's memory and threads cannot touch
+ * the next) and copies its `size`-byte result back into out. Fork before any SDK thread
+ * exists in this process. 0 when the child delivered the whole result and exited 0. */
+int bench_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_t size);
+
 /* Prints the command line that reproduces this run: "reproduce: ARGV..." */
 void bench_print_command(int argc, char **argv);
 
