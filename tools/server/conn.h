@@ -67,6 +67,11 @@ void srv_conn_control_seen(srv_conn *c, srv_control_kind k);
 /* The client asked to end the stream: flush the engine, send the
  * protocol's closing messages, then close 1000. */
 void srv_conn_end_stream(srv_conn *c, const char *cause);
+/* One audio payload that arrived inside a text message (base64 in JSON, already decoded;
+ * an empty one is ignored):
+ * the same path as a binary audio message (size limit, records, frame log, digests, rate
+ * limit, faults, the protocol's audio_message). 0, or -1 when the connection is closing. */
+int srv_conn_audio(srv_conn *c, const uint8_t *pcm, size_t bytes);
 /* Audio seconds received so far. */
 double srv_conn_audio_s(const srv_conn *c);
 /* Seconds from the first audio message's arrival to now (0 before it). */

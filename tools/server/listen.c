@@ -20,7 +20,9 @@
 #include "server.h"
 #include "util.h"
 
-#define TEXT_MAX 65536
+/* A text message's limit: JSON control messages, and audio carried as base64 in JSON
+ * (1 s of 48 kHz 16-bit mono is 128 KiB of base64). */
+#define TEXT_MAX (256 * 1024)
 /* Stop reading a connection whose audio waits for a worker beyond this. */
 #define BACKLOG_HIGH (4u << 20)
 #define MAX_ARGS 256
@@ -606,6 +608,23 @@ static void on_binary_end(srv_conn *c, int64_t now)
     srv_rec_add_frame(r, c->msg_offset, (uint32_t)c->msg_bytes, c->msg_fnv, t);
     (void)now;
     srv_faults_on_audio(c, srv_conn_audio_s(c));
+}
+
+int srv_conn_audio(srv_conn *c, const uint8_t *pcm, size_t bytes)
+{
+    if (!bytes)
+        return 0; /* an empty payload is not Deepgram's end-of-stream signal here */
+    int64_t now = srv_mono_us();
+    c->msg_bytes = 0;
+    c->msg_offset = c->rec->audio_bytes;
+    c->msg_fnv = SRV_FNV1A64_INIT;
+    c->msg_start_us = now;
+    c->have_carry = 0;
+    on_binary_fragment(c, pcm, bytes, now);
+    if (c->close_pending)
+        return -1;
+    on_binary_end(c, now);
+    return c->close_pending ? -1 : 0;
 }
 
 static int on_receive(struct lws *wsi, srv_conn *c, const uint8_t *in, size_t len)
