@@ -236,9 +236,11 @@ static int parse_args(int argc, char **argv, srv_config *c)
             c->verbose = 1;
             break;
         case OPT_PROTOCOL:
-            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai")) {
+            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
+                strcmp(optarg, "elevenlabs")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram or assemblyai, got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai or elevenlabs, "
+                        "got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -266,7 +268,8 @@ static int parse_args(int argc, char **argv, srv_config *c)
      * 1.0x with a burst of one largest allowed frame (1000 ms, which the
      * limit counts as sent at the first frame's arrival) plus 500 ms for a
      * paced sender's scheduling and network jitter. */
-    int aai = !strcmp(c->protocol, "assemblyai");
+    /* ElevenLabs documents no pace: the same real-time rule, the safe reading. */
+    int aai = !strcmp(c->protocol, "assemblyai") || !strcmp(c->protocol, "elevenlabs");
     if (c->max_rate < 0)
         c->max_rate = aai ? 1.0 : 0;
     if (c->burst_ms < 0)
@@ -320,6 +323,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, cfg))
         return 2;
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
+    if (!strcmp(cfg->protocol, "elevenlabs"))
+        srv_g.proto = &srv_proto_elevenlabs;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))

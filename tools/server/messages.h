@@ -31,6 +31,8 @@ typedef struct srv_msginfo {
     int sample_rate;
     int64_t start_mono_us; /* when the connection was accepted */
     int format_turns;      /* AssemblyAI format_turns=true */
+    int el_timestamps;     /* ElevenLabs include_timestamps=true */
+    int el_vad;            /* ElevenLabs commit_strategy=vad */
 } srv_msginfo;
 
 /* Each returns a malloc'd NUL-terminated JSON text, or NULL when out of memory. */
