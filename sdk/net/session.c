@@ -1409,9 +1409,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     }
     if (s->configure_pending && !s->switching && !s->closestream_sent) {
         s->configure_pending = false;
-        steno__sb_reset(&s->tx);
-        if (s->prov->configure_message(&s->opts, &s->tx) != STENO_OK ||
-            send_text(s, wsi, steno__sb_cstr(&s->tx)))
+        if (send_text(s, wsi, steno__sb_cstr(&s->cfg_tx)))
             return -1;
         goto more;
     }
@@ -1546,12 +1544,19 @@ static void adopt_config(steno_session *s)
         s->opts = old;
         return;
     }
+    /* Can the provider change this on the open connection (no reconnect)? */
+    bool live = false;
+    if (s->conn == STENO__CONN_OPEN && !s->close_requested && !s->switching &&
+        s->prov->configure_message) {
+        steno__sb_reset(&s->cfg_tx);
+        live = s->prov->configure_message(&old, &s->opts, &s->cfg_tx) == STENO_OK;
+    }
     steno__opts_free(s->a, &old);
     if (s->conn == STENO__CONN_OPEN && !s->close_requested) {
-        if (s->prov->configure_message) {
-            /* the provider changes settings on the open connection: no reconnect */
+        if (live) {
             s->configure_pending = true;
             ST_ADD(s, configures, 1);
+            steno__slog(s, STENO_LOG_INFO, "configure: applied on the open connection");
             want_write(s);
         } else if (!s->switching) {
             s->switching = true;

@@ -220,6 +220,7 @@ void steno__session_free(steno_session *s)
     steno__url_free(a, &s->url);
     steno__sb_free(&s->rx);
     steno__sb_free(&s->tx);
+    steno__sb_free(&s->cfg_tx);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     memset(s->cred, 0, sizeof s->cred);
@@ -263,6 +264,8 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     s->rx.max = MAX_MESSAGE_BYTES;
     steno__sb_init(&s->tx, a);
     s->tx.max = MAX_MESSAGE_BYTES;
+    steno__sb_init(&s->cfg_tx, a);
+    s->cfg_tx.max = MAX_MESSAGE_BYTES;
 
     s->url_str = dupstr(a, cfg.url && *cfg.url ? cfg.url : prov->default_url);
     s->api_key = dupstr(a, cfg.api_key && *cfg.api_key ? cfg.api_key : NULL);
