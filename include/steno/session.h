@@ -280,10 +280,13 @@ steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t fr
  * repeatable key such as keyterm can be given several times), and a NULL
  * value removes the key. Validated like at open (STENO_ERR_CONFIG names the
  * key; nothing changes on error). The new configuration is remembered and
- * used on every later (re)connect. Providers that cannot change settings
- * live (Deepgram /v1/listen) apply it by a seamless reconnect: the current
- * connection is finalized, then replaced, and replay from the last
- * acknowledged chunk guarantees nothing is lost or duplicated. Returns
+ * used on every later (re)connect. A provider that can change the settings
+ * on the open connection gets one message for it (AssemblyAI's
+ * UpdateConfiguration, for its turn-silence, end-of-turn and keyterm
+ * settings). Otherwise (Deepgram /v1/listen; any other AssemblyAI setting,
+ * or removing a live one) the change is applied by a seamless reconnect:
+ * the current connection is finalized, then replaced, and replay from the
+ * last acknowledged chunk guarantees nothing is lost or duplicated. Returns
  * STENO_ERR_STATE once close was requested.
  */
 steno_status steno_session_configure(steno_session *s, const steno_option *opts, size_t n);

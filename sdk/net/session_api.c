@@ -203,6 +203,10 @@ void steno__session_free(steno_session *s)
     const steno_allocator *a = s->a;
     steno__events_free_all(s);
     steno__backfill_destroy(s);
+    if (s->pconn)
+        s->prov->conn_free(a, s->pconn);
+    if (s->psess)
+        s->prov->session_free(a, s->psess);
     steno__free(a, s->bounds);
     steno__ring_destroy(s->ring);
     steno__timeline_destroy(s->tl);
@@ -216,6 +220,7 @@ void steno__session_free(steno_session *s)
     steno__url_free(a, &s->url);
     steno__sb_free(&s->rx);
     steno__sb_free(&s->tx);
+    steno__sb_free(&s->cfg_tx);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     memset(s->cred, 0, sizeof s->cred);
@@ -259,11 +264,17 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     s->rx.max = MAX_MESSAGE_BYTES;
     steno__sb_init(&s->tx, a);
     s->tx.max = MAX_MESSAGE_BYTES;
+    steno__sb_init(&s->cfg_tx, a);
+    s->cfg_tx.max = MAX_MESSAGE_BYTES;
 
     s->url_str = dupstr(a, cfg.url && *cfg.url ? cfg.url : prov->default_url);
     s->api_key = dupstr(a, cfg.api_key && *cfg.api_key ? cfg.api_key : NULL);
     if (!s->url_str || (cfg.api_key && *cfg.api_key && !s->api_key)) {
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (prov->session_new && !(s->psess = prov->session_new(a))) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory for the provider's session state");
         goto fail;
     }
     rc = steno__opts_copy(a, cfg.options, cfg.n_options, &s->opts);
@@ -310,7 +321,10 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
              cfg.ring_chunks, s->chunk_bytes, steno_strerror(rc));
         goto fail;
     }
-    s->scratch_cap = LWS_PRE + (s->chunk_bytes > 4096 ? s->chunk_bytes : 4096);
+    /* A provider that frames audio as text (base64 in JSON, perhaps resampled up to 3x, as
+     * 8 kHz to OpenAI's 24 kHz) needs room for 4/3 of three times the chunk, plus the JSON. */
+    size_t frame_cap = prov->frame_audio ? (size_t)s->chunk_bytes * 4 + 1024 : s->chunk_bytes;
+    s->scratch_cap = LWS_PRE + (frame_cap > 4096 ? frame_cap : 4096);
     s->scratch = steno__alloc(a, s->scratch_cap);
     if (!s->scratch) {
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
