@@ -25,6 +25,14 @@
  *    (3-hour limit), 3009 Unauthorized Connection: Too many concurrent
  *    sessions; earlier revisions sent "Unauthorized Connection: ..." with
  *    1008, which is still recognised.
+ *  - ElevenLabs realtime speech-to-text (specs/elevenlabs/README.md): every error is a
+ *    message {"message_type": TYPE, "error": TEXT} sent before the close, whose codes are
+ *    not documented, so the TYPE decides whatever the code: auth_error, unaccepted_terms,
+ *    quota_exceeded (fatal: the account), invalid_request (fatal: the query), input_error,
+ *    chunk_size_exceeded (fatal: what we sent), rate_limited, resource_exhausted,
+ *    queue_overflow, commit_throttled (pushback), transcriber_error (server), and
+ *    session_time_limit_exceeded, insufficient_audio_activity (the session's normal end:
+ *    reconnect).
  *  - steno-server (the local test server) closes with 1008 'RATE-0000 audio
  *    faster than Kx real time' when audio arrives faster than its --max-rate.
  *  - Private codes 4400-4599 are read as 4000 + an HTTP status (a common
@@ -125,6 +133,61 @@ static struct rule http_rule(int status)
     return (struct rule){STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER};
 }
 
+/* ElevenLabs' error types (provider_error "TYPE: text", or a close reason that repeats it):
+ * true with the rule and its note when one is named. */
+static bool elevenlabs_rule(const steno__failure_info *in, struct rule *r, const char **note)
+{
+    static const struct {
+        const char *type;
+        struct rule rule;
+        const char *note;
+    } table[] = {
+        {"auth_error", {STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER}, NULL},
+        {"unaccepted_terms",
+         {STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER},
+         " (the account must accept the terms)"},
+        {"quota_exceeded",
+         {STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER},
+         " (quota exhausted)"},
+        {"invalid_request", {STENO__FATAL_REQUEST, STENO_ERR_REQUEST, STENO__FAILURE_SERVER}, NULL},
+        {"input_error",
+         {STENO__FATAL_PROTOCOL, STENO_ERR_PROTOCOL, STENO__FAILURE_SERVER},
+         " (invalid message)"},
+        {"chunk_size_exceeded",
+         {STENO__FATAL_PROTOCOL, STENO_ERR_TOO_LARGE, STENO__FAILURE_SERVER},
+         " (audio chunk too large)"},
+        {"rate_limited", {STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER}, NULL},
+        {"resource_exhausted",
+         {STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER},
+         NULL},
+        {"queue_overflow",
+         {STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER},
+         NULL},
+        {"commit_throttled",
+         {STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER},
+         " (commits too frequent: raise auto_finalize_ms)"},
+        {"transcriber_error", {STENO__RETRY, STENO_ERR_SERVER, STENO__FAILURE_SERVER}, NULL},
+        {"session_time_limit_exceeded",
+         {STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_SERVER},
+         " (session time limit)"},
+        {"insufficient_audio_activity",
+         {STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_TRANSIENT},
+         " (no audio activity)"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        size_t n = strlen(table[i].type);
+        const char *pe = in->provider_error, *cr = in->close_reason;
+        /* the type opens the text: "auth_error: ..." (a word inside a message is not one) */
+        if ((pe && strncmp(pe, table[i].type, n) == 0 && (pe[n] == ':' || !pe[n])) ||
+            (cr && strncmp(cr, table[i].type, n) == 0 && (cr[n] == ':' || !cr[n]))) {
+            *r = table[i].rule;
+            *note = table[i].note;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Sets the rule for a close code and returns a parenthetical note (or NULL). */
 static const char *close_rule(const steno__failure_info *in, struct rule *r, bool *pacing)
 {
@@ -142,6 +205,15 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r, boo
     if (either_contains(in, "NET-0000")) {
         *r = (struct rule){STENO__RETRY, STENO_ERR_SERVER, STENO__FAILURE_SERVER};
         return " (no results from server)";
+    }
+
+    const char *el_note = NULL;
+    if (elevenlabs_rule(in, r, &el_note)) {
+        /* the close we asked for ends with the idle session's close: a clean end */
+        if (code == 1000 && in->phase == STENO__PHASE_CLOSING &&
+            !steno__verdict_is_fatal(r->verdict))
+            *r = (struct rule){STENO__DONE, STENO_OK, STENO__FAILURE_SERVER};
+        return el_note;
     }
 
     switch (code) {
@@ -259,6 +331,8 @@ void steno__classify(const steno__failure_info *in, steno__classification *out)
     }
 
     char head[32];
+    struct rule el_rule;
+    const char *el_note = NULL;
     if (in->tls == STENO__TLS_CERTIFICATE) {
         /* A certificate that does not verify is a configuration problem
          * (CA file, server name, clock, interception): retrying forever would
@@ -290,6 +364,10 @@ void steno__classify(const steno__failure_info *in, steno__classification *out)
         apply(out,
               (struct rule){STENO__FATAL_REQUEST, STENO_ERR_AUDIO_REJECTED, STENO__FAILURE_SERVER});
         set_cause(out, "provider error", in->provider_error, " (audio not decodable)");
+    } else if (elevenlabs_rule(in, &el_rule, &el_note)) {
+        /* An ElevenLabs error message arrived but the close frame was lost. */
+        apply(out, el_rule);
+        set_cause(out, "provider error", in->provider_error, el_note);
     } else if (in->phase == STENO__PHASE_HANDSHAKE) {
         apply(out, (struct rule){STENO__RETRY, STENO_ERR_NETWORK, STENO__FAILURE_TRANSIENT});
         set_cause(out, "TCP/DNS connect failed", in->provider_error, NULL);

@@ -28,8 +28,8 @@
 #define DEFAULT_MODEL "scribe_v2_realtime"
 /* The rate of finalize_text's and close_text's sample_rate (see build_url). */
 #define FIXED_RATE 16000
-#define MAX_REPEATS 50  /* keyterms, secondary_languages, entity_detection (the SDKs' limit) */
-#define MAX_KEYTERM 20  /* characters per keyterm (the JS SDK's doc comment) */
+#define MAX_REPEATS 50 /* keyterms, secondary_languages, entity_detection (the SDKs' limit) */
+#define MAX_KEYTERM 20 /* characters per keyterm (the JS SDK's doc comment) */
 #define MAX_WORDS 100000
 
 enum opt_kind {
@@ -141,8 +141,8 @@ static int el_check_set(const steno__opts *o, char *err, size_t errlen)
         return rc;
     for (size_t i = 0; i < N_OPTS; i++)
         if (opts[i].kind == K_LIST && steno__opts_count(o, opts[i].key) > MAX_REPEATS) {
-            snprintf(err, errlen, "elevenlabs option '%s' is given more than %d times",
-                     opts[i].key, MAX_REPEATS);
+            snprintf(err, errlen, "elevenlabs option '%s' is given more than %d times", opts[i].key,
+                     MAX_REPEATS);
             return STENO_ERR_CONFIG;
         }
     const char *fb = steno__opts_get(o, "filter_background_audio");
@@ -313,8 +313,9 @@ static int parse_words(const steno_allocator *a, const cJSON *root, steno__msg *
         double lp = 0, st = 0, en = 0;
         int hs = 0, he = 0;
         if (!cJSON_IsObject(w) || steno__json_opt_str(w, "text", &text) || !text ||
-            steno__json_opt_str(w, "type", &type) || !type || steno__json_req_num(w, "logprob", &lp) ||
-            opt_secs(w, "start", &st, &hs) || opt_secs(w, "end", &en, &he))
+            steno__json_opt_str(w, "type", &type) || !type ||
+            steno__json_req_num(w, "logprob", &lp) || opt_secs(w, "start", &st, &hs) ||
+            opt_secs(w, "end", &en, &he))
             return STENO_ERR_PARSE;
         if (strcmp(type, "word") && strcmp(type, "spacing") && strcmp(type, "audio_event"))
             return STENO_ERR_PARSE;
@@ -379,9 +380,18 @@ static int parse_transcript(const steno_allocator *a, el_conn *c, const cJSON *r
 
 /* The error messages of the spec (each {"message_type": type, "error": text}). */
 static const char *const error_types[] = {
-    "error",           "auth_error",         "quota_exceeded",     "commit_throttled",
-    "transcriber_error", "unaccepted_terms", "rate_limited",       "input_error",
-    "invalid_request", "queue_overflow",     "resource_exhausted", "chunk_size_exceeded",
+    "error",
+    "auth_error",
+    "quota_exceeded",
+    "commit_throttled",
+    "transcriber_error",
+    "unaccepted_terms",
+    "rate_limited",
+    "input_error",
+    "invalid_request",
+    "queue_overflow",
+    "resource_exhausted",
+    "chunk_size_exceeded",
     "insufficient_audio_activity",
 };
 
