@@ -78,6 +78,26 @@ def test_wrong_key_exits_4():
         fail("after FAILED, writes must be refused so the CLI stops streaming: %r" % r.stderr)
 
 
+def test_elevenlabs_speech_through_its_personality():
+    """--provider elevenlabs against steno-server --protocol elevenlabs: base64 chunks, commits,
+    and the close the protocol allows (the last commit's answer, then the service's close of
+    the idle session, shortened here from the service's ~15 s to 2 s)."""
+    with Server("--protocol", "elevenlabs", "--engine", "pocketsphinx", "--api-key", "el-key",
+                "--idle-timeout-ms", "2000") as srv:
+        r = transcribe("--provider", "elevenlabs", "--api-key", "el-key", "--url",
+                       "ws://%s/v1/speech-to-text/realtime" % srv.listen, WAV)
+        conns = srv.api("/connections")["connections"]
+    if r.returncode != 0:
+        fail("elevenlabs run exited %d: %s" % (r.returncode, r.stderr))
+    if len(conns) != 1 or conns[0]["control"].get("Finalize", 0) < 1 or \
+            conns[0]["close_cause"] != "idle":
+        fail("expected one connection with commits, closed idle: %r" % conns)
+    w = wer(reference([UTT]), r.stdout)
+    print("elevenlabs: WER %.1f%%" % w)
+    if w > 60:
+        fail("the elevenlabs transcript is not the speech: %r" % r.stdout)
+
+
 def expect(r, code, words, what):
     if r.returncode != code:
         fail("%s: exit %d, expected %d (%r)" % (what, r.returncode, code, r.stderr))
@@ -141,4 +161,5 @@ def test_help_lists_every_option():
 if __name__ == "__main__":
     sys.exit(run_tests([test_usage_errors_exit_2, test_help_lists_every_option,
                         test_bad_input_gets_its_exit_code, test_wrong_key_exits_4,
-                        test_stdin_pcm_and_local_server, test_speech_survives_a_drop]))
+                        test_stdin_pcm_and_local_server, test_speech_survives_a_drop,
+                        test_elevenlabs_speech_through_its_personality]))
