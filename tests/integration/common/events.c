@@ -37,6 +37,27 @@ static char *dup_or_empty(const char *s)
     return d;
 }
 
+void h_on_event_metadata_id(void *user, const steno_event *ev)
+{
+    h_collector *c = user;
+    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
+        ev->u.metadata.request_id[0]) {
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = c->n; i-- > 0;) {
+            h_ev *e = &c->ev[i];
+            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
+                continue;
+            if (!e->request_id || !e->request_id[0]) {
+                free(e->request_id);
+                e->request_id = strdup(ev->u.metadata.request_id);
+            }
+            break;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    h_on_event(user, ev);
+}
+
 void h_on_event(void *user, const steno_event *ev)
 {
     h_collector *c = user;

@@ -79,6 +79,18 @@ void h_log(const char *fmt, ...)
     va_end(ap);
 }
 
+void h_leak_log(void *user, steno_log_level level, const char *line)
+{
+    h_leak_watch *w = user;
+    atomic_fetch_add(&w->lines, 1);
+    if (strstr(line, w->secret)) {
+        atomic_fetch_add(&w->leaks, 1);
+        fprintf(stderr, "LEAK: %s\n", line);
+    } else if (level <= STENO_LOG_WARN) {
+        fprintf(stderr, "sdk: %s\n", line);
+    }
+}
+
 void h_sdk_log(void *user, steno_log_level level, const char *line)
 {
     FILE *f = user ? (FILE *)user : stderr; /* user: a log file of the caller's */

@@ -4,6 +4,7 @@
 #define STENO_TESTS_COMMON_SESSIONS_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,14 @@ double h_fast_send(steno_session_config *sc, double speed);
 steno_client *h_client_open(steno_client_config *cc);
 /* The clients' log_fn: one SDK log line on stderr, named for the test. */
 void h_sdk_log(void *user, steno_log_level level, const char *line);
+/* Watches SDK log lines for a secret: h_leak_log is a log_fn whose user is a h_leak_watch; it
+ * counts every line and those that hold the secret (printed as LEAK), and passes warnings and
+ * errors on to stderr. */
+typedef struct h_leak_watch {
+    const char *secret;
+    atomic_int lines, leaks;
+} h_leak_watch;
+void h_leak_log(void *user, steno_log_level level, const char *line);
 /* Reads one metric (first sample line with that name and optional label match). */
 double h_metric(steno_client *c, const char *name, const char *label);
 

@@ -16,48 +16,6 @@
 #define RATE 16000u
 #define KEY "aai-test-key"
 
-/*
- * The AssemblyAI personality names a connection only in its Begin message (no response
- * header), which the SDK reports as a METADATA event after CONNECTED/RECONNECTED. The
- * accounting matches connections to the server's records by request id, so this callback
- * gives the newest connection event without one the id from the Begin that follows it.
- */
-static void on_event(void *user, const steno_event *ev)
-{
-    h_collector *c = user;
-    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
-        ev->u.metadata.request_id[0]) {
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = c->n; i-- > 0;) {
-            h_ev *e = &c->ev[i];
-            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
-                continue;
-            if (!e->request_id || !e->request_id[0]) {
-                free(e->request_id);
-                e->request_id = strdup(ev->u.metadata.request_id);
-            }
-            break;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    h_on_event(user, ev);
-}
-
-/* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
- * whether it went in Authorization or, as a token, in the query string. */
-static atomic_int leaks, lines;
-static void leak_log(void *user, steno_log_level level, const char *line)
-{
-    (void)user;
-    atomic_fetch_add(&lines, 1);
-    if (strstr(line, KEY)) {
-        atomic_fetch_add(&leaks, 1);
-        fprintf(stderr, "LEAK: %s\n", line);
-    } else if (level <= STENO_LOG_WARN) {
-        fprintf(stderr, "sdk: %s\n", line);
-    }
-}
-
 static steno_status token(void *user, char *buf, size_t cap)
 {
     (void)user;
@@ -84,7 +42,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "assemblyai";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = on_event;
+    r->sc.on_event = h_on_event_metadata_id;
 }
 
 int main(void)
@@ -96,7 +54,11 @@ int main(void)
     h_chaos_start(&chaos, srv.port);
     steno_client_config cc;
     steno_client_config_init(&cc);
-    cc.log_fn = leak_log;
+    /* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
+     * whether it went in a header or, as a token, in the query string. */
+    static h_leak_watch watch = {.secret = KEY};
+    cc.log_fn = h_leak_log;
+    cc.log_user = &watch;
     cc.log_level = STENO_LOG_DEBUG;
     steno_client *cl = NULL;
     char err[256] = "";
@@ -283,7 +245,8 @@ int main(void)
         free(pcm);
     }
     steno_client_destroy(cl);
-    H_CHECK(atomic_load(&lines) > 0 && atomic_load(&leaks) == 0,
-            "%d of %d log lines hold the credential", atomic_load(&leaks), atomic_load(&lines));
+    H_CHECK(atomic_load(&watch.lines) > 0 && atomic_load(&watch.leaks) == 0,
+            "%d of %d log lines hold the credential", atomic_load(&watch.leaks),
+            atomic_load(&watch.lines));
     return h_pass();
 }

@@ -21,48 +21,6 @@
 #define RATE 16000u
 #define KEY "el-test-key"
 
-/*
- * The server names a connection only in session_started (no response header), which the SDK
- * reports as a METADATA event after CONNECTED/RECONNECTED: this callback gives the newest
- * connection event without a request id the session_id that follows it, so the accounting can
- * match connections to the server's records.
- */
-static void on_event(void *user, const steno_event *ev)
-{
-    h_collector *c = user;
-    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
-        ev->u.metadata.request_id[0]) {
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = c->n; i-- > 0;) {
-            h_ev *e = &c->ev[i];
-            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
-                continue;
-            if (!e->request_id || !e->request_id[0]) {
-                free(e->request_id);
-                e->request_id = strdup(ev->u.metadata.request_id);
-            }
-            break;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    h_on_event(user, ev);
-}
-
-/* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
- * whether it went in xi-api-key or, as a token, in the query string. */
-static atomic_int leaks, lines;
-static void leak_log(void *user, steno_log_level level, const char *line)
-{
-    (void)user;
-    atomic_fetch_add(&lines, 1);
-    if (strstr(line, KEY)) {
-        atomic_fetch_add(&leaks, 1);
-        fprintf(stderr, "LEAK: %s\n", line);
-    } else if (level <= STENO_LOG_WARN) {
-        fprintf(stderr, "sdk: %s\n", line);
-    }
-}
-
 static steno_status token(void *user, char *buf, size_t cap)
 {
     (void)user;
@@ -91,7 +49,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "elevenlabs";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = on_event;
+    r->sc.on_event = h_on_event_metadata_id;
 }
 
 static void check_run(h_run *run, h_server *srv, const int16_t *pcm, size_t written,
@@ -116,7 +74,11 @@ int main(void)
     h_chaos_start(&chaos, srv.port);
     steno_client_config cc;
     steno_client_config_init(&cc);
-    cc.log_fn = leak_log;
+    /* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
+     * whether it went in a header or, as a token, in the query string. */
+    static h_leak_watch watch = {.secret = KEY};
+    cc.log_fn = h_leak_log;
+    cc.log_user = &watch;
     cc.log_level = STENO_LOG_DEBUG;
     steno_client *cl = NULL;
     char err[256] = "";
@@ -237,7 +199,8 @@ int main(void)
         h_server_stop(&limited);
     }
     steno_client_destroy(cl);
-    H_CHECK(atomic_load(&lines) > 0 && atomic_load(&leaks) == 0,
-            "%d of %d log lines hold the credential", atomic_load(&leaks), atomic_load(&lines));
+    H_CHECK(atomic_load(&watch.lines) > 0 && atomic_load(&watch.leaks) == 0,
+            "%d of %d log lines hold the credential", atomic_load(&watch.leaks),
+            atomic_load(&watch.lines));
     return h_pass();
 }
