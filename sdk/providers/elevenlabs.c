@@ -67,6 +67,10 @@ static const struct opt_def opts[] = {
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
+/* The keys an app may set, in the table's order, for the unknown-option message. */
+#define KNOWN_OPTIONS                                                                              \
+    "model_id, language_code, include_timestamps, include_language_detection, no_verbatim, "       \
+    "filter_background_audio, enable_logging, keyterms, secondary_languages, entity_detection"
 
 static const struct opt_def *find_opt(const char *key)
 {
@@ -84,18 +88,8 @@ static int el_check_option(const char *key, const char *value, char *err, size_t
     }
     const struct opt_def *d = find_opt(key);
     if (!d) {
-        char known[400];
-        size_t off = 0;
-        known[0] = '\0';
-        for (size_t i = 0; i < N_OPTS && off < sizeof known; i++) {
-            if (opts[i].kind == K_RESERVED)
-                continue;
-            int n = snprintf(known + off, sizeof known - off, "%s%s", off ? ", " : "", opts[i].key);
-            if (n < 0)
-                break;
-            off += (size_t)n;
-        }
-        snprintf(err, errlen, "unknown elevenlabs option '%s' (known options: %s)", key, known);
+        snprintf(err, errlen, "unknown elevenlabs option '%s' (known options: %s)", key,
+                 KNOWN_OPTIONS);
         return STENO_ERR_CONFIG;
     }
     if (d->kind == K_RESERVED) {

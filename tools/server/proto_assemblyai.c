@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "server.h"
 #include "util.h"
+#include "words.h"
 
 /*
  * Engine events become Turns. The turn open on a connection collects the
@@ -307,17 +308,10 @@ static void aai_fail(srv_conn *c, srv_fail why)
 
 /* --- worker: Turns ------------------------------------------------------------ */
 
-typedef struct aai_word {
-    char *text;
-    long long start, end; /* ms */
-    double confidence;
-} aai_word;
-
 typedef struct aai_state {
     int turn_order;
     int format_turns;
-    aai_word *words; /* the open turn's final words */
-    size_t n_words, cap_words;
+    srv_wordlist words; /* the open turn's final words */
 } aai_state;
 
 static long long to_ms(double s)
@@ -339,40 +333,11 @@ static void *aai_state_new(const srv_stream_params *sp, const srv_msginfo *mi)
     return st;
 }
 
-static void clear_words(aai_state *st)
-{
-    for (size_t i = 0; i < st->n_words; i++)
-        free(st->words[i].text);
-    st->n_words = 0;
-}
-
 static void aai_state_free(void *p)
 {
     aai_state *st = p;
-    clear_words(st);
-    free(st->words);
+    srv_wl_free(&st->words);
     free(st);
-}
-
-static void add_words(aai_state *st, const srv_event *ev)
-{
-    for (size_t i = 0; i < ev->n_words; i++) {
-        if (st->n_words == st->cap_words) {
-            size_t cap = st->cap_words ? st->cap_words * 2 : 16;
-            aai_word *w = realloc(st->words, cap * sizeof(*w));
-            if (!w)
-                return;
-            st->words = w;
-            st->cap_words = cap;
-        }
-        aai_word *w = &st->words[st->n_words];
-        if (!(w->text = strdup(ev->words[i].word)))
-            return;
-        w->start = to_ms(ev->words[i].start);
-        w->end = to_ms(ev->words[i].end);
-        w->confidence = unit(ev->words[i].confidence);
-        st->n_words++;
-    }
 }
 
 static cJSON *word_json(const char *text, long long start, long long end, double conf, int final)
@@ -390,20 +355,9 @@ static cJSON *word_json(const char *text, long long start, long long end, double
 static char *turn_json(const aai_state *st, const srv_event *partial, int end_of_turn,
                        const char *utterance)
 {
-    size_t tlen = 1;
-    for (size_t i = 0; i < st->n_words; i++)
-        tlen += strlen(st->words[i].text) + 1;
-    char *transcript = malloc(tlen);
+    char *transcript = srv_wl_join(&st->words, NULL, 0);
     if (!transcript)
         return NULL;
-    transcript[0] = 0;
-    for (size_t i = 0, at = 0; i < st->n_words; i++) {
-        size_t n = strlen(st->words[i].text);
-        if (i)
-            transcript[at++] = ' ';
-        memcpy(transcript + at, st->words[i].text, n + 1);
-        at += n;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "Turn");
     cJSON_AddNumberToObject(o, "turn_order", st->turn_order);
@@ -412,9 +366,11 @@ static char *turn_json(const aai_state *st, const srv_event *partial, int end_of
     cJSON_AddStringToObject(o, "transcript", transcript);
     cJSON_AddNumberToObject(o, "end_of_turn_confidence", end_of_turn ? 1.0 : 0.0);
     cJSON *words = cJSON_AddArrayToObject(o, "words");
-    for (size_t i = 0; i < st->n_words; i++)
-        cJSON_AddItemToArray(words, word_json(st->words[i].text, st->words[i].start,
-                                              st->words[i].end, st->words[i].confidence, 1));
+    for (size_t i = 0; i < st->words.n; i++) {
+        const srv_wl_word *w = &st->words.v[i];
+        cJSON_AddItemToArray(
+            words, word_json(w->text, to_ms(w->start), to_ms(w->end), unit(w->confidence), 1));
+    }
     for (size_t i = 0; partial && i < partial->n_words; i++)
         cJSON_AddItemToArray(
             words, word_json(partial->words[i].word, to_ms(partial->words[i].start),
@@ -430,7 +386,7 @@ static void end_turn(aai_state *st, const char *utterance, double end_s, srv_pos
                      void *ctx)
 {
     post(ctx, SRV_MSG_RESULTS, turn_json(st, NULL, 1, utterance), 1, end_s);
-    clear_words(st);
+    srv_wl_clear(&st->words);
     st->turn_order++;
 }
 
@@ -442,13 +398,13 @@ static void aai_on_event(void *p, const srv_msginfo *mi, const srv_event *ev, sr
     if (ev->kind != SRV_EV_RESULT)
         return; /* no SpeechStarted or UtteranceEnd in Universal Streaming */
     if (!ev->is_final) {
-        if (ev->n_words || st->n_words)
+        if (ev->n_words || st->words.n)
             post(ctx, SRV_MSG_RESULTS, turn_json(st, ev, 0, NULL), 0, 0);
         return;
     }
-    add_words(st, ev);
+    srv_wl_add(&st->words, ev->words, ev->n_words);
     const char *utt = ev->n_words ? ev->transcript : "";
-    if (ev->from_finalize || (ev->speech_final && st->n_words)) {
+    if (ev->from_finalize || (ev->speech_final && st->words.n)) {
         /* ForceEndpoint is always answered, even by an empty turn. */
         end_turn(st, utt, ev->start + ev->duration, post, ctx);
     } else if (ev->n_words) {
@@ -461,8 +417,8 @@ static void aai_on_end(void *p, const srv_msginfo *mi, const char *sha256_hex, d
 {
     aai_state *st = p;
     (void)sha256_hex;
-    if (st->n_words)
-        end_turn(st, "", st->words[st->n_words - 1].end / 1000.0, post, ctx);
+    if (st->words.n)
+        end_turn(st, "", st->words.v[st->words.n - 1].end, post, ctx);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "Termination");
     cJSON_AddNumberToObject(o, "audio_duration_seconds", (double)llround(audio_s));
@@ -490,11 +446,9 @@ static char *aai_oversized(const srv_msginfo *mi, size_t bytes)
     static const char marker[] = "@@PAD@@";
     aai_state st = {.format_turns = mi->format_turns};
     srv_word w = {.word = marker, .start = 0, .end = 0, .confidence = 1};
-    srv_event ev = {.kind = SRV_EV_RESULT, .is_final = 1, .words = &w, .n_words = 1};
-    add_words(&st, &ev);
+    srv_wl_add(&st.words, &w, 1);
     char *base = turn_json(&st, NULL, 1, "");
-    clear_words(&st);
-    free(st.words);
+    srv_wl_free(&st.words);
     /* The marker is in the transcript and the word: pad the first, drop the word. */
     if (base) {
         cJSON *o = cJSON_Parse(base);

@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "server.h"
 #include "util.h"
+#include "words.h"
 
 /*
  * Engine finals gather into the open segment; a commit (a chunk with "commit": true, answered
@@ -345,15 +346,9 @@ static void el_fail(srv_conn *c, srv_fail why)
 
 /* --- worker: transcripts ----------------------------------------------------- */
 
-typedef struct el_word {
-    char *text;
-    double start, end, confidence;
-} el_word;
-
 typedef struct el_state {
     int timestamps, vad;
-    el_word *words; /* the open segment's final words */
-    size_t n_words, cap_words;
+    srv_wordlist words; /* the open segment's final words */
 } el_state;
 
 static void *el_state_new(const srv_stream_params *sp, const srv_msginfo *mi)
@@ -367,59 +362,11 @@ static void *el_state_new(const srv_stream_params *sp, const srv_msginfo *mi)
     return st;
 }
 
-static void clear_words(el_state *st)
-{
-    for (size_t i = 0; i < st->n_words; i++)
-        free(st->words[i].text);
-    st->n_words = 0;
-}
-
 static void el_state_free(void *p)
 {
     el_state *st = p;
-    clear_words(st);
-    free(st->words);
+    srv_wl_free(&st->words);
     free(st);
-}
-
-static void add_words(el_state *st, const srv_word *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (st->n_words == st->cap_words) {
-            size_t cap = st->cap_words ? st->cap_words * 2 : 16;
-            el_word *nw = realloc(st->words, cap * sizeof(*nw));
-            if (!nw)
-                return;
-            st->words = nw;
-            st->cap_words = cap;
-        }
-        el_word *d = &st->words[st->n_words];
-        if (!(d->text = strdup(w[i].word)))
-            return;
-        d->start = w[i].start;
-        d->end = w[i].end;
-        d->confidence = w[i].confidence;
-        st->n_words++;
-    }
-}
-
-/* The segment's words and then `extra`, space-separated (malloc'd). */
-static char *segment_text(const el_state *st, const srv_word *extra, size_t n_extra)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < st->n_words; i++)
-        len += strlen(st->words[i].text) + 1;
-    for (size_t i = 0; i < n_extra; i++)
-        len += strlen(extra[i].word) + 1;
-    char *s = malloc(len), *at = s;
-    if (!s)
-        return NULL;
-    *s = 0;
-    for (size_t i = 0; i < st->n_words + n_extra; i++) {
-        const char *w = i < st->n_words ? st->words[i].text : extra[i - st->n_words].word;
-        at += sprintf(at, "%s%s", i ? " " : "", w);
-    }
-    return s;
 }
 
 static char *text_message(const char *type, const char *text)
@@ -453,10 +400,10 @@ static char *timestamps_message(const el_state *st, const char *text)
     cJSON_AddStringToObject(o, "text", text);
     cJSON_AddStringToObject(o, "language_code", "en");
     cJSON *words = cJSON_AddArrayToObject(o, "words");
-    for (size_t i = 0; i < st->n_words; i++) {
-        const el_word *w = &st->words[i];
+    for (size_t i = 0; i < st->words.n; i++) {
+        const srv_wl_word *w = &st->words.v[i];
         if (i)
-            add_entry(words, " ", st->words[i - 1].end, w->start, "spacing", 0);
+            add_entry(words, " ", st->words.v[i - 1].end, w->start, "spacing", 0);
         double c = w->confidence > 1e-6 ? (w->confidence < 1 ? w->confidence : 1) : 1e-6;
         add_entry(words, w->text, w->start, w->end, "word", log(c));
     }
@@ -467,13 +414,13 @@ static char *timestamps_message(const el_state *st, const char *text)
 
 static void commit(el_state *st, double end_s, srv_post_fn post, void *ctx)
 {
-    char *text = segment_text(st, NULL, 0);
+    char *text = srv_wl_join(&st->words, NULL, 0);
     /* One final per commit in the records: the timestamped copy counts as an interim. */
     post(ctx, SRV_MSG_RESULTS, text_message("committed_transcript", text), 1, end_s);
     if (st->timestamps)
         post(ctx, SRV_MSG_RESULTS, timestamps_message(st, text ? text : ""), 0, 0);
     free(text);
-    clear_words(st);
+    srv_wl_clear(&st->words);
 }
 
 static void el_on_event(void *p, const srv_msginfo *mi, const srv_event *ev, srv_post_fn post,
@@ -484,18 +431,18 @@ static void el_on_event(void *p, const srv_msginfo *mi, const srv_event *ev, srv
     if (ev->kind != SRV_EV_RESULT)
         return; /* no speech-started or utterance-end messages in this protocol */
     if (!ev->is_final) {
-        if (ev->n_words || st->n_words) {
-            char *t = segment_text(st, ev->words, ev->n_words);
+        if (ev->n_words || st->words.n) {
+            char *t = srv_wl_join(&st->words, ev->words, ev->n_words);
             post(ctx, SRV_MSG_RESULTS, text_message("partial_transcript", t), 0, 0);
             free(t);
         }
         return;
     }
-    add_words(st, ev->words, ev->n_words);
-    if (ev->from_finalize || (st->vad && ev->speech_final && st->n_words)) {
+    srv_wl_add(&st->words, ev->words, ev->n_words);
+    if (ev->from_finalize || (st->vad && ev->speech_final && st->words.n)) {
         commit(st, ev->start + ev->duration, post, ctx);
     } else if (ev->n_words && !st->vad) {
-        char *t = segment_text(st, NULL, 0);
+        char *t = srv_wl_join(&st->words, NULL, 0);
         post(ctx, SRV_MSG_RESULTS, text_message("final_transcript", t), 0, 0);
         free(t);
     }
@@ -509,8 +456,8 @@ static void el_on_end(void *p, const srv_msginfo *mi, const char *sha256_hex, do
     (void)sha256_hex;
     (void)audio_s;
     /* The protocol has no end-of-stream message; what the segment holds is committed. */
-    if (st->n_words)
-        commit(st, st->words[st->n_words - 1].end, post, ctx);
+    if (st->words.n)
+        commit(st, st->words.v[st->words.n - 1].end, post, ctx);
 }
 
 /* --- faults and records ------------------------------------------------------ */
