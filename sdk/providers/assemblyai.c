@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "alloc.h"
 #include "json.h"
@@ -215,36 +214,11 @@ static int aai_build_url(const char *base_url, const steno__audio_params *ap, co
     return steno__sb_status(out);
 }
 
-/* "Bearer <token>": a temporary token, which travels as the token query parameter. */
-static const char *bearer_token(const char *cred)
-{
-    if (strncasecmp(cred, "Bearer ", 7) == 0)
-        return cred + 7;
-    return NULL;
-}
-
+/* The raw key in Authorization, with no scheme (the vendor's SDK sends it so); a temporary
+ * token as token= in the query. */
 static int aai_handshake_headers(const char *credential, steno__header_fn add, void *ctx)
 {
-    if (!credential || !*credential || bearer_token(credential))
-        return STENO_OK; /* no authentication, or a token in the URL */
-    if (strpbrk(credential, "\r\n"))
-        return STENO_ERR_CONFIG;
-    if (strlen(credential) > 4096)
-        return STENO_ERR_TOO_LARGE;
-    /* The raw key: no scheme (the vendor's SDK sends it so). */
-    return add(ctx, "authorization:", credential) ? STENO_ERR_INTERNAL : STENO_OK;
-}
-
-static int aai_credential_query(const char *credential, steno__sb *out)
-{
-    const char *tok = credential ? bearer_token(credential) : NULL;
-    if (!tok)
-        return STENO_OK;
-    if (!*tok || strlen(tok) > 4096)
-        return STENO_ERR_CONFIG;
-    steno__sb_puts(out, "token=");
-    steno__sb_append_escaped(out, tok);
-    return steno__sb_status(out);
+    return steno__key_header(credential, "authorization:", add, ctx);
 }
 
 /* 1 when key has the same value (or is absent) in both sets. */
@@ -489,7 +463,7 @@ const steno__provider steno__assemblyai = {
     .check_set = aai_check_set,
     .build_url = aai_build_url,
     .handshake_headers = aai_handshake_headers,
-    .credential_query = aai_credential_query,
+    .credential_query = steno__token_query,
     .initial_message = NULL,
     .frame_audio = NULL,
     .configure_message = aai_configure_message,

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "alloc.h"
 #include "json.h"
@@ -172,33 +171,10 @@ static int el_build_url(const char *base_url, const steno__audio_params *ap, con
     return steno__sb_status(out);
 }
 
-/* "Bearer <token>": a single-use token, which travels as the token query parameter. */
-static const char *bearer_token(const char *cred)
-{
-    return strncasecmp(cred, "Bearer ", 7) == 0 ? cred + 7 : NULL;
-}
-
+/* The key in xi-api-key; a single-use token ("Bearer <token>") as token= in the query. */
 static int el_handshake_headers(const char *credential, steno__header_fn add, void *ctx)
 {
-    if (!credential || !*credential || bearer_token(credential))
-        return STENO_OK; /* no authentication, or a token in the URL */
-    if (strpbrk(credential, "\r\n"))
-        return STENO_ERR_CONFIG;
-    if (strlen(credential) > 4096)
-        return STENO_ERR_TOO_LARGE;
-    return add(ctx, "xi-api-key:", credential) ? STENO_ERR_INTERNAL : STENO_OK;
-}
-
-static int el_credential_query(const char *credential, steno__sb *out)
-{
-    const char *tok = credential ? bearer_token(credential) : NULL;
-    if (!tok)
-        return STENO_OK;
-    if (!*tok || strlen(tok) > 4096)
-        return STENO_ERR_CONFIG;
-    steno__sb_puts(out, "token=");
-    steno__sb_append_escaped(out, tok);
-    return steno__sb_status(out);
+    return steno__key_header(credential, "xi-api-key:", add, ctx);
 }
 
 /* ---- per-connection state ---- */
@@ -495,7 +471,7 @@ const steno__provider steno__elevenlabs = {
     .check_set = el_check_set,
     .build_url = el_build_url,
     .handshake_headers = el_handshake_headers,
-    .credential_query = el_credential_query,
+    .credential_query = steno__token_query,
     .session_new = NULL,
     .session_free = NULL,
     .conn_new = el_conn_new,

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloc.h"
 
@@ -80,4 +81,33 @@ int steno__opts_check_each(const steno__opts *o, const char *provider,
         }
     }
     return STENO_OK;
+}
+
+/* "Bearer <token>": a temporary token, which travels as the token query parameter. */
+static const char *bearer_token(const char *cred)
+{
+    return strncasecmp(cred, "Bearer ", 7) == 0 ? cred + 7 : NULL;
+}
+
+int steno__key_header(const char *credential, const char *name, steno__header_fn add, void *ctx)
+{
+    if (!credential || !*credential || bearer_token(credential))
+        return STENO_OK; /* no authentication, or a token in the URL */
+    if (strpbrk(credential, "\r\n"))
+        return STENO_ERR_CONFIG;
+    if (strlen(credential) > 4096)
+        return STENO_ERR_TOO_LARGE;
+    return add(ctx, name, credential) ? STENO_ERR_INTERNAL : STENO_OK;
+}
+
+int steno__token_query(const char *credential, steno__sb *out)
+{
+    const char *tok = credential ? bearer_token(credential) : NULL;
+    if (!tok)
+        return STENO_OK;
+    if (!*tok || strlen(tok) > 4096)
+        return STENO_ERR_CONFIG;
+    steno__sb_puts(out, "token=");
+    steno__sb_append_escaped(out, tok);
+    return steno__sb_status(out);
 }

@@ -211,6 +211,11 @@ int steno__opts_check_each(const steno__opts *o, const char *provider,
                            int (*check_option)(const char *key, const char *value, char *err,
                                                size_t errlen),
                            int (*repeatable)(const char *key), char *err, size_t errlen);
+/* Credentials as a raw key in a header, or as "Bearer <token>" (a temporary token) in the
+ * query parameter token=: handshake_headers adds the key as header name (lower-case, with its
+ * colon) and nothing for a token; credential_query appends "token=escaped" for a token only. */
+int steno__key_header(const char *credential, const char *name, steno__header_fn add, void *ctx);
+int steno__token_query(const char *credential, steno__sb *out);
 
 extern const steno__provider steno__deepgram;
 extern const steno__provider steno__assemblyai;
