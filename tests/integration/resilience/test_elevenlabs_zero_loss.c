@@ -3,7 +3,8 @@
  * commit's answer covering exactly the audio sent before the commit, and a clean close; then the
  * same through steno-chaos with a TCP reset and a server drop mid-stream, with no loss, no
  * duplicate, one timeline and no rate_limited close; then a session time limit that ends the
- * connection every few seconds, each end a seamless reconnect.
+ * connection every few seconds, each end a seamless reconnect; and a configuration change,
+ * which the protocol can only carry on a new connection, as a seamless reconnect.
  *
  * The protocol has no end-of-stream message: a close is the commit (its answer acknowledges
  * the tail), an empty chunk, and the service's close of the idle session
@@ -197,6 +198,60 @@ int main(void)
         h_run_free(&run);
         free(pcm);
         h_server_stop(&limited);
+    }
+    /* 4: no live reconfiguration: a change of language at ~2 s reconnects seamlessly (the old
+     * connection ends with the idle close after its empty chunk), with nothing lost */
+    {
+        const size_t total = 6u * RATE;
+        int16_t *pcm = h_pattern_alloc(24, total);
+        h_run run;
+        setup(&run, "configure", srv.port);
+        run.sc.api_key = KEY;
+        const steno_option start[] = {{"language_code", "en"}};
+        run.sc.options = start;
+        run.sc.n_options = 1;
+        h_run_open(&run, cl);
+        h_run_stream(&run, pcm, total, 1.0);
+        H_CHECK(h_producer_wait(&run.prod, 2u * RATE, 20000), "producer stalled");
+        const steno_option change[] = {{"language_code", "de"}, {"keyterms", "steno"}};
+        steno_status rc = steno_session_configure(run.s, change, 2);
+        H_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
+                steno_session_errmsg(run.s));
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()),
+                "the change did not reconnect");
+        size_t written = h_producer_join(&run.prod);
+        h_run_close(&run, 15000 * h_slow());
+        steno_session_stats st;
+        steno_session_stats_get(run.s, &st);
+        H_CHECK(st.configures == 1, "stats.configures = %u", st.configures);
+        H_CHECK(h_server_wait_idle(&srv, 10000), "server connections still open");
+        cJSON *recs = h_server_records(&srv);
+        const cJSON *conns = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
+        int english = 0, german = 0;
+        cJSON_ArrayForEach(r, conns)
+        {
+            char *txt = cJSON_PrintUnformatted(r);
+            if (strstr(txt, "language_code=de") && strstr(txt, "keyterms=steno"))
+                german++;
+            if (strstr(txt, "language_code=en"))
+                english++;
+            free(txt);
+        }
+        /* the first connection had the old settings; every later one (the live connection
+         * and a backfill of what the first had not committed) has the new ones */
+        H_CHECK(english == 1 && german >= 1,
+                "%d connections with the old settings, %d with the new", english, german);
+        cJSON_Delete(recs);
+        h_accounting acc;
+        check_run(&run, &srv, pcm, written, &acc);
+        H_CHECK(acc.connections - acc.backfill_connections == 2,
+                "configure: %zu connections, %zu of them backfill", acc.connections,
+                acc.backfill_connections);
+        h_log("configure: one seamless reconnect (%zu backfill connections); %zu finals cover "
+              "%" PRIu64 " samples exactly once",
+              acc.backfill_connections, acc.finals, acc.covered);
+        h_run_free(&run);
+        free(pcm);
     }
     steno_client_destroy(cl);
     H_CHECK(atomic_load(&watch.lines) > 0 && atomic_load(&watch.leaks) == 0,
