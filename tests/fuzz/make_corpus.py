@@ -571,8 +571,67 @@ def ring():
     write(t, "flushes", r.b)
 
 
+# ---------------------------------------------------------------- elevenlabs_parse
+
+
+def elevenlabs_parse():
+    """Messages of scribe.asyncapi.yaml as steno-server --protocol elevenlabs sends them, the
+    vendor's error shapes, and the edge cases its parser must refuse."""
+    t = "elevenlabs_parse"
+    word = lambda text, a, b, typ="word", lp=0: {"text": text, "start": a, "end": b,
+                                                  "type": typ, "logprob": lp}
+    words = [word("span", 0, 0.333), word(" ", 0.333, 0.333, "spacing"),
+             word("0-16000", 0.333, 0.667), word("(laughs)", 0.667, 0.7, "audio_event", -2),
+             word("fnv1a64=0", 0.7, 1.0, "word", -0.1)]
+    write(t, "session_started", compact({
+        "message_type": "session_started", "session_id": "5c1d0a4e-1b8e-4b7e-9a55-2f0c5b7a1d10",
+        "config": {"sample_rate": 16000, "audio_format": "pcm_16000", "model_id":
+                   "scribe_v2_realtime", "vad_commit_strategy": "manual",
+                   "timestamps_granularity": "word"}}))
+    write(t, "partial", compact({"message_type": "partial_transcript", "text": "span 0-4000"}))
+    write(t, "final", compact({"message_type": "final_transcript", "text": "span 0-16000"}))
+    write(t, "final_ts", compact({"message_type": "final_transcript_with_timestamps",
+                                  "text": "span", "language_code": "en",
+                                  "words": words[:1]}))
+    write(t, "committed", compact({"message_type": "committed_transcript",
+                                   "text": "span 0-16000 fnv1a64=0"}))
+    write(t, "committed_ts", compact({"message_type": "committed_transcript_with_timestamps",
+                                      "text": "span 0-16000 fnv1a64=0", "language_code": "en",
+                                      "words": words}))
+    write(t, "committed_ts_empty", compact({
+        "message_type": "committed_transcript_with_timestamps", "text": "", "words": None,
+        "language_code": None}))
+    write(t, "committed_ts_untimed", compact({
+        "message_type": "committed_transcript_with_timestamps", "text": "a",
+        "words": [{"text": "a", "type": "word", "logprob": -0.2, "speaker_id": "s0",
+                   "characters": [{"text": "a"}]}]}))
+    write(t, "entities", compact({"message_type": "committed_transcript_entities", "text": "a",
+                                  "entities": [{"text": "a", "entity_type": "x", "start_char": 0,
+                                                "end_char": 1}]}))
+    for e in ("auth_error", "quota_exceeded", "rate_limited", "input_error", "error",
+              "insufficient_audio_activity", "session_time_limit_exceeded"):
+        write(t, "error_" + e, compact({"message_type": e, "error": "what went wrong"}))
+    write(t, "edge_unknown_type", compact({"message_type": "edited_transcript", "text": "a",
+                                           "edited_text": "b"}))
+    write(t, "edge_no_type", compact({"text": "a"}))
+    write(t, "edge_truncated", '{"message_type":"committed_transcript","text":"spa')
+    write(t, "edge_wrong_types", compact({"message_type": "committed_transcript_with_timestamps",
+                                          "text": 7, "words": "none"}))
+    write(t, "edge_words_backwards", compact({
+        "message_type": "committed_transcript_with_timestamps", "text": "a b",
+        "words": [word("a", 2, 3), word("b", 1, 1.5)]}))
+    write(t, "edge_huge_times", compact({
+        "message_type": "committed_transcript_with_timestamps", "text": "a",
+        "words": [word("a", 1e300, 1e301)]}))
+    write(t, "edge_bad_word_type", compact({
+        "message_type": "committed_transcript_with_timestamps", "text": "a",
+        "words": [word("a", 0, 1, "syllable")]}))
+    write(t, "edge_error_no_text", compact({"message_type": "auth_error"}))
+
+
 def main():
     deepgram_parse()
+    elevenlabs_parse()
     classify()
     retry_after()
     url()
