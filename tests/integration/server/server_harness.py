@@ -203,6 +203,18 @@ def pcm(samples, seed=1):
     return random.Random(seed).randbytes(samples * 2)
 
 
+# Real speech: pocketsphinx-testdata's LibriVox utterances (with reference transcriptions).
+LIBRIVOX = "/usr/share/pocketsphinx/test/data/librivox"
+
+
+def wav_pcm(path):
+    """The PCM bytes of a WAV file's data chunk."""
+    with open(path, "rb") as f:
+        b = f.read()
+    i = b.index(b"data")
+    return b[i + 8:i + 8 + int.from_bytes(b[i + 4:i + 8], "little")]
+
+
 def raise_fd_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

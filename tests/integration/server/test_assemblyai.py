@@ -22,8 +22,8 @@ import urllib.request
 
 import websockets
 
-from server_harness import (AAI_QUERY, AaiClient, Server, aai_validator, collect,
-                            fnv_hex, pcm, run_tests, turn_span)
+from server_harness import (AAI_QUERY, LIBRIVOX, AaiClient, Server, aai_validator, collect,
+                            fnv_hex, pcm, run_tests, turn_span, wav_pcm)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wer  # noqa: E402
@@ -460,15 +460,8 @@ async def test_armed_close_fires_at_an_audio_offset():
 
 # --- real speech ------------------------------------------------------------------
 
-DATA = "/usr/share/pocketsphinx/test/data/librivox"
+DATA = LIBRIVOX
 SPEECH = "sense_and_sensibility_01_austen_64kb-0880"
-
-
-def wav_pcm(path):
-    with open(path, "rb") as f:
-        b = f.read()
-    i = b.index(b"data")
-    return b[i + 8:i + 8 + int.from_bytes(b[i + 4:i + 8], "little")]
 
 
 async def test_pocketsphinx_transcribes_speech_at_real_time():

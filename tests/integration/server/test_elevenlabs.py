@@ -23,7 +23,8 @@ import jsonschema
 import websockets
 import yaml
 
-from server_harness import Closed, Server, collect, fail, fnv_hex, pcm, run_tests, spec_path
+from server_harness import (LIBRIVOX, Closed, Server, collect, fail, fnv_hex, pcm, run_tests,
+                            spec_path, wav_pcm)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wer  # noqa: E402
@@ -435,15 +436,8 @@ async def test_connection_faults():
 
 # --- real speech ------------------------------------------------------------------------
 
-DATA = "/usr/share/pocketsphinx/test/data/librivox"
+DATA = LIBRIVOX
 SPEECH = "sense_and_sensibility_01_austen_64kb-0880"
-
-
-def wav_pcm(path):
-    with open(path, "rb") as f:
-        b = f.read()
-    i = b.index(b"data")
-    return b[i + 8:i + 8 + int.from_bytes(b[i + 4:i + 8], "little")]
 
 
 async def test_pocketsphinx_transcribes_speech_at_real_time():
