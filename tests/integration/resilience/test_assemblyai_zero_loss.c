@@ -16,33 +16,6 @@
 #define RATE 16000u
 #define KEY "aai-test-key"
 
-/*
- * The AssemblyAI personality names a connection only in its Begin message (no response
- * header), which the SDK reports as a METADATA event after CONNECTED/RECONNECTED. The
- * accounting matches connections to the server's records by request id, so this callback
- * gives the newest connection event without one the id from the Begin that follows it.
- */
-static void on_event(void *user, const steno_event *ev)
-{
-    h_collector *c = user;
-    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
-        ev->u.metadata.request_id[0]) {
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = c->n; i-- > 0;) {
-            h_ev *e = &c->ev[i];
-            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
-                continue;
-            if (!e->request_id || !e->request_id[0]) {
-                free(e->request_id);
-                e->request_id = strdup(ev->u.metadata.request_id);
-            }
-            break;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    h_on_event(user, ev);
-}
-
 /* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
  * whether it went in Authorization or, as a token, in the query string. */
 static atomic_int leaks, lines;
@@ -84,7 +57,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "assemblyai";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = on_event;
+    r->sc.on_event = h_on_event_meta_id;
 }
 
 int main(void)
