@@ -250,6 +250,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
+            c->session_limit_set = 1;
             break;
         case 'h':
         case OPT_HELP:

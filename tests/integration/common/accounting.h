@@ -46,6 +46,16 @@ extern bool h_accounting_scan_backfill;
  * the server's per-message frame log instead (h_witness_load in compound.h). */
 extern bool h_accounting_check_slices;
 
+/* One "span A-B fnv1a64=H" of a null-engine final's text. */
+typedef struct h_span {
+    uint64_t a, b, fnv;
+} h_span;
+/* The spans of a null-engine final's text: one, or several in a row, each starting where the
+ * one before ended (a provider that commits several engine finals as one transcript, as
+ * ElevenLabs does, joins their texts). Returns how many (at most max), or 0 when the text is
+ * not such a run. */
+size_t h_parse_spans(const char *text, h_span *out, size_t max);
+
 bool h_check_accounting(h_collector *c, const int16_t *pcm, uint64_t written, uint32_t rate,
                         uint32_t chunk_frames, const cJSON *records, h_accounting *out, char *err,
                         size_t errlen);

@@ -496,17 +496,23 @@ bool h_check_timeline(h_collector *c, const int16_t *pcm, uint64_t written, uint
                       e->from_backfill ? " (backfill)" : "");
         if (!spans)
             continue;
-        uint64_t a, b;
-        char hex[32];
-        if (sscanf(e->text, "span %" SCNu64 "-%" SCNu64 " fnv1a64=%31s", &a, &b, hex) != 3)
+        h_span sp[256];
+        size_t nsp = h_parse_spans(e->text, sp, sizeof sp / sizeof sp[0]);
+        if (!nsp)
             H_ERR_OUT("final text is not a null-engine span: '%s'", e->text);
+        uint64_t a = sp[0].a, b = sp[nsp - 1].b;
         if (b - a != e->end_sample - e->first_sample)
             H_ERR_OUT("final '%s' has %" PRIu64 " samples but was mapped to [%" PRIu64 ", %" PRIu64
                       ")",
                       e->text, b - a, e->first_sample, e->end_sample);
-        uint64_t got = h_fnv1a64(pcm + e->first_sample,
-                                 (size_t)(e->end_sample - e->first_sample) * sizeof *pcm);
-        if (got != strtoull(hex, NULL, 16))
+        uint64_t got = 0, at = e->first_sample;
+        bool match = true;
+        for (size_t k = 0; k < nsp && match; k++) {
+            got = h_fnv1a64(pcm + at, (size_t)(sp[k].b - sp[k].a) * sizeof *pcm);
+            match = got == sp[k].fnv;
+            at += sp[k].b - sp[k].a;
+        }
+        if (!match)
             H_ERR_OUT("final '%s'%s was mapped to [%" PRIu64 ", %" PRIu64 "), whose checksum is "
                       "%016" PRIx64 ": it is on the wrong part of the timeline",
                       e->text, e->from_backfill ? " (backfill)" : "", e->first_sample,

@@ -42,7 +42,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "assemblyai";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = h_on_event_metadata_id;
+    r->sc.on_event = h_on_event_meta_id;
 }
 
 int main(void)

@@ -50,7 +50,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "elevenlabs";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = h_on_event_metadata_id;
+    r->sc.on_event = h_on_event_meta_id;
 }
 
 static void check_run(h_run *run, h_server *srv, const int16_t *pcm, size_t written,
