@@ -30,6 +30,7 @@
 #define MAX_REPEATS 50 /* keyterms, secondary_languages, entity_detection (the SDKs' limit) */
 #define MAX_KEYTERM 20 /* characters per keyterm (the JS SDK's doc comment) */
 #define MAX_WORDS 100000
+#define COMMIT_OVERLAP_S 0.01 /* rounding a committed word's start may undercut the last end */
 
 enum opt_kind {
     K_STRING,   /* any non-empty string */
@@ -337,6 +338,10 @@ static int parse_transcript(const steno_allocator *a, el_conn *c, const cJSON *r
     int rc = parse_words(a, root, m);
     if (rc != STENO_OK)
         return rc;
+    /* Commits on a connection cover successive audio: a committed word before the end of the
+     * last one committed is not this connection's (word times count from its first sample). */
+    if (is_final && c && m->n_words && m->start < c->final_end - COMMIT_OVERLAP_S)
+        return STENO_ERR_PARSE;
     if (!m->n_words) {
         double from = c ? c->final_end : 0, to = sent_s(c);
         m->start = from;

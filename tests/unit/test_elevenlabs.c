@@ -468,6 +468,37 @@ static void test_untimed_words_leave_the_span_to_the_engine(void **state)
     el()->conn_free(NULL, c);
 }
 
+static void test_a_commit_before_the_last_one_is_refused(void **state)
+{
+    (void)state;
+    void *c = conn_with(NULL, 0);
+    const char *second = "{\"message_type\":\"committed_transcript_with_timestamps\",\"text\":"
+                         "\"b\",\"words\":[{\"text\":\"b\",\"start\":%g,\"end\":%g,"
+                         "\"type\":\"word\",\"logprob\":0}]}";
+    char text[256];
+    steno__msg m;
+    snprintf(text, sizeof text, second, 1.0, 2.0);
+    assert_int_equal(parse(c, text, &m), STENO_OK);
+    assert_true(m.is_final);
+    steno__msg_release(&m);
+    /* audio already committed (a server confused about its own timeline): refused */
+    snprintf(text, sizeof text, second, 0.0, 0.4);
+    assert_int_equal(parse(c, text, &m), STENO_ERR_PARSE);
+    /* the next commit may start where the last ended, give or take rounding */
+    snprintf(text, sizeof text, second, 1.995, 3.0);
+    assert_int_equal(parse(c, text, &m), STENO_OK);
+    steno__msg_release(&m);
+    /* interims are not held to it */
+    assert_int_equal(parse(c,
+                           "{\"message_type\":\"final_transcript_with_timestamps\",\"text\":"
+                           "\"a\",\"words\":[{\"text\":\"a\",\"start\":0,\"end\":0.5,"
+                           "\"type\":\"word\",\"logprob\":0}]}",
+                           &m),
+                     STENO_OK);
+    steno__msg_release(&m);
+    el()->conn_free(NULL, c);
+}
+
 static steno__classification classify_error(const char *provider_error, int close_code,
                                             steno__conn_phase phase)
 {
@@ -550,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_unknown_types_are_ignored),
         cmocka_unit_test(test_malformed_messages_are_parse_errors),
         cmocka_unit_test(test_untimed_words_leave_the_span_to_the_engine),
+        cmocka_unit_test(test_a_commit_before_the_last_one_is_refused),
         cmocka_unit_test(test_classify_error_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -471,6 +471,19 @@ static const char *const el_malformed[] = {
     "{\"message_type\":\"bogus_transcript\",\"text\":\"\"}",
 };
 
+/* The timestamped commit: the one message that carries a final's times. */
+static char *el_result_message(const srv_msginfo *mi, const srv_event *ev)
+{
+    (void)mi;
+    el_state st = {.timestamps = 1};
+    srv_wl_add(&st.words, ev->words, ev->n_words);
+    char *text = srv_wl_join(&st.words, NULL, 0);
+    char *s = text ? timestamps_message(&st, text) : NULL;
+    free(text);
+    srv_wl_free(&st.words);
+    return s;
+}
+
 static char *el_oversized(const srv_msginfo *mi, size_t bytes)
 {
     (void)mi;
@@ -518,6 +531,7 @@ const srv_proto srv_proto_elevenlabs = {
     .on_end = el_on_end,
     .malformed = el_malformed,
     .oversized = el_oversized,
+    .result_message = el_result_message,
     .controls = el_controls,
     .n_controls = sizeof(el_controls) / sizeof(el_controls[0]),
     .params_json = el_params_json,

@@ -60,6 +60,8 @@ static const conf_provider providers[] = {
     {"assemblyai", "/v3/ws", NULL, NULL, "speech_model", "universal-streaming-multilingual",
      "speech_model=universal-streaming-multilingual", "max_turn_silence", "1200",
      "\"max_turn_silence\":1200", true},
+    {"elevenlabs", "/v1/speech-to-text/realtime", NULL, NULL, "language_code", "de",
+     "language_code=de", NULL, NULL, NULL, true},
 };
 
 static const conf_provider *P;
