@@ -1248,12 +1248,24 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
         m_ans = *m_in;
         m_ans.from_finalize = 1;
         double upto = (double)fq->at[0] / s->cfg.sample_rate;
+        /*
+         * Nothing marks the answer, so a natural end of turn already in flight may be taken
+         * for it, and the real answer (the forced end of the next turn) follows with words
+         * after it. Stretching a final with words over the silence up to `upto` would make
+         * those words "already final": lost. So only an answer without words (a forced end
+         * of an empty turn: silence) covers everything up to upto; one with words covers its
+         * own span, and the silence after it is acknowledged by the next final. The flush
+         * before the close is the exception: nothing follows it to acknowledge that silence.
+         */
+        int closing = (bf ? bf->close_fin : s->close_fin) == STENO__CLOSE_FIN_SENT;
         if (m_ans.n_words == 0)
             m_ans.start = m_ans.duration = 0; /* no words: its span is all silence up to upto */
-        if (m_ans.start > upto)
-            m_ans.start = upto;
-        if (m_ans.start + m_ans.duration < upto)
-            m_ans.duration = upto - m_ans.start;
+        if (m_ans.n_words == 0 || closing) {
+            if (m_ans.start > upto)
+                m_ans.start = upto;
+            if (m_ans.start + m_ans.duration < upto)
+                m_ans.duration = upto - m_ans.start;
+        }
         m = &m_ans;
     }
     /* A replay's interim results describe audio long past: only its finals are news. */

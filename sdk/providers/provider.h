@@ -87,8 +87,11 @@ typedef enum steno__finalize_answer {
     STENO__FIN_ANSWER_FLAGGED = 0,
     /* The provider marks nothing (AssemblyAI's ForceEndpoint is answered by an ordinary
      * end-of-turn Turn): the first final on the connection after finalize_text was sent is
-     * the answer, and it acknowledges all audio sent on the connection before finalize_text,
-     * silence after the last word included (which nothing else ever acknowledges). */
+     * the answer. An answer without words acknowledges all audio sent on the connection
+     * before finalize_text (silence nothing else acknowledges); one with words only its own
+     * span, since it may be a natural end of turn that crossed finalize_text, with the real
+     * answer's words still to come; except the flush before close_text, which acknowledges
+     * everything sent. */
     STENO__FIN_ANSWER_NEXT_FINAL,
 } steno__finalize_answer;
 
