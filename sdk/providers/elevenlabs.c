@@ -8,10 +8,12 @@
  *
  * What acknowledges audio: a committed transcript covers all audio sent before the commit.
  * The session is opened with commit_strategy=manual, so the only commits are the engine's own
- * (finalize_text, a chunk with "commit": true) and each answer covers exactly the audio the
- * engine had sent when it asked (STENO__FIN_ANSWER_NEXT_FINAL). With VAD commits the server
- * would choose the commit points, and an answer arriving after a flush was asked for could
- * not be told apart from the flush's own: manual is the stronger guarantee.
+ * (finalize_text, a chunk with "commit": true) and the answers come in their order
+ * (STENO__FIN_ANSWER_NEXT_FINAL: the engine credits an answer with its words' span, or with all
+ * audio sent before the commit when it has no words or answers the flush before the close).
+ * With VAD commits the server would choose the commit points, and a VAD commit arriving after
+ * a flush was asked for could not be told apart from the flush's answer: manual is the
+ * stronger guarantee.
  */
 #include <cjson/cJSON.h>
 #include <math.h>
