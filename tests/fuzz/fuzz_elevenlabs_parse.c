@@ -77,10 +77,13 @@ static void *conn_new(int timestamps)
     return c;
 }
 
-/* Parses with allocation fail_at refused (0: none); returns rc, checking what holds either way. */
-static int parse_once(void *conn, const uint8_t *data, size_t size, uint64_t fail_at,
+/* Parses on a new connection (commits on one must cover successive audio, so a second parse
+ * of the same commit there is refused) with allocation fail_at refused (0: none); returns rc,
+ * checking what holds either way. */
+static int parse_once(int timestamps, const uint8_t *data, size_t size, uint64_t fail_at,
                       uint64_t *calls, steno__msg *out)
 {
+    void *conn = conn_new(timestamps);
     fz_alloc fa;
     fz_alloc_init(&fa, fail_at);
     steno__msg m;
@@ -92,6 +95,7 @@ static int parse_once(void *conn, const uint8_t *data, size_t size, uint64_t fai
                    "a failed parse left something to release");
         FZ_CHECK_NO_LEAK(&fa);
         *calls = fa.calls;
+        el->conn_free(NULL, conn);
         return rc;
     }
     FUZZ_CHECK(m.a_ == &fa.a, "allocator not kept");
@@ -123,15 +127,15 @@ static int parse_once(void *conn, const uint8_t *data, size_t size, uint64_t fai
     steno__msg_release(&m);
     FZ_CHECK_NO_LEAK(&fa);
     *calls = fa.calls;
+    el->conn_free(NULL, conn);
     return rc;
 }
 
 static void one_connection(const uint8_t *data, size_t size, int timestamps)
 {
-    void *conn = conn_new(timestamps);
     uint64_t calls;
     steno__msg m;
-    int rc = parse_once(conn, data, size, 0, &calls, &m);
+    int rc = parse_once(timestamps, data, size, 0, &calls, &m);
     FUZZ_CHECK(rc != STENO_ERR_NOMEM, "NOMEM without an allocation failure");
 
     /* Differential against cJSON: what it rejects is a parse error, and a parsed message has
@@ -153,15 +157,14 @@ static void one_connection(const uint8_t *data, size_t size, int timestamps)
     /* Same input, same answer; then every allocation it made, refused in turn. */
     uint64_t calls2;
     steno__msg m2;
-    FUZZ_CHECK(parse_once(conn, data, size, 0, &calls2, &m2) == rc && m2.type == m.type &&
+    FUZZ_CHECK(parse_once(timestamps, data, size, 0, &calls2, &m2) == rc && m2.type == m.type &&
                    calls2 == calls,
                "a second parse differs");
     for (uint64_t k = 1; k <= calls; k++) {
-        int r = parse_once(conn, data, size, k, &calls2, &m2);
+        int r = parse_once(timestamps, data, size, k, &calls2, &m2);
         FUZZ_CHECK(r == STENO_ERR_NOMEM || r == rc, "allocation %llu refused: rc %d (was %d)",
                    (unsigned long long)k, r, rc);
     }
-    el->conn_free(NULL, conn);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
