@@ -125,6 +125,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
     long n;
     int o;
 
+    int limit_set = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "option";
         switch (o) {
@@ -236,9 +237,11 @@ static int parse_args(int argc, char **argv, srv_config *c)
             c->verbose = 1;
             break;
         case OPT_PROTOCOL:
-            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai")) {
+            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
+                strcmp(optarg, "gemini")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram or assemblyai, got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai or gemini, "
+                        "got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -248,6 +251,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
+            limit_set = 1;
             break;
         case 'h':
         case OPT_HELP:
@@ -271,6 +275,10 @@ static int parse_args(int argc, char **argv, srv_config *c)
         c->max_rate = aai ? 1.0 : 0;
     if (c->burst_ms < 0)
         c->burst_ms = aai ? 1500 : 2000;
+    /* Gemini documents no pace limit (none by default) and ends a connection after about
+     * 10 minutes, with a goAway first. */
+    if (!strcmp(c->protocol, "gemini") && !limit_set)
+        c->session_limit_s = 600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -320,6 +328,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, cfg))
         return 2;
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
+    if (!strcmp(cfg->protocol, "gemini"))
+        srv_g.proto = &srv_proto_gemini;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))
