@@ -21,11 +21,12 @@ import os
 import random
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import websockets
 
-from server_harness import Server, fnv_hex, pcm, run_tests, collect, spec_path
+from server_harness import Client, Server, collect, fnv_hex, pcm, run_tests, spec_path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import proto_check  # noqa: E402
@@ -53,17 +54,12 @@ def check_client(obj):
     assert len(obj) == 1, obj
 
 
-class Closed(Exception):
-    pass
-
-
-class GmClient:
+class GmClient(Client):
     """A Gemini Live client; every message it receives is proto-checked and kept."""
 
     def __init__(self, ws):
-        self.ws = ws
-        self.messages = []
-        self.close_code = self.close_reason = None
+        super().__init__(ws)
+        self.request_id = None  # the service names no connection
 
     @classmethod
     async def connect(cls, server, query="key=" + KEY, headers=None, version="v1beta",
@@ -83,6 +79,9 @@ class GmClient:
         assert m == {"setupComplete": {}}, "first message %r" % (m,)
         return c
 
+    def check(self, raw):
+        return check_server(raw)
+
     async def send(self, obj):
         check_client(obj)
         await self.ws.send(json.dumps(obj))
@@ -90,25 +89,6 @@ class GmClient:
     async def audio(self, data, **extra):
         blob = {"data": base64.b64encode(data).decode(), "mimeType": "audio/pcm;rate=16000"}
         await self.send({"realtimeInput": dict(audio=blob, **extra)})
-
-    async def recv(self, timeout=20):
-        try:
-            raw = await asyncio.wait_for(self.ws.recv(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError("timed out waiting for a message") from None
-        except websockets.ConnectionClosed as e:
-            self.close_code, self.close_reason = e.code, e.reason
-            raise Closed() from None
-        obj = check_server(raw)
-        self.messages.append(obj)
-        return obj
-
-    async def until(self, pred, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            m = await self.recv(max(0.01, deadline - time.monotonic()))
-            if pred(m):
-                return m
 
     async def turn(self, timeout=20):
         """The text of the next turn: its fragments up to turnComplete."""
@@ -120,14 +100,6 @@ class GmClient:
                 text += sc["inputTranscription"]["text"]
             if sc.get("turnComplete"):
                 return text
-
-    async def drain(self, timeout=20):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                await self.recv(max(0.01, deadline - time.monotonic()))
-            except Closed:
-                return self.close_code, self.close_reason
 
 
 def setup(manual=True, resumption=None):
