@@ -125,7 +125,6 @@ static int parse_args(int argc, char **argv, srv_config *c)
     long n;
     int o;
 
-    int limit_set = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         const char *name = optind > 0 && optind <= argc ? argv[optind - 1] : "option";
         switch (o) {
@@ -251,7 +250,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
-            limit_set = 1;
+            c->session_limit_set = 1;
             break;
         case 'h':
         case OPT_HELP:
@@ -277,7 +276,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
         c->burst_ms = aai ? 1500 : 2000;
     /* Gemini documents no pace limit (none by default) and ends a connection after about
      * 10 minutes, with a goAway first. */
-    if (!strcmp(c->protocol, "gemini") && !limit_set)
+    if (!strcmp(c->protocol, "gemini") && !c->session_limit_set)
         c->session_limit_s = 600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
