@@ -1,7 +1,8 @@
 /* test_gemini_zero_loss: the Gemini Live adapter against steno-server --protocol gemini (null
  * engine, --max-rate 1.0): every sample finalized exactly once at real-time pacing and cleanly
  * closed (activityEnd, its turn, then audioStreamEnd); the same through steno-chaos with a TCP
- * reset and a server drop mid-stream; and across goAway-announced session limits every few
+ * reset and a server drop mid-stream; with the model changed mid-stream (a planned reconnect,
+ * as every setting is in the setup); and across goAway-announced session limits every few
  * seconds, where each new live connection resumes the session with the latest handle and no
  * backfill connection does.
  *
@@ -208,6 +209,18 @@ static void reset_and_drop(h_run *run, void *arg)
             "no RECONNECTED after the drop");
 }
 
+/* Every setting is in the setup message: a change mid-stream is a planned reconnect. */
+static void change_model(h_run *run, void *arg)
+{
+    (void)arg;
+    H_CHECK(h_producer_wait(&run->prod, 3u * RATE, 20000), "producer stalled");
+    steno_option o = {"model", "gemini-live-2.5-flash-preview"};
+    H_CHECK(steno_session_configure(run->s, &o, 1) == STENO_OK, "configure: %s",
+            steno_session_errmsg(run->s));
+    H_CHECK(h_wait_type(&run->col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()),
+            "the model change did not reconnect");
+}
+
 int main(void)
 {
     h_init("gemini_zero_loss");
@@ -254,7 +267,25 @@ int main(void)
         h_run_free(&run);
     }
 
-    /* 3: 14 s against a server that ends every connection 4 s after it opened, announcing it
+    /* 3: 8 s with the model changed at ~3 s: the next connection's setup carries it */
+    {
+        h_run run;
+        int before = h_server_record_count(&srv);
+        stream(&run, cl, &srv, srv.port, "configure", 24, 8, 0, change_model, NULL);
+        cJSON *recs = h_server_records(&srv);
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections");
+        const cJSON *a = cJSON_GetArrayItem(arr, before), *b = cJSON_GetArrayItem(arr, before + 1);
+        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(a, "params");
+        const cJSON *pb = cJSON_GetObjectItemCaseSensitive(b, "params");
+        H_CHECK(!strcmp(h_jstr(pa, "model"), "gemini-3.5-transcribe-live") &&
+                    !strcmp(h_jstr(pb, "model"), "gemini-live-2.5-flash-preview"),
+                "models %s then %s", h_jstr(pa, "model"), h_jstr(pb, "model"));
+        no_rate_closes(recs);
+        cJSON_Delete(recs);
+        h_run_free(&run);
+    }
+
+    /* 4: 14 s against a server that ends every connection 4 s after it opened, announcing it
      * with goAway 2 s before: the SDK moves to a new connection at the goAway, resuming the
      * session with the newest handle */
     {
