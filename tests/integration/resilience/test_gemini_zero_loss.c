@@ -4,7 +4,7 @@
  * reset and a server drop mid-stream; with the model changed mid-stream (a planned reconnect,
  * as every setting is in the setup); and across goAway-announced session limits every few
  * seconds, where each new live connection resumes the session with the latest handle and no
- * backfill connection does.
+ * backfill connection does; and a wrong key fails the session at once (close 1007).
  *
  * The API gives no times: a final here is one turn, whose transcript is the null engine's spans
  * of every sample sent before the activityEnd it answers, concatenated ("span A-B fnv1a64=H span
@@ -316,6 +316,27 @@ int main(void)
         cJSON_Delete(recs);
         h_run_free(&run);
         h_server_stop(&lim);
+    }
+    /* 5: a wrong key is refused over the open socket (close 1007 "API key not valid"): the
+     * session fails at once with STENO_ERR_AUTH, after one attempt */
+    {
+        h_run run;
+        setup(&run, "wrong_key", srv.port);
+        run.sc.api_key = "not-the-key";
+        h_run_open(&run, cl);
+        int16_t pcm[1600] = {0};
+        steno_session_write(run.s, pcm, 1600);
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_FAILED, 1, 10000 * h_slow()), "no FAILED");
+        steno_session_stats st;
+        steno_session_stats_get(run.s, &st);
+        pthread_mutex_lock(&run.col.mu);
+        const h_ev *f = &run.col.ev[h_find(&run.col, STENO_EVENT_FAILED, 0)];
+        H_CHECK(f->status == STENO_ERR_AUTH && f->close_code == 1007, "FAILED %s, close %d: %s",
+                steno_status_name(f->status), f->close_code, f->message);
+        pthread_mutex_unlock(&run.col.mu);
+        H_CHECK(st.attempts == 1, "%u attempts for a wrong key", st.attempts);
+        h_log("wrong_key: FAILED with STENO_ERR_AUTH after one attempt");
+        h_run_free(&run);
     }
     steno_client_destroy(cl);
     H_CHECK(atomic_load(&lines) > 0 && atomic_load(&leaks) == 0,
