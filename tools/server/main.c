@@ -92,6 +92,9 @@ enum {
     OPT_HELP,
 };
 
+/* --session-limit-s was given: the protocol's own limit does not apply. */
+static int session_limit_given;
+
 static int parse_args(int argc, char **argv, srv_config *c)
 {
     static const struct option opts[] = {
@@ -236,9 +239,11 @@ static int parse_args(int argc, char **argv, srv_config *c)
             c->verbose = 1;
             break;
         case OPT_PROTOCOL:
-            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai")) {
+            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
+                strcmp(optarg, "openai")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram or assemblyai, got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai or openai, got "
+                        "'%s'\n",
                         optarg);
                 return -1;
             }
@@ -248,6 +253,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
+            session_limit_given = 1;
             break;
         case 'h':
         case OPT_HELP:
@@ -271,6 +277,9 @@ static int parse_args(int argc, char **argv, srv_config *c)
         c->max_rate = aai ? 1.0 : 0;
     if (c->burst_ms < 0)
         c->burst_ms = aai ? 1500 : 2000;
+    /* OpenAI Realtime: sessions end after 60 minutes; no pacing rule is documented. */
+    if (!strcmp(c->protocol, "openai") && !session_limit_given)
+        c->session_limit_s = 3600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -320,6 +329,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, cfg))
         return 2;
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
+    if (!strcmp(cfg->protocol, "openai"))
+        srv_g.proto = &srv_proto_openai;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))

@@ -99,5 +99,6 @@ typedef struct srv_proto {
 
 extern const srv_proto srv_proto_deepgram;
 extern const srv_proto srv_proto_assemblyai;
+extern const srv_proto srv_proto_openai;
 
 #endif
