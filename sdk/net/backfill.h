@@ -45,6 +45,7 @@ struct steno__bf {
     char cred[4200];
     steno__sb rx;
     bool rx_skip;
+    void *pconn; /* the adapter's state for this connection (provider conn_new) */
     steno__timer sul_retry, sul_conn_to, sul_live, sul_pace;
 };
 

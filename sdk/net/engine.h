@@ -274,6 +274,10 @@ struct steno_session {
     int close_fin;               /* STENO__CLOSE_FIN_*: the flush before close_text */
     steno__fin_queue fin_q;      /* finalize messages awaiting their answer (NEXT_FINAL) */
     bool switching, switch_sent; /* seamless reconnect for a configuration change */
+    bool switch_go_away;         /* ... or because the provider announced the connection's end */
+    bool configure_pending;      /* a live settings change (configure_message) to send */
+    void *psess;                 /* the adapter's session state (provider session_new) */
+    void *pconn;                 /* the adapter's state for the live connection (conn_new) */
     uint64_t close_deadline_ms;
     bool terminal;
     bool detached;

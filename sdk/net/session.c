@@ -81,6 +81,10 @@ static void abandon_conn(steno_session *s)
         s->wsi = NULL;
     }
     s->conn = STENO__CONN_NONE;
+    if (s->pconn) {
+        s->prov->conn_free(s->a, s->pconn);
+        s->pconn = NULL;
+    }
     steno__timer_cancel(&s->sul_conn_to);
     steno__timer_cancel(&s->sul_live);
     steno__timer_cancel(&s->sul_pace);
@@ -387,6 +391,10 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
         return;
     }
     if (was_switching && !steno__verdict_is_fatal(cls.verdict)) {
+        if (s->switch_go_away) {
+            planned_reconnect(s, "the provider is ending the connection (seamless reconnect)");
+            return;
+        }
         ST_ADD(s, configures, 1);
         planned_reconnect(s, "applying a configuration change (seamless reconnect)");
         return;
@@ -677,6 +685,8 @@ static bool wants_write(steno_session *s)
         return false;
     if (s->ping_pending || s->ka_pending || s->initial_pending || s->auto_fin_pending)
         return true;
+    if (s->configure_pending && !s->switching && !s->closestream_sent)
+        return true;
     if (s->switching)
         return !s->switch_sent;
     if (s->closestream_sent)
@@ -775,6 +785,11 @@ static void switch_cb(steno__timer *sul)
     /* The old connection did not finish in time: drop it; replay covers what it held. */
     abandon_conn(s);
     s->switching = s->switch_sent = false;
+    if (s->switch_go_away) {
+        planned_reconnect(s, "the provider is ending the connection (old connection did not "
+                             "close in time)");
+        return;
+    }
     ST_ADD(s, configures, 1);
     planned_reconnect(s, "applying a configuration change (old connection did not close in time)");
 }
@@ -861,6 +876,15 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         lws_set_opaque_user_data(wsi, NULL);
         return;
     }
+    if (s->prov->conn_new && !(s->pconn = s->prov->conn_new(s->a, s->psess, &s->ap, &s->opts, 0))) {
+        s->wsi = wsi; /* abandon_conn lets lws finish it */
+        abandon_conn(s);
+        steno__failure_info info;
+        memset(&info, 0, sizeof info);
+        info.phase = STENO__PHASE_OPEN;
+        conn_ended(s, &info, false, "out of memory for the provider's connection state");
+        return;
+    }
     uint64_t now = steno__now_ms();
     s->wsi = wsi;
     s->conn = STENO__CONN_OPEN;
@@ -907,7 +931,8 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->closestream_sent = false;
     s->close_fin = STENO__CLOSE_FIN_NONE;
     s->fin_q.n = 0;
-    s->switching = s->switch_sent = false;
+    s->switching = s->switch_sent = s->switch_go_away = false;
+    s->configure_pending = false; /* the new connection's setup carries the settings */
     s->rx.len = 0;
     if (s->finalize_outstanding && steno__ring_acked(s->ring) < s->finalize_target) {
         s->finalize_pending = true; /* its answer was lost with the old connection */
@@ -1182,16 +1207,47 @@ out:
     steno__free(s->a, wt);
 }
 
+/* The provider announced the connection's end: flush and move to a new one now, while the
+ * old one still works, instead of waiting for the close (no backoff, breaker or budget). */
+static void go_away(steno_session *s, double time_left_s)
+{
+    if (s->conn != STENO__CONN_OPEN || s->close_requested || s->switching)
+        return;
+    if (time_left_s >= 0)
+        steno__slog(s, STENO_LOG_INFO, "provider ends the connection in %.1f s: reconnecting now",
+                    time_left_s);
+    else
+        steno__slog(s, STENO_LOG_INFO, "provider ends the connection soon: reconnecting now");
+    s->switching = s->switch_go_away = true;
+    s->switch_sent = false;
+    sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
+    want_write(s);
+}
+
+static void handle_one(steno_session *s, steno__msg *m);
+
 static void handle_message(steno_session *s, const char *text, size_t len)
 {
     steno__msg m;
-    int rc = s->prov->parse(s->a, text, len, &m);
+    void *pconn = s->pconn;
+    int rc = s->prov->parse(s->a, pconn, text, len, &m);
     if (rc != STENO_OK) {
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
         steno__slog(s, STENO_LOG_DEBUG, "unparseable server message (%zu bytes)", len);
-        return;
+    } else {
+        handle_one(s, &m);
     }
+    /* Messages the adapter held back for this one (it may have ended the connection, and
+     * with it the adapter's state). */
+    while (s->prov->next_message && s->pconn == pconn && pconn && s->conn == STENO__CONN_OPEN &&
+           s->prov->next_message(s->a, pconn, &m) == 1)
+        handle_one(s, &m);
+}
+
+static void handle_one(steno_session *s, steno__msg *mp)
+{
+    steno__msg m = *mp;
     ST_ADD(s, messages_received, 1);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
@@ -1221,6 +1277,9 @@ static void handle_message(steno_session *s, const char *text, size_t len)
         snprintf(s->prov_err, sizeof s->prov_err, "%s%s%s", m.error_code,
                  (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
         steno__slog(s, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
+        break;
+    case STENO__MSG_GO_AWAY:
+        go_away(s, m.time_left_s);
         break;
     default:
         break;
@@ -1343,7 +1402,15 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     if (s->initial_pending) {
         s->initial_pending = false;
         steno__sb_reset(&s->tx);
-        if (s->prov->initial_message(&s->ap, &s->opts, &s->tx) != STENO_OK ||
+        if (s->prov->initial_message(s->pconn, &s->ap, &s->opts, &s->tx) != STENO_OK ||
+            send_text(s, wsi, steno__sb_cstr(&s->tx)))
+            return -1;
+        goto more;
+    }
+    if (s->configure_pending && !s->switching && !s->closestream_sent) {
+        s->configure_pending = false;
+        steno__sb_reset(&s->tx);
+        if (s->prov->configure_message(&s->opts, &s->tx) != STENO_OK ||
             send_text(s, wsi, steno__sb_cstr(&s->tx)))
             return -1;
         goto more;
@@ -1403,7 +1470,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             return -1; /* recorded audio without its padding: start over on a new connection */
         steno__pacing_allow(&s->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
+        if (steno__wire_send_audio(s, wsi, s->pconn, &ch, pad, &n))
             return -1;
         steno__ring_mark_sent(s->ring, ch.seq);
         atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,
@@ -1482,8 +1549,10 @@ static void adopt_config(steno_session *s)
     steno__opts_free(s->a, &old);
     if (s->conn == STENO__CONN_OPEN && !s->close_requested) {
         if (s->prov->configure_message) {
-            /* a provider with live settings would queue its message here */
+            /* the provider changes settings on the open connection: no reconnect */
+            s->configure_pending = true;
             ST_ADD(s, configures, 1);
+            want_write(s);
         } else if (!s->switching) {
             s->switching = true;
             s->switch_sent = false;

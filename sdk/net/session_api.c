@@ -203,6 +203,10 @@ void steno__session_free(steno_session *s)
     const steno_allocator *a = s->a;
     steno__events_free_all(s);
     steno__backfill_destroy(s);
+    if (s->pconn)
+        s->prov->conn_free(a, s->pconn);
+    if (s->psess)
+        s->prov->session_free(a, s->psess);
     steno__free(a, s->bounds);
     steno__ring_destroy(s->ring);
     steno__timeline_destroy(s->tl);
@@ -266,6 +270,10 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    if (prov->session_new && !(s->psess = prov->session_new(a))) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory for the provider's session state");
+        goto fail;
+    }
     rc = steno__opts_copy(a, cfg.options, cfg.n_options, &s->opts);
     if (rc) {
         rc = errf(err, errlen, rc, "could not copy the options: %s", steno_strerror(rc));
@@ -310,7 +318,10 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
              cfg.ring_chunks, s->chunk_bytes, steno_strerror(rc));
         goto fail;
     }
-    s->scratch_cap = LWS_PRE + (s->chunk_bytes > 4096 ? s->chunk_bytes : 4096);
+    /* A provider that frames audio as text (base64 in JSON, perhaps resampled up to 3x, as
+     * 8 kHz to OpenAI's 24 kHz) needs room for 4/3 of three times the chunk, plus the JSON. */
+    size_t frame_cap = prov->frame_audio ? (size_t)s->chunk_bytes * 4 + 1024 : s->chunk_bytes;
+    s->scratch_cap = LWS_PRE + (frame_cap > 4096 ? frame_cap : 4096);
     s->scratch = steno__alloc(a, s->scratch_cap);
     if (!s->scratch) {
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");

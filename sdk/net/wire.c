@@ -96,7 +96,7 @@ uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch)
     return ch->frames < min ? (uint32_t)(min - ch->frames) : 0;
 }
 
-int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
+int steno__wire_send_audio(steno_session *s, struct lws *wsi, void *pconn, const steno__chunk *ch,
                            uint32_t pad_frames, uint32_t *wire_bytes)
 {
     uint32_t n = ch->bytes;
@@ -104,7 +104,7 @@ int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk
         return -1; /* no provider frames text and has a minimum length */
     if (s->prov->frame_audio) {
         steno__sb_reset(&s->tx);
-        if (s->prov->frame_audio(ch->data, ch->bytes, &s->tx) != STENO_OK ||
+        if (s->prov->frame_audio(pconn, ch->data, ch->bytes, &s->tx) != STENO_OK ||
             s->tx.len + LWS_PRE > s->scratch_cap)
             return -1;
         memcpy(s->scratch + LWS_PRE, s->tx.p, s->tx.len);

@@ -384,8 +384,10 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
     return STENO_OK;
 }
 
-static int aai_parse(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
+static int aai_parse(const steno_allocator *a, void *conn, const char *text, size_t len,
+                     steno__msg *m)
 {
+    (void)conn; /* stateless: a Turn carries its words' times */
     cJSON *root = NULL;
     int brc = steno__msg_begin(a, text, len, m, &root);
     if (brc != STENO_OK)

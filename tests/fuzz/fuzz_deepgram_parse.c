@@ -121,7 +121,7 @@ static int parse_once(const uint8_t *data, size_t size, uint64_t fail_at, uint64
     fz_alloc fa;
     fz_alloc_init(&fa, fail_at);
     steno__msg m;
-    int rc = dg->parse(&fa.a, (const char *)data, size, &m);
+    int rc = dg->parse(&fa.a, NULL, (const char *)data, size, &m);
     *type = m.type;
     if (rc != STENO_OK) {
         FUZZ_CHECK(rc == STENO_ERR_PARSE || (rc == STENO_ERR_NOMEM && fa.failed), "rc %d", rc);
@@ -173,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dg = steno__provider_find("deepgram");
     FUZZ_CHECK(dg && dg->parse, "no deepgram provider");
     steno__msg none;
-    FUZZ_CHECK(dg->parse(NULL, NULL, size, &none) == STENO_ERR_INVALID_ARG &&
+    FUZZ_CHECK(dg->parse(NULL, NULL, NULL, size, &none) == STENO_ERR_INVALID_ARG &&
                    none.type == STENO__MSG_IGNORED && !none.root_,
                "NULL text");
 

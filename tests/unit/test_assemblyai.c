@@ -186,7 +186,7 @@ static void test_configure_message_holds_only_live_settings(void **state)
 
 static int parse(const char *json, steno__msg *m)
 {
-    return aai()->parse(NULL, json, strlen(json), m);
+    return aai()->parse(NULL, NULL, json, strlen(json), m);
 }
 
 static void test_partial_turn_is_an_interim_of_all_its_words(void **state)
@@ -291,7 +291,7 @@ static void test_bad_turns_are_parse_errors(void **state)
     deep[sizeof deep - 1] = '\0';
     steno__msg m;
     assert_int_equal(parse(deep, &m), STENO_ERR_PARSE);
-    assert_int_equal(aai()->parse(NULL, "{\"type\":\"Turn\"", 5, &m), STENO_ERR_PARSE);
+    assert_int_equal(aai()->parse(NULL, NULL, "{\"type\":\"Turn\"", 5, &m), STENO_ERR_PARSE);
 }
 
 static void test_begin_termination_error_and_unknown(void **state)
