@@ -2,7 +2,8 @@
  * (null engine, --max-rate 1.0): every sample finalized exactly once at real-time pacing,
  * directly and through steno-chaos with a TCP reset and a server drop mid-stream, and across the
  * session limit (error session_expired, then the close), with one timeline and no rate close;
- * and a 16 kHz session, whose audio reaches the server resampled to 24 kHz.
+ * a language change mid-stream applied by session.update on the open connection; and a 16 kHz
+ * session, whose audio reaches the server resampled to 24 kHz.
  *
  * The weaker guarantees this protocol allows, asserted as such:
  *  - The close. OpenAI has no end-of-stream message and the service closes on no client
@@ -119,7 +120,7 @@ static void no_empty_finals(h_run *r)
 /* One stream at real time; faults(run, srv, chaos) strikes while it flows (may be NULL). */
 static void exact_run(steno_client *cl, h_server *srv, int port, const char *name, uint32_t seed,
                       double seconds, void (*faults)(h_run *, h_server *, void *), void *arg,
-                      size_t min_connections)
+                      size_t min_connections, size_t max_connections, const char *expect)
 {
     const size_t total = (size_t)(seconds * RATE);
     int16_t *pcm = h_pattern_alloc(seed, total);
@@ -136,13 +137,15 @@ static void exact_run(steno_client *cl, h_server *srv, int port, const char *nam
     no_rate_closes(recs);
     char *txt = cJSON_PrintUnformatted(recs);
     H_CHECK(strstr(txt, "intent=transcription") && strstr(txt, "\"input_audio_buffer.commit\"") &&
-                strstr(txt, "\"session.update\":1"),
+                strstr(txt, "\"session.update\":"),
             "%s: no transcription session with commits: %s", name, txt);
+    H_CHECK(!expect || strstr(txt, expect), "%s: no %s in the records: %s", name, expect, txt);
     free(txt);
     no_empty_finals(&run);
     h_accounting acc;
     h_run_check_accounting(&run, pcm, written, recs, &acc);
-    H_CHECK(acc.dropped == 0 && acc.covered == written && acc.connections >= min_connections,
+    H_CHECK(acc.dropped == 0 && acc.covered == written && acc.connections >= min_connections &&
+                acc.connections <= max_connections,
             "%s: covered %" PRIu64 " of %zu over %zu connections", name, acc.covered, written,
             acc.connections);
     h_log("%s: %zu finals over %zu connections cover %" PRIu64 " samples exactly once", name,
@@ -150,6 +153,15 @@ static void exact_run(steno_client *cl, h_server *srv, int port, const char *nam
     cJSON_Delete(recs);
     h_run_free(&run);
     free(pcm);
+}
+
+/* At 2 s of audio: the language changes, by a session.update on the open connection. */
+static void live_language(h_run *run, h_server *srv, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    H_CHECK(h_producer_wait(&run->prod, 2u * RATE, 20000), "producer stalled");
+    H_CHECK(steno_session_set_option(run->s, "language", "de") == STENO_OK, "configure");
 }
 
 /* A TCP reset through the proxy at ~3 s, a server drop at ~8 s. */
@@ -197,10 +209,12 @@ int main(void)
     char err[256] = "";
     H_CHECK(steno_client_open(&cc, &cl, err, sizeof err) == STENO_OK, "client: %s", err);
 
-    /* 1: a clean stream of 6 s, straight to the server: one connection */
-    exact_run(cl, &srv, srv.port, "clean", 21, 6.0, NULL, NULL, 1);
+    /* 1: a clean stream of 6 s, straight to the server: one connection, through a live
+     * language change */
+    exact_run(cl, &srv, srv.port, "clean", 21, 6.0, live_language, NULL, 1, 1,
+              "\"language\":\"de\"");
     /* 2: 14 s through the proxy, a reset and a drop */
-    exact_run(cl, &srv, chaos.port, "faults", 22, 14.0, reset_then_drop, &chaos, 3);
+    exact_run(cl, &srv, chaos.port, "faults", 22, 14.0, reset_then_drop, &chaos, 3, 3, NULL);
 
     /* 3: a 4 s session limit during 10 s: session_expired, then the next session at once */
     const char *largs[] = {
@@ -208,7 +222,7 @@ int main(void)
         "--max-rate", "1.0",    "--burst-ms", "1500", "--session-limit-s", "4",
         NULL};
     h_server_start(&limited, largs);
-    exact_run(cl, &limited, limited.port, "expiry", 23, 10.0, two_expiries, NULL, 3);
+    exact_run(cl, &limited, limited.port, "expiry", 23, 10.0, two_expiries, NULL, 3, 3, NULL);
     h_server_stop(&limited);
 
     /* 4: 2 s at 16 kHz: each connection's audio reaches the server as 3 samples per 2 */
