@@ -486,8 +486,10 @@ static void final_msg(steno__msg *m, char *text)
 }
 
 /* Fills m with the next message the queue may release: 1, or 0 when none. */
-static int release(oai_conn *c, const steno_allocator *a, steno__msg *m)
+static int release(oai_conn *c, steno__msg *m)
 {
+    /* what it hands over was allocated through the connection's allocator */
+    const steno_allocator *a = c->a;
     memset(m, 0, sizeof *m);
     m->a_ = a;
     if (c->go_away_next) {
@@ -544,7 +546,8 @@ static int release(oai_conn *c, const steno_allocator *a, steno__msg *m)
 static int oai_next_message(const steno_allocator *a, void *conn, steno__msg *out)
 {
     oai_conn *c = conn;
-    return c ? release(c, a, out) : 0;
+    (void)a; /* the connection's own allocator (the engine's: the same) */
+    return c ? release(c, out) : 0;
 }
 
 /* ---- parsing ---- */
@@ -730,7 +733,7 @@ static int oai_parse(const steno_allocator *a, void *conn, const char *text, siz
     if (m->type == STENO__MSG_IGNORED && c) {
         /* This message may have completed the answer at the head of the queue. */
         steno__msg_release(m);
-        if (release(c, a, m) == 0) {
+        if (release(c, m) == 0) {
             memset(m, 0, sizeof *m);
             m->a_ = a;
             m->type = STENO__MSG_IGNORED;
