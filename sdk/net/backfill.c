@@ -17,6 +17,19 @@ static void pace_cb(steno__timer *t);
 static void try_connect(steno__bf *b);
 static void finish_job(steno__bf *b, bool done);
 
+/* A backfill connection sends at the provider's limit for seconds on end, where the live
+ * connection only bursts after a reconnect: network jitter that bunches its frames up (the
+ * provider clocks arrival, not sending) must not push it over. So it keeps 4 % under the
+ * live connection's speed and 1 s of burst in reserve. */
+static steno__pacing_config bf_pacing(const steno_session *s)
+{
+    steno__pacing_config pc = s->pacing.cfg;
+    pc.speed_permille = pc.speed_permille * 96u / 100u;
+    if (pc.burst_ms > 1000u)
+        pc.burst_ms = pc.burst_ms - 1000u > 500u ? pc.burst_ms - 1000u : 500u;
+    return pc;
+}
+
 int steno__backfill_create(steno_session *s, uint32_t n)
 {
     s->n_bf = 0;
@@ -27,14 +40,7 @@ int steno__backfill_create(steno_session *s, uint32_t n)
     if (!s->bf)
         return STENO_ERR_NOMEM;
     s->n_bf = n;
-    /* A backfill connection sends at the provider's limit for seconds on end, where the live
-     * connection only bursts after a reconnect: network jitter that bunches its frames up
-     * (the provider clocks arrival, not sending) must not push it over. So it keeps 4 %
-     * under the speed and 1 s of burst in reserve. */
-    steno__pacing_config pc = s->pacing.cfg;
-    pc.speed_permille = pc.speed_permille * 96u / 100u;
-    if (pc.burst_ms > 1000u)
-        pc.burst_ms = pc.burst_ms - 1000u > 500u ? pc.burst_ms - 1000u : 500u;
+    steno__pacing_config pc = bf_pacing(s);
     for (uint32_t i = 0; i < n; i++) {
         steno__bf *b = &s->bf[i];
         b->s = s;
@@ -283,6 +289,36 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
                 (unsigned long long)delay, cls.cause);
     b->retry_wait = true;
     sched(b, &b->sul_retry, retry_cb, delay);
+}
+
+void steno__backfill_drop_all(steno_session *s)
+{
+    for (uint32_t i = 0; i < s->n_bf; i++) {
+        steno__bf *b = &s->bf[i];
+        if (!b->job_id)
+            continue;
+        drop_conn(b);
+        steno__timer_cancel(&b->sul_retry);
+        b->retry_wait = b->breaker_wait = b->wants_slot = false;
+        steno__sb_reset(&b->rx);
+        b->rx_skip = false;
+    }
+}
+
+void steno__backfill_restart_all(steno_session *s)
+{
+    steno__pacing_config pc = bf_pacing(s);
+    uint64_t now = steno__now_ms();
+    for (uint32_t i = 0; i < s->n_bf; i++) {
+        steno__bf *b = &s->bf[i];
+        steno__pacing_init(&b->pacing, &pc, now);
+        if (!b->job_id)
+            continue;
+        b->attempts = 0;
+        steno__backoff_on_connected(&b->bo, now); /* a new endpoint: a fresh backoff */
+        b->retry_wait = true;
+        sched(b, &b->sul_retry, retry_cb, 0);
+    }
 }
 
 static void retry_cb(steno__timer *t)

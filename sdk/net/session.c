@@ -50,6 +50,10 @@ static void pace_cb(steno__timer *sul);
 static void close_cb(steno__timer *sul);
 static void evict_cb(steno__timer *sul);
 static void switch_cb(steno__timer *sul);
+static void failback_cb(steno__timer *sul);
+static void want_write(steno_session *s);
+static bool failover_on_failure(steno_session *s, const steno__classification *cls, int http_status,
+                                bool was_open, const char *why, bool exhausted);
 static void try_connect(steno_session *s);
 
 /* Metrics fed from ring counters, as deltas since the last sync (network thread). */
@@ -299,6 +303,10 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     }
     uint64_t delay = 0;
     if (steno__backoff_next(&s->bo, now, cls->retry_after_ms, &delay) != STENO_OK) {
+        steno__classification gave_up = *cls;
+        gave_up.status = STENO_ERR_RETRIES_EXHAUSTED;
+        if (failover_on_failure(s, &gave_up, http_status, false, why, true))
+            return;
         char msg[512];
         snprintf(msg, sizeof msg,
                  "gave up reconnecting after %u attempts over %llu ms (retry.max_attempts / "
@@ -309,6 +317,14 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     }
     if (cls->verdict == STENO__RETRY_AFTER)
         steno__counter_inc(c->m.rate_limit_waits);
+    if (s->n_targets > 1 && s->tgt_down_ms) {
+        /* wait no longer than the moment this endpoint is due to be left */
+        uint64_t due = s->tgt_down_ms + s->cfg.failover_after_ms;
+        if (due <= now)
+            delay = 0;
+        else if (delay > due - now)
+            delay = due - now;
+    }
     if (!s->close_requested)
         steno__set_state(s, s->ever_connected ? STENO_STATE_RECONNECTING : STENO_STATE_CONNECTING);
     steno_event ev;
@@ -320,6 +336,7 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     ev.u.reconnecting.http_status = http_status;
     ev.u.reconnecting.close_code = close_code;
     ev.u.reconnecting.message = cause;
+    snprintf(s->last_cause, sizeof s->last_cause, "%s", cause);
     steno__slog(s, STENO_LOG_INFO, "reconnecting in %llu ms: %s", (unsigned long long)delay, cause);
     steno__emit(s, &ev);
     if (s->terminal)
@@ -345,6 +362,124 @@ static void planned_reconnect(steno_session *s, const char *why)
         steno__set_state(s, STENO_STATE_RECONNECTING);
     sched(s, &s->sul_retry, retry_cb, 0);
     sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/* ---- failover ---- */
+
+/* Moves the session to targets[k] (the live connection is gone) and connects there at once:
+ * what is not acknowledged is replayed there, on the same timeline. */
+static void move_to(steno_session *s, uint32_t k, steno_status cause, const char *why)
+{
+    const char *from = s->prov->name;
+    char from_url[512];
+    snprintf(from_url, sizeof from_url, "%s", s->url.endpoint ? s->url.endpoint : "");
+    steno__timer_cancel(&s->sul_retry);
+    int rc = steno__targets_switch(s, k);
+    if (rc != STENO_OK) {
+        fail_session(s, (steno_status)rc, 0, 0, "failover: could not move to the next endpoint",
+                     "");
+        return;
+    }
+    uint64_t now = steno__now_ms();
+    s->tgt_down_ms = now; /* the new endpoint gets its own failover_after_ms */
+    steno__backoff_on_connected(&s->bo, now);
+    s->outage_attempts = 0;
+    steno__slog(s, STENO_LOG_WARN, "failover: %s (%s) -> %s (%s): %s", from, from_url,
+                s->prov->name, s->url.endpoint, why);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_FAILOVER;
+    ev.u.failover.from_provider = from;
+    ev.u.failover.from_url = from_url;
+    ev.u.failover.to_provider = s->prov->name;
+    ev.u.failover.to_url = s->url.endpoint;
+    ev.u.failover.to_index = k;
+    ev.u.failover.cause = cause;
+    ev.u.failover.message = why;
+    steno__emit(s, &ev);
+    if (s->terminal)
+        return;
+    steno__timer_cancel(&s->sul_failback);
+    if (k != 0 && s->cfg.failback_after_ms)
+        sched(s, &s->sul_failback, failback_cb, s->failback_ms);
+    sched(s, &s->sul_retry, retry_cb, 0);
+    sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/*
+ * A failure of the endpoint in use: move to the next one when it is not the app's fault and
+ * the endpoint has failed for failover_after_ms in a row (at once for a payment or quota
+ * refusal, or when retries are exhausted), or back to the fallback when a try of the preferred
+ * endpoint failed. true: moved.
+ */
+static bool failover_on_failure(steno_session *s, const steno__classification *cls, int http_status,
+                                bool was_open, const char *why, bool exhausted)
+{
+    if (s->n_targets < 2 || s->close_requested)
+        return false;
+    uint64_t now = steno__now_ms();
+    if (s->failback_trial && !was_open) {
+        s->failback_trial = false;
+        uint32_t back = s->failback_from;
+        uint64_t next = (uint64_t)s->failback_ms * 2u;
+        s->failback_ms = next > 600000u ? 600000u : (uint32_t)next;
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "the preferred endpoint still fails (%s): back to the fallback; next try in %u s",
+                 cls->cause, s->failback_ms / 1000u);
+        move_to(s, back, cls->status, msg);
+        return true;
+    }
+    /* The app's own mistakes (credentials, a bad request, audio it cannot decode) are the same
+     * anywhere: they fail the session as without failover. */
+    if (steno__verdict_is_fatal(cls->verdict) && http_status != 402)
+        return false;
+    if (!s->tgt_down_ms)
+        s->tgt_down_ms = now;
+    bool quota = http_status == 402;
+    bool long_outage = now - s->tgt_down_ms >= s->cfg.failover_after_ms;
+    if (!quota && !long_outage && !exhausted)
+        return false;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s%s%s", quota ? "payment or quota refused: " : "",
+             long_outage && !quota ? "failing for failover_after_ms, last: " : "", cls->cause);
+    if (why && *why && strcmp(why, cls->cause) != 0) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof msg - n, " (%s)", why);
+    }
+    move_to(s, (s->cur + 1) % s->n_targets, cls->status, msg);
+    return true;
+}
+
+/* failback_after_ms passed on a fallback: move back to the preferred endpoint, unless its
+ * breaker says it is still down, flushing the fallback connection first (a seamless switch). */
+static void failback_cb(steno__timer *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_failback);
+    if (s->terminal || s->cur == 0 || s->close_requested)
+        return;
+    steno__endpoint *pref = s->targets[0].ep;
+    if (s->conn != STENO__CONN_OPEN || s->switching ||
+        (pref && steno__breaker_get_state(&pref->breaker) == STENO__BREAKER_OPEN)) {
+        sched(s, &s->sul_failback, failback_cb, s->failback_ms);
+        return;
+    }
+    steno__slog(s, STENO_LOG_INFO, "failback: flushing %s to move back to %s", s->prov->name,
+                s->targets[0].prov->name);
+    s->switching = s->switch_failback = true;
+    s->switch_sent = false;
+    sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
+    want_write(s);
+}
+
+/* The fallback connection is flushed and gone: connect to the preferred endpoint; a handshake
+ * failure there brings the session straight back (failover_on_failure). */
+static void failback_now(steno_session *s)
+{
+    s->switch_failback = false;
+    s->failback_from = s->cur;
+    move_to(s, 0, STENO_OK, "failback: back to the preferred endpoint");
+    s->failback_trial = !s->terminal;
 }
 
 /*
@@ -391,6 +526,10 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
         return;
     }
     if (was_switching && !steno__verdict_is_fatal(cls.verdict)) {
+        if (s->switch_failback) {
+            failback_now(s);
+            return;
+        }
         if (s->switch_go_away) {
             planned_reconnect(s, "the provider is ending the connection (seamless reconnect)");
             return;
@@ -403,6 +542,8 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
         steno__counter_inc(c->m.fail[cls.verdict]);
         if (!was_open)
             drop_probe(s);
+        if (failover_on_failure(s, &cls, info->http_status, was_open, why, false))
+            return;
         char msg[512];
         char cause[300];
         format_cause(cause, sizeof cause, &cls, why);
@@ -429,6 +570,8 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     } else {
         steno__counter_inc(c->m.disconnects);
     }
+    if (failover_on_failure(s, &cls, info->http_status, was_open, why, false))
+        return;
     schedule_retry(s, &cls, info->http_status, info->close_code, why, !(was_open && healthy));
 }
 
@@ -481,6 +624,25 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_NONE)
         return;
     uint64_t now = steno__now_ms();
+    if (s->n_targets > 1 && s->tgt_down_ms && !s->close_requested &&
+        now - s->tgt_down_ms >= s->cfg.failover_after_ms) {
+        /* the endpoint failed (or its breaker held us) for failover_after_ms */
+        steno__classification cls;
+        memset(&cls, 0, sizeof cls);
+        cls.verdict = STENO__RETRY;
+        cls.status = s->waiting_breaker ? STENO_ERR_BREAKER_OPEN
+                                        : (steno_status)atomic_load(&s->st.last_error);
+        snprintf(cls.cause, sizeof cls.cause, "%.*s", (int)sizeof cls.cause - 1,
+                 s->waiting_breaker ? "its circuit breaker stayed open"
+                 : s->last_cause[0] ? s->last_cause
+                                    : "it keeps failing");
+        if (s->holds_slot) {
+            s->holds_slot = false;
+            steno__client_release_slot(c);
+        }
+        if (failover_on_failure(s, &cls, 0, false, NULL, false))
+            return;
+    }
     /* A connect slot first, the breaker second: a session that waited in line for a slot asks
      * the breaker when it is its turn, so a breaker that opened meanwhile still holds it back. */
     if (!s->holds_slot) {
@@ -511,6 +673,15 @@ static void try_connect(steno_session *s)
             steno__slog(s, STENO_LOG_DEBUG, "the circuit breaker holds the connection for %llu ms",
                         (unsigned long long)(retry_at > now ? retry_at - now : 1));
             s->waiting_breaker = s->primary_breaker_wait = true;
+            if (s->n_targets > 1) {
+                /* a breaker wait is a failure of the endpoint too: wake when it is due to
+                 * be left */
+                if (!s->tgt_down_ms)
+                    s->tgt_down_ms = now;
+                uint64_t due = s->tgt_down_ms + s->cfg.failover_after_ms;
+                if (retry_at > due)
+                    retry_at = due > now ? due : now + 1;
+            }
             sched(s, &s->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }
@@ -569,7 +740,7 @@ steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, 
                                        size_t msglen)
 {
     buf[0] = '\0';
-    if (s->cfg.token_cb) {
+    if (s->cfg.token_cb && s->cur == 0) { /* failover endpoints carry their own keys */
         steno_status rc = s->cfg.token_cb(s->cfg.token_user, buf, cap);
         if (rc != STENO_OK || !memchr(buf, '\0', cap)) {
             snprintf(msg, msglen, "the token callback failed (%s): no credential to connect",
@@ -785,6 +956,10 @@ static void switch_cb(steno__timer *sul)
     /* The old connection did not finish in time: drop it; replay covers what it held. */
     abandon_conn(s);
     s->switching = s->switch_sent = false;
+    if (s->switch_failback) {
+        failback_now(s);
+        return;
+    }
     if (s->switch_go_away) {
         planned_reconnect(s, "the provider is ending the connection (old connection did not "
                              "close in time)");
@@ -931,7 +1106,9 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->closestream_sent = false;
     s->close_fin = STENO__CLOSE_FIN_NONE;
     s->fin_q.n = 0;
-    s->switching = s->switch_sent = s->switch_go_away = false;
+    s->switching = s->switch_sent = s->switch_go_away = s->switch_failback = false;
+    s->tgt_down_ms = 0;
+    s->failback_trial = false;    /* back on the preferred endpoint, for good */
     s->configure_pending = false; /* the new connection's setup carries the settings */
     s->rx.len = 0;
     if (s->finalize_outstanding && steno__ring_acked(s->ring) < s->finalize_target) {
@@ -1181,6 +1358,7 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
     t->end_sample = mp.end_frame;
     t->channel = m->channel;
     t->from_backfill = bf != NULL;
+    t->provider = s->prov->name;
     if (m->is_final) {
         ST_ADD(s, finals, 1);
         steno__counter_inc(c->m.finals);
@@ -1409,9 +1587,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     }
     if (s->configure_pending && !s->switching && !s->closestream_sent) {
         s->configure_pending = false;
-        steno__sb_reset(&s->tx);
-        if (s->prov->configure_message(&s->opts, &s->tx) != STENO_OK ||
-            send_text(s, wsi, steno__sb_cstr(&s->tx)))
+        if (send_text(s, wsi, steno__sb_cstr(&s->cfg_tx)))
             return -1;
         goto more;
     }
@@ -1536,6 +1712,13 @@ static void adopt_config(steno_session *s)
     s->pending_opts.n = 0;
     s->pending_valid = false;
     pthread_mutex_unlock(&s->lock);
+    if (s->cur != 0) {
+        /* the options are the preferred endpoint's: kept for when the session moves back */
+        steno__opts_free(s->a, &s->targets[0].opts);
+        s->targets[0].opts = next;
+        ST_ADD(s, configures, 1);
+        return;
+    }
     steno__opts old = s->opts;
     s->opts = next;
     char err[256];
@@ -1546,12 +1729,19 @@ static void adopt_config(steno_session *s)
         s->opts = old;
         return;
     }
+    /* Can the provider change this on the open connection (no reconnect)? */
+    bool live = false;
+    if (s->conn == STENO__CONN_OPEN && !s->close_requested && !s->switching &&
+        s->prov->configure_message) {
+        steno__sb_reset(&s->cfg_tx);
+        live = s->prov->configure_message(&old, &s->opts, &s->cfg_tx) == STENO_OK;
+    }
     steno__opts_free(s->a, &old);
     if (s->conn == STENO__CONN_OPEN && !s->close_requested) {
-        if (s->prov->configure_message) {
-            /* the provider changes settings on the open connection: no reconnect */
+        if (live) {
             s->configure_pending = true;
             ST_ADD(s, configures, 1);
+            steno__slog(s, STENO_LOG_INFO, "configure: applied on the open connection");
             want_write(s);
         } else if (!s->switching) {
             s->switching = true;

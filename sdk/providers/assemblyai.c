@@ -247,12 +247,27 @@ static int aai_credential_query(const char *credential, steno__sb *out)
     return steno__sb_status(out);
 }
 
-/* UpdateConfiguration with the settings that can change on an open session. Not in the table
- * yet: the engine applies a configure() by a seamless reconnect (which re-sends every query
- * parameter) until its live-configure path sends this message. */
-int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out);
-int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out)
+/* 1 when key has the same value (or is absent) in both sets. */
+static int same_value(const steno__opts *a, const steno__opts *b, const char *key)
 {
+    const char *x = steno__opts_get(a, key), *y = steno__opts_get(b, key);
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* UpdateConfiguration with every live setting of next. A change to anything else (the model,
+ * formatting, the language...) is fixed at setup, and a live setting removed has no "back to
+ * the default" in the message: both need a new connection (STENO_ERR_UNSUPPORTED). */
+static int aai_configure_message(const steno__opts *old, const steno__opts *o, steno__sb *out)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (same_value(old, o, opts[i].key))
+            continue;
+        if (!opts[i].live || !steno__opts_get(o, opts[i].key))
+            return STENO_ERR_UNSUPPORTED;
+    }
+    for (size_t i = 0; o && i < o->n; i++)
+        if (!find_opt(o->v[i].key))
+            return STENO_ERR_UNSUPPORTED; /* validated sets hold known keys only */
     cJSON *j = cJSON_CreateObject();
     if (!j || !cJSON_AddStringToObject(j, "type", "UpdateConfiguration")) {
         cJSON_Delete(j);
@@ -477,6 +492,6 @@ const steno__provider steno__assemblyai = {
     .credential_query = aai_credential_query,
     .initial_message = NULL,
     .frame_audio = NULL,
-    .configure_message = NULL,
+    .configure_message = aai_configure_message,
     .parse = aai_parse,
 };

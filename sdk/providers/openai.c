@@ -275,11 +275,29 @@ static int session_update(const steno__opts *o, int full, steno__sb *out)
     return print_to(j, rc, out);
 }
 
-/* A live change: session.update changes only the fields present (format and turn detection
- * stay as the setup made them; whether they may change mid-session is unconfirmed). */
-static int oai_configure_message(const steno__opts *o, steno__sb *out)
+static int same(const char *a, const char *b)
 {
-    return session_update(o, 0, out);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * A live change: session.update changes only the fields present. Language and prompt change on
+ * the open connection; a new model or noise reduction, and removing a language or prompt, take
+ * a new connection (whether a transcription session may swap them, or how a field is cleared,
+ * is unconfirmed).
+ */
+static int oai_configure_message(const steno__opts *old, const steno__opts *next, steno__sb *out)
+{
+    static const char *const fixed[] = {"model", "noise_reduction"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!same(old ? steno__opts_get(old, fixed[i]) : NULL,
+                  next ? steno__opts_get(next, fixed[i]) : NULL))
+            return STENO_ERR_UNSUPPORTED;
+    static const char *const live[] = {"language", "prompt"};
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
+        if (old && steno__opts_get(old, live[i]) && !(next && steno__opts_get(next, live[i])))
+            return STENO_ERR_UNSUPPORTED;
+    return session_update(next, 0, out);
 }
 
 /* ---- per-session and per-connection state ---- */

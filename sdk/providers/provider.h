@@ -169,10 +169,13 @@ typedef struct steno__provider {
      * connection, in order, replays included. */
     int (*frame_audio)(void *conn, const uint8_t *pcm, size_t bytes, steno__sb *out);
 
-    /* Live settings change: NULL when the provider cannot change settings on
-     * an open connection (the engine then reconnects seamlessly); otherwise
-     * writes the message that applies o. */
-    int (*configure_message)(const steno__opts *o, steno__sb *out);
+    /* Live settings change from old to next (both already validated): STENO_OK with the
+     * message that applies next on the open connection in out; STENO_ERR_UNSUPPORTED when
+     * the change needs a new connection (a setting the protocol fixes at setup changed, or a
+     * live one was removed and cannot be reset). The engine then reconnects seamlessly, as it
+     * always does when configure_message is NULL. The message must carry every live
+     * setting of next, not only those that changed: a later change may replace an unsent one. */
+    int (*configure_message)(const steno__opts *old, const steno__opts *next, steno__sb *out);
 
     /* Parses one text message. STENO_OK (out->type says what it was, possibly
      * IGNORED), STENO_ERR_PARSE for anything malformed (wrong types, missing

@@ -134,7 +134,7 @@ static cJSON *message(void *conn, const steno__opts *o, int initial)
     steno__sb b;
     steno__sb_init(&b, NULL);
     int rc =
-        initial ? oai()->initial_message(conn, &ap16k, o, &b) : oai()->configure_message(o, &b);
+        initial ? oai()->initial_message(conn, &ap16k, o, &b) : oai()->configure_message(o, o, &b);
     assert_int_equal(rc, STENO_OK);
     cJSON *j = cJSON_Parse(steno__sb_cstr(&b));
     steno__sb_free(&b);
@@ -197,6 +197,42 @@ static void test_session_update_sets_transcription_pcm24k_manual_turns(void **st
     cJSON_Delete(j);
     steno__opts_free(NULL, &set);
     conn_done(c);
+}
+
+static int configure(const steno_option *from, size_t nf, const steno_option *to, size_t nt)
+{
+    steno__opts a, b;
+    assert_int_equal(steno__opts_copy(NULL, from, nf, &a), STENO_OK);
+    assert_int_equal(steno__opts_copy(NULL, to, nt, &b), STENO_OK);
+    steno__sb sb;
+    steno__sb_init(&sb, NULL);
+    int rc = oai()->configure_message(&a, &b, &sb);
+    if (rc == STENO_OK) {
+        cJSON *j = cJSON_Parse(steno__sb_cstr(&sb));
+        assert_non_null(j);
+        assert_string_equal(jpath(j, "type", NULL, NULL, NULL), "session.update");
+        cJSON_Delete(j);
+    }
+    steno__sb_free(&sb);
+    steno__opts_free(NULL, &a);
+    steno__opts_free(NULL, &b);
+    return rc;
+}
+
+static void test_live_changes_and_those_that_reconnect(void **state)
+{
+    (void)state;
+    steno_option en[] = {{"language", "en"}}, de[] = {{"language", "de"}};
+    steno_option en_p[] = {{"language", "en"}, {"prompt", "names"}};
+    steno_option m1[] = {{"model", "gpt-4o-transcribe"}};
+    steno_option nr[] = {{"noise_reduction", "near_field"}};
+    assert_int_equal(configure(en, 1, de, 1), STENO_OK);
+    assert_int_equal(configure(en, 1, en_p, 2), STENO_OK);
+    assert_int_equal(configure(NULL, 0, en, 1), STENO_OK);
+    assert_int_equal(configure(en_p, 2, en, 1), STENO_ERR_UNSUPPORTED); /* prompt removed */
+    assert_int_equal(configure(en, 1, NULL, 0), STENO_ERR_UNSUPPORTED);
+    assert_int_equal(configure(NULL, 0, m1, 1), STENO_ERR_UNSUPPORTED);
+    assert_int_equal(configure(NULL, 0, nr, 1), STENO_ERR_UNSUPPORTED);
 }
 
 static void test_options_are_checked(void **state)
@@ -668,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_key_goes_as_bearer_never_in_the_url),
         cmocka_unit_test(test_session_update_sets_transcription_pcm24k_manual_turns),
         cmocka_unit_test(test_options_are_checked),
+        cmocka_unit_test(test_live_changes_and_those_that_reconnect),
         cmocka_unit_test(test_24k_audio_passes_through_unchanged),
         cmocka_unit_test(test_16k_becomes_24k_deterministically_across_chunks),
         cmocka_unit_test(test_rateconv_bounds_its_output),

@@ -92,9 +92,6 @@ enum {
     OPT_HELP,
 };
 
-/* --session-limit-s was given: the protocol's own limit does not apply. */
-static int session_limit_given;
-
 static int parse_args(int argc, char **argv, srv_config *c)
 {
     static const struct option opts[] = {
@@ -253,7 +250,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
-            session_limit_given = 1;
+            c->session_limit_set = 1;
             break;
         case 'h':
         case OPT_HELP:
@@ -278,7 +275,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
     if (c->burst_ms < 0)
         c->burst_ms = aai ? 1500 : 2000;
     /* OpenAI Realtime: sessions end after 60 minutes; no pacing rule is documented. */
-    if (!strcmp(c->protocol, "openai") && !session_limit_given)
+    if (!strcmp(c->protocol, "openai") && !c->session_limit_set)
         c->session_limit_s = 3600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);

@@ -28,30 +28,6 @@
 #define KEY "sk-oai-test-key"
 #define CLOSE_MS 8000u
 
-/* The personality names a connection only in session.created, which the SDK reports as a
- * METADATA event after CONNECTED/RECONNECTED: it gives the newest connection event without a
- * request id the session id that follows it, so the accounting finds its server record. */
-static void on_event(void *user, const steno_event *ev)
-{
-    h_collector *c = user;
-    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
-        ev->u.metadata.request_id[0]) {
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = c->n; i-- > 0;) {
-            h_ev *e = &c->ev[i];
-            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
-                continue;
-            if (!e->request_id || !e->request_id[0]) {
-                free(e->request_id);
-                e->request_id = strdup(ev->u.metadata.request_id);
-            }
-            break;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    h_on_event(user, ev);
-}
-
 /* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key. */
 static atomic_int leaks, lines;
 static void leak_log(void *user, steno_log_level level, const char *line)
@@ -87,7 +63,7 @@ static void setup(h_run *r, const char *name, int port, uint32_t rate)
     r->sc.sample_rate = rate;
     r->sc.allow_no_auth = 0;
     r->sc.api_key = KEY;
-    r->sc.on_event = on_event;
+    r->sc.on_event = h_on_event_meta_id; /* named by session.created */
     r->sc.max_backfill_connections = STENO_BACKFILL_OFF;
 }
 
