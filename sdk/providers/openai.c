@@ -782,9 +782,9 @@ const steno__provider steno__openai = {
     .close_text = "{\"type\":\"input_audio_buffer.commit\"}",
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
-    /* 15 MiB per event: 60 s at 48 kHz is 8 MB of base64 after resampling. */
+    /* 15 MiB per event: a chunk (at most 1 s) at 24 kHz is 64 KiB of base64. */
     .min_chunk_ms = 0,
-    .max_chunk_ms = 60000,
+    .max_chunk_ms = 0,
     .check_option = oai_check_option,
     .check_set = oai_check_set,
     .build_url = oai_build_url,
