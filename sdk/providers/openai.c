@@ -203,8 +203,9 @@ static int oai_handshake_headers(const char *credential, steno__header_fn add, v
         return STENO_ERR_TOO_LARGE;
     /* A bare key (sk-..., or an ephemeral ek_... secret) or a full "Bearer ..." value. The
      * vendor's browser path sends ephemeral secrets as the subprotocol
-     * "openai-insecure-api-key.<secret>", which this hook cannot set (the engine owns the
-     * subprotocol list): they go as a Bearer header too. */
+     * "openai-insecure-api-key.<secret>", which this hook cannot set: lws offers subprotocols
+     * only from the connect info (the engine's), and rejects a server's subprotocol answer to a
+     * header it did not record as offered. They go as a Bearer header too. */
     if (strncasecmp(credential, "Bearer ", 7) == 0)
         return add(ctx, "authorization:", credential) ? STENO_ERR_INTERNAL : STENO_OK;
     char v[4200];
