@@ -1472,30 +1472,11 @@ int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in,
     uint64_t now = steno__now_ms();
     s->last_rx_ms = now;
     s->conn_rx_frames++;
-    ST_ADD(s, bytes_received, len);
     atomic_store_explicit(&s->st.last_rx_mono_ms, now, memory_order_relaxed);
-    steno__counter_add(s->c->m.bytes_received, len);
-    steno__client_note_rx(s->c);
-    if (lws_frame_is_binary(wsi)) {
-        s->rx.len = 0; /* no binary messages in this protocol: ignore */
-        return 0;
-    }
-    steno__sb_append(&s->rx, in, len);
-    if (steno__sb_status(&s->rx)) {
-        /* Larger than any sane message: the peer is broken. Count it and move on. */
-        steno__slog(s, STENO_LOG_WARN, "server message too large or out of memory: dropped");
-        ST_ADD(s, parse_errors, 1);
-        steno__counter_inc(s->c->m.parse_errors);
-        steno__sb_reset(&s->rx);
-        s->rx_skip = true;
-    }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        if (!s->rx_skip && s->rx.len)
-            handle_message(s, s->rx.p, s->rx.len);
-        s->rx_skip = false;
-        if (s->rx.cap > 65536)
-            steno__sb_free(&s->rx); /* do not keep a huge buffer for one odd message */
-        steno__sb_reset(&s->rx);
+    /* whole messages only; binary, oversized and non-UTF-8 ones are counted and dropped */
+    if (steno__wire_rx(s, wsi, &s->rx, &s->rx_skip, in, len)) {
+        handle_message(s, s->rx.p, s->rx.len);
+        steno__wire_rx_done(&s->rx, &s->rx_skip);
         sync_metrics(s);
         if (s->conn == STENO__CONN_OPEN)
             want_write(s);

@@ -412,6 +412,13 @@ static int established(struct lws *wsi, srv_conn *c)
     c->last_activity_us = srv_mono_us();
     if (srv_g.cfg.verbose)
         lwsl_user("connection %llu open\n", (unsigned long long)r->id);
+    if (srv_g.faults.mute_next > 0) {
+        /* the mute fault: upgraded, then never reads or speaks (a peer that hung) */
+        srv_g.faults.mute_next--;
+        srv_rec_add_fault(r, "mute");
+        c->stalled = 1;
+        update_rx(c);
+    }
     if (c->open_close_code) {
         /* admit() accepted the upgrade only to refuse the session over it. */
         srv_g.proto->close_error(c, c->open_close_code,
@@ -764,7 +771,7 @@ static int on_writeable(struct lws *wsi, srv_conn *c)
         pop_out(&c->q_head, &c->q_tail);
         c->q_bytes -= o->len;
     }
-    int n = lws_write(wsi, o->data, o->len, LWS_WRITE_TEXT);
+    int n = lws_write(wsi, o->data, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     account_sent(c, o);
     srv_out_free(o);
     if (n < 0)
@@ -952,10 +959,16 @@ int srv_conn_is_stalled(const srv_conn *c)
 
 int srv_conn_fault_send(srv_conn *c, char *text, size_t len)
 {
-    srv_out *o = c->close_pending ? NULL : srv_out_new(text, len);
-    free(text);
+    return srv_conn_fault_send_frame(c, text, len, 0);
+}
+
+int srv_conn_fault_send_frame(srv_conn *c, char *data, size_t len, int binary)
+{
+    srv_out *o = c->close_pending ? NULL : srv_out_new(data, len);
+    free(data);
     if (!o)
         return -1;
+    o->binary = binary;
     o->kind = SRV_OUT_MSG;
     o->type = SRV_MSG_RAW;
     push_out(&c->inj_head, &c->inj_tail, o);

@@ -87,6 +87,9 @@ typedef struct srv_proto {
     /* --- faults ----------------------------------------------------------- */
     const char *const *malformed; /* text, type, unknown */
     char *(*oversized)(const srv_msginfo *mi, size_t bytes);
+    /* One final result message for any span and words, however absurd (the bad_times fault:
+     * negative times, audio already final, audio never sent). NULL: not offered. */
+    char *(*result_message)(const srv_msginfo *mi, const srv_event *ev);
 
     /* --- records ---------------------------------------------------------- */
     const srv_control_kind *controls; /* the client messages counted in "control" */

@@ -257,6 +257,7 @@ const srv_proto srv_proto_deepgram = {
     .on_end = dg_on_end,
     .malformed = dg_malformed,
     .oversized = srv_msg_oversized,
+    .result_message = srv_msg_results,
     .controls = dg_controls,
     .n_controls = sizeof(dg_controls) / sizeof(dg_controls[0]),
     .params_json = dg_params_json,

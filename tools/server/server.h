@@ -51,6 +51,7 @@ typedef struct srv_faults {
     char reject_retry_after[32];
     char reject_error[256];
     int delay_results_ms;
+    int mute_next; /* connections still to be muted once upgraded */
     srv_armed *armed;
 } srv_faults;
 

@@ -15,6 +15,12 @@
  *   config         a setting the protocol fixes at setup, changed mid-stream: a planned
  *                  reconnect whose handshake carries it; and, where the protocol can, a setting
  *                  changed on the open connection with no reconnect; nothing lost
+ *   hostile        the server misbehaves mid-stream: truncated and mistyped messages, a
+ *                  transcript that is not UTF-8, a binary frame, finals at negative times, for
+ *                  audio final long ago and for audio never sent, a 1 MiB message, a connection
+ *                  that upgrades and never speaks, and one that trickles a byte a second: each
+ *                  is counted or the connection replaced, no hostile text reaches the app, the
+ *                  session never fails, and every sample is still final exactly once
  *   session_limit  the server ends every connection after 4 s (the vendor's session limit,
  *                  shortened; Deepgram, which documents none, closes with 1011): the session
  *                  reconnects each time and loses nothing
@@ -321,6 +327,82 @@ static void case_config(steno_client *cl)
     h_run_free(&run);
 }
 
+/* ---- hostile ---- */
+
+typedef struct hostile_step {
+    double at_s;
+    const char *fault; /* a POST /faults body */
+} hostile_step;
+
+static const hostile_step hostile_steps[] = {
+    {1.5, "{\"action\":\"malformed\",\"kind\":\"text\"}"},
+    {2.0, "{\"action\":\"malformed\",\"kind\":\"type\"}"},
+    {2.5, "{\"action\":\"malformed\",\"kind\":\"unknown\"}"},
+    {3.0, "{\"action\":\"invalid_utf8\"}"},
+    {3.5, "{\"action\":\"binary\"}"},
+    {4.0, "{\"action\":\"bad_times\",\"kind\":\"negative\"}"},
+    {4.5, "{\"action\":\"bad_times\",\"kind\":\"past\"}"},
+    {5.0, "{\"action\":\"bad_times\",\"kind\":\"phantom\"}"},
+    {5.5, "{\"action\":\"oversized\",\"bytes\":1048576}"},
+};
+
+static void run_hostile(h_run *r, h_server *srv, void *arg)
+{
+    h_server *chaos = arg;
+    for (size_t i = 0; i < sizeof hostile_steps / sizeof hostile_steps[0]; i++) {
+        H_CHECK(h_producer_wait(&r->prod, (size_t)(hostile_steps[i].at_s * RATE), 20000),
+                "producer stalled");
+        h_fault(srv, "%s", hostile_steps[i].fault);
+    }
+    size_t rc0 = h_count(&r->col, STENO_EVENT_RECONNECTED);
+    /* a connection that upgrades and never speaks, after a drop */
+    H_CHECK(h_producer_wait(&r->prod, (size_t)(6.5 * RATE), 20000), "producer stalled");
+    h_fault(srv, "{\"mute_next\":1}");
+    h_fault(srv, "{\"action\":\"drop\"}");
+    H_CHECK(h_wait_type(&r->col, STENO_EVENT_RECONNECTED, rc0 + 2, 20000 * h_slow()),
+            "%s: the muted connection was not replaced", P->name);
+    /* the abandoned connection is still muted on the server: let it see its end */
+    h_fault(srv, "{\"action\":\"unstall\"}");
+    /* a server that trickles a byte a second */
+    H_CHECK(h_producer_wait(&r->prod, (size_t)(11.0 * RATE), 20000), "producer stalled");
+    size_t rn = h_count(&r->col, STENO_EVENT_RECONNECTING);
+    h_toxic_add(chaos, "{\"name\":\"trickle\",\"type\":\"bandwidth\",\"bytes_per_s\":1,"
+                       "\"direction\":\"downstream\"}");
+    H_CHECK(h_wait_type(&r->col, STENO_EVENT_RECONNECTING, rn + 1, 20000 * h_slow()),
+            "%s: the trickling connection was not replaced", P->name);
+    h_toxic_remove(chaos, "trickle");
+    H_CHECK(h_wait_type(&r->col, STENO_EVENT_RECONNECTED, rc0 + 3, 20000 * h_slow()),
+            "%s: no connection after the trickle", P->name);
+}
+
+static void case_hostile(steno_client *cl)
+{
+    h_server srv, chaos;
+    start_server(&srv, NULL, NULL);
+    h_chaos_start(&chaos, srv.port);
+    h_run run;
+    init_run(&run, "hostile", chaos.port);
+    stream_and_account(&run, &srv, cl, 16.0, 36, run_hostile, &chaos);
+    steno_session_stats st;
+    steno_session_stats_get(run.s, &st);
+    pthread_mutex_lock(&run.col.mu);
+    for (size_t i = 0; i < run.col.n; i++) {
+        const h_ev *e = &run.col.ev[i];
+        H_CHECK(e->type != STENO_EVENT_FAILED, "%s: FAILED: %s", P->name, e->message);
+        H_CHECK(e->type != STENO_EVENT_TRANSCRIPT || !strstr(e->text, "hostile"),
+                "%s: a hostile result reached the app: [%" PRIu64 ", %" PRIu64 ") %s", P->name,
+                e->first_sample, e->end_sample, e->text);
+    }
+    pthread_mutex_unlock(&run.col.mu);
+    h_log("%s: %" PRIu64 " messages counted unparseable, %u reconnects, %u dead connections",
+          P->name, (uint64_t)st.parse_errors, st.reconnects, st.dead_connections);
+    /* the truncated and mistyped messages, the text that is not UTF-8, the binary frame, the
+     * negative and the phantom finals (the old one is only suppressed as already final) */
+    H_CHECK(st.parse_errors >= 6, "%s: only %" PRIu64 " unparseable messages counted", P->name,
+            (uint64_t)st.parse_errors);
+    h_run_free(&run);
+}
+
 /* ---- session_limit ---- */
 
 static void case_session_limit(steno_client *cl)
@@ -342,8 +424,13 @@ static const struct {
     const char *name;
     void (*run)(steno_client *);
 } cases[] = {
-    {"zero_loss", case_zero_loss}, {"fatal", case_fatal},   {"retry_after", case_retry_after},
-    {"half_open", case_half_open}, {"config", case_config}, {"session_limit", case_session_limit},
+    {"zero_loss", case_zero_loss},
+    {"fatal", case_fatal},
+    {"retry_after", case_retry_after},
+    {"half_open", case_half_open},
+    {"config", case_config},
+    {"hostile", case_hostile},
+    {"session_limit", case_session_limit},
 };
 
 int main(int argc, char **argv)
