@@ -35,9 +35,9 @@ typedef enum steno__msg_type {
     STENO__MSG_SPEECH_STARTED, /* timestamp */
     STENO__MSG_METADATA,       /* request_id, duration, raw */
     STENO__MSG_ERROR,          /* error_code, error_message */
-    /* The server will end this connection soon (Gemini's goAway, an announced session limit):
-     * the engine flushes, closes and reconnects at once, without backoff, breaker or budget,
-     * replaying what is not acknowledged. time_left_s. */
+    /* The server will end this connection (Gemini's goAway, an announced session limit): the
+     * engine flushes, closes and reconnects without backoff, breaker or budget, replaying what
+     * is not acknowledged, a little before the end (time_left_s or expires_unix_s). */
     STENO__MSG_GO_AWAY,
 } steno__msg_type;
 
@@ -66,8 +66,10 @@ typedef struct steno__msg {
     /* METADATA */
     const char *request_id;
     double meta_duration;
-    /* GO_AWAY: seconds before the server ends the connection; < 0 when unknown */
+    /* GO_AWAY: seconds before the server ends the connection (< 0 when unknown), or when it
+     * does in unix seconds (0 when unknown; AssemblyAI's Begin.expires_at) */
     double time_left_s;
+    double expires_unix_s;
     /* ERROR */
     const char *error_code;
     const char *error_message;
@@ -87,8 +89,11 @@ typedef enum steno__finalize_answer {
     STENO__FIN_ANSWER_FLAGGED = 0,
     /* The provider marks nothing (AssemblyAI's ForceEndpoint is answered by an ordinary
      * end-of-turn Turn): the first final on the connection after finalize_text was sent is
-     * the answer, and it acknowledges all audio sent on the connection before finalize_text,
-     * silence after the last word included (which nothing else ever acknowledges). */
+     * the answer. An answer without words acknowledges all audio sent on the connection
+     * before finalize_text (silence nothing else acknowledges); one with words only its own
+     * span, since it may be a natural end of turn that crossed finalize_text, with the real
+     * answer's words still to come; except the flush before close_text, which acknowledges
+     * everything sent. */
     STENO__FIN_ANSWER_NEXT_FINAL,
 } steno__finalize_answer;
 
