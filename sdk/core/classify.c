@@ -30,6 +30,11 @@
  *    feature the endpoint does not support, 1011 for internal errors and for an exhausted quota
  *    ("You exceeded your current quota..."); a refused session resumption handle is read from
  *    its reason ("resumption handle") and retried, as the adapter then starts a new session.
+ *  - OpenAI Realtime (specs/openai/README.md): errors are `error` events before the close,
+ *    whose code the adapter keeps as the provider error: invalid_api_key (then close 3000)
+ *    is fatal whatever the close code; session_expired (the 60-minute limit, then a close
+ *    whose code is unconfirmed) is retried at once, even during a close, since the server
+ *    ended the session, not our end of stream.
  *  - steno-server (the local test server) closes with 1008 'RATE-0000 audio
  *    faster than Kx real time' when audio arrives faster than its --max-rate.
  *  - Private codes 4400-4599 are read as 4000 + an HTTP status (a common
@@ -166,6 +171,14 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r, boo
     if (code == 1011 && either_contains(in, "resource has been exhausted")) {
         *r = (struct rule){STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER};
         return " (resource exhausted)";
+    }
+    if (contains(in->provider_error, "invalid_api_key")) {
+        *r = (struct rule){STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER};
+        return " (invalid API key)";
+    }
+    if (contains(in->provider_error, "session_expired")) {
+        *r = (struct rule){STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_SERVER};
+        return " (session expired)";
     }
 
     switch (code) {

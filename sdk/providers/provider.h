@@ -220,5 +220,6 @@ int steno__opts_check_each(const steno__opts *o, const char *provider,
 extern const steno__provider steno__deepgram;
 extern const steno__provider steno__assemblyai;
 extern const steno__provider steno__gemini;
+extern const steno__provider steno__openai;
 
 #endif

@@ -237,10 +237,10 @@ static int parse_args(int argc, char **argv, srv_config *c)
             break;
         case OPT_PROTOCOL:
             if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
-                strcmp(optarg, "gemini")) {
+                strcmp(optarg, "gemini") && strcmp(optarg, "openai")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram, assemblyai or gemini, "
-                        "got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai, gemini or "
+                        "openai, got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -278,6 +278,9 @@ static int parse_args(int argc, char **argv, srv_config *c)
      * 10 minutes, with a goAway first. */
     if (!strcmp(c->protocol, "gemini") && !c->session_limit_set)
         c->session_limit_s = 600;
+    /* OpenAI Realtime: sessions end after 60 minutes; no pacing rule is documented. */
+    if (!strcmp(c->protocol, "openai") && !c->session_limit_set)
+        c->session_limit_s = 3600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -329,6 +332,8 @@ int main(int argc, char **argv)
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
     if (!strcmp(cfg->protocol, "gemini"))
         srv_g.proto = &srv_proto_gemini;
+    if (!strcmp(cfg->protocol, "openai"))
+        srv_g.proto = &srv_proto_openai;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))

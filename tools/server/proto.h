@@ -106,5 +106,6 @@ typedef struct srv_proto {
 extern const srv_proto srv_proto_deepgram;
 extern const srv_proto srv_proto_assemblyai;
 extern const srv_proto srv_proto_gemini;
+extern const srv_proto srv_proto_openai;
 
 #endif
