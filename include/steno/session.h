@@ -111,7 +111,8 @@ typedef struct steno_retry_policy {
  * "Token <key>", which is sent as is. For "assemblyai" an API key is sent
  * raw ("Authorization: <key>"), and "Bearer <token>" names a temporary
  * token, which goes in the request's token= query parameter (never in a
- * log line: the logged URL has no query).
+ * log line: the logged URL has no query). For "openai" a key (or an
+ * ephemeral secret) is sent as "Authorization: Bearer <key>".
  */
 typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
 
@@ -137,8 +138,18 @@ typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
  */
 typedef struct steno_session_config {
     /* Provider name ["deepgram"], or "assemblyai" (Universal Streaming v3:
-     * real-time pacing, chunk_ms 50..1000, mono LINEAR16). Unknown names are
-     * STENO_ERR_CONFIG. */
+     * real-time pacing, chunk_ms 50..1000, mono LINEAR16), "openai"
+     * (Realtime transcription sessions: real-time pacing, mono LINEAR16 at
+     * 8000..48000 Hz sent as 24 kHz). Unknown names are STENO_ERR_CONFIG.
+     * "gemini" (Live API input transcription: 16 kHz mono LINEAR16, real-time
+     * pacing; api_key, or "Token <name>" from token_cb for an ephemeral token):
+     * the API gives no times, so steno delimits activity itself and a final is
+     * one whole turn, acknowledging all audio sent before the activityEnd it
+     * answers; its words carry no times (the final has none). Replay starts at
+     * the last completed turn: a turn interrupted by a reconnect is re-sent
+     * whole and transcribed once. goAway moves to a new connection at once,
+     * resuming the session with its latest handle (backfill connections never
+     * resume it). */
     const char *provider;
     /* Endpoint URL ws://host[:port]/path or wss://... [the provider's:
      * wss://api.deepgram.com/v1/listen, wss://streaming.assemblyai.com/v3/ws].

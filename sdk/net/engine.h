@@ -61,7 +61,7 @@ struct steno__timer {
 void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms);
 void steno__timer_cancel(steno__timer *t);
 /* Timers a session owns besides its backfill slots', and each backfill slot's. */
-#define STENO__SESSION_TIMERS 8u
+#define STENO__SESSION_TIMERS 9u
 #define STENO__BACKFILL_TIMERS 4u
 
 /* Commands from application threads, as bits in steno_session.cmds. */
@@ -306,7 +306,7 @@ struct steno_session {
     bool detached;
 
     steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict, sul_switch,
-        sul_failback;
+        sul_failback, sul_goaway;
 
     /* cross-thread */
     atomic_int state;   /* steno_session_state */

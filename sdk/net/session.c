@@ -28,6 +28,8 @@ static void cancel_timers(steno_session *s)
     steno__timer_cancel(&s->sul_close);
     steno__timer_cancel(&s->sul_evict);
     steno__timer_cancel(&s->sul_switch);
+    steno__timer_cancel(&s->sul_failback);
+    steno__timer_cancel(&s->sul_goaway);
 }
 
 static double secs(const steno_session *s, uint64_t frame)
@@ -92,6 +94,7 @@ static void abandon_conn(steno_session *s)
     steno__timer_cancel(&s->sul_conn_to);
     steno__timer_cancel(&s->sul_live);
     steno__timer_cancel(&s->sul_pace);
+    steno__timer_cancel(&s->sul_goaway); /* that connection's announced end */
     if (s->holds_slot) {
         s->holds_slot = false;
         steno__client_release_slot(s->c);
@@ -1397,21 +1400,49 @@ out:
     steno__free(s->a, wt);
 }
 
-/* The provider announced the connection's end: flush and move to a new one now, while the
- * old one still works, instead of waiting for the close (no backoff, breaker or budget). */
-static void go_away(steno_session *s, double time_left_s)
+/* Flush the connection and move to a new one while the old one still works (no backoff,
+ * breaker or budget): the provider is about to end it. */
+static void switch_before_end(steno_session *s)
 {
     if (s->conn != STENO__CONN_OPEN || s->close_requested || s->switching)
         return;
-    if (time_left_s >= 0)
-        steno__slog(s, STENO_LOG_INFO, "provider ends the connection in %.1f s: reconnecting now",
-                    time_left_s);
-    else
-        steno__slog(s, STENO_LOG_INFO, "provider ends the connection soon: reconnecting now");
     s->switching = s->switch_go_away = true;
     s->switch_sent = false;
     sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
     want_write(s);
+}
+
+static void goaway_cb(steno__timer *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_goaway);
+    if (s->terminal)
+        return;
+    steno__slog(s, STENO_LOG_INFO, "the connection's announced end is near: reconnecting now");
+    switch_before_end(s);
+}
+
+/*
+ * The provider announced when it ends the connection (a goAway, a session's expiry): the move
+ * happens shortly before, 15 s ahead or at 80 % of the time left, whichever is later (a short
+ * limit still gets most of its use), and at once when 2 s or less (or an unknown time) is left.
+ */
+static void go_away(steno_session *s, const steno__msg *m)
+{
+    if (s->conn != STENO__CONN_OPEN || s->close_requested || s->switching)
+        return;
+    double left = m->time_left_s;
+    if (m->expires_unix_s > 0)
+        left = m->expires_unix_s - (double)steno__now_unix_ms() / 1000.0;
+    if (left > 2.0) {
+        double wait = left - 15.0 > left * 0.8 ? left - 15.0 : left * 0.8;
+        steno__slog(s, STENO_LOG_INFO,
+                    "provider ends the connection in %.1f s: reconnecting in %.1f s", left, wait);
+        sched(s, &s->sul_goaway, goaway_cb, (uint64_t)(wait * 1000.0));
+        return;
+    }
+    steno__slog(s, STENO_LOG_INFO, "provider ends the connection %s: reconnecting now",
+                left >= 0 ? "within 2 s" : "soon");
+    switch_before_end(s);
 }
 
 static void handle_one(steno_session *s, steno__msg *m);
@@ -1469,7 +1500,7 @@ static void handle_one(steno_session *s, steno__msg *mp)
         steno__slog(s, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
         break;
     case STENO__MSG_GO_AWAY:
-        go_away(s, m.time_left_s);
+        go_away(s, &m);
         break;
     default:
         break;

@@ -373,10 +373,42 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
     return STENO_OK;
 }
 
+/* Per connection: the session's expiry from Begin, handed on as a GO_AWAY after the Begin's
+ * METADATA, so that the engine moves to a new connection shortly before the 3 h limit instead
+ * of being cut off by close 3008. */
+typedef struct aai_conn {
+    double expires_at; /* unix seconds; 0: none pending */
+} aai_conn;
+
+static void *aai_conn_new(const steno_allocator *a, void *sess, const steno__audio_params *ap,
+                          const steno__opts *o, int backfill)
+{
+    (void)sess, (void)ap, (void)o, (void)backfill;
+    return steno__calloc(a, 1, sizeof(aai_conn));
+}
+
+static void aai_conn_free(const steno_allocator *a, void *conn)
+{
+    steno__free(a, conn);
+}
+
+static int aai_next_message(const steno_allocator *a, void *conn, steno__msg *m)
+{
+    aai_conn *c = conn;
+    if (!c || !(c->expires_at > 0))
+        return 0;
+    memset(m, 0, sizeof *m);
+    m->a_ = a;
+    m->type = STENO__MSG_GO_AWAY;
+    m->time_left_s = -1;
+    m->expires_unix_s = c->expires_at;
+    c->expires_at = 0;
+    return 1;
+}
+
 static int aai_parse(const steno_allocator *a, void *conn, const char *text, size_t len,
                      steno__msg *m)
 {
-    (void)conn; /* stateless: a Turn carries its words' times */
     cJSON *root = NULL;
     int brc = steno__msg_begin(a, text, len, m, &root);
     if (brc != STENO_OK)
@@ -415,9 +447,11 @@ static int aai_parse(const steno_allocator *a, void *conn, const char *text, siz
         m->request_id = NULL;
         double exp = 0;
         if (steno__json_opt_str(root, "id", &m->request_id) || !m->request_id ||
-            steno__json_opt_num(root, "expires_at", &exp))
+            steno__json_opt_num(root, "expires_at", &exp) || !isfinite(exp))
             goto fail;
         rc = steno__msg_keep_raw(a, text, len, m);
+        if (rc == STENO_OK && conn && exp > 0)
+            ((aai_conn *)conn)->expires_at = exp;
     } else if (strcmp(type, "Termination") == 0) {
         m->type = STENO__MSG_METADATA;
         m->request_id = "";
@@ -464,8 +498,11 @@ const steno__provider steno__assemblyai = {
     .build_url = aai_build_url,
     .handshake_headers = aai_handshake_headers,
     .credential_query = steno__token_query,
+    .conn_new = aai_conn_new,
+    .conn_free = aai_conn_free,
     .initial_message = NULL,
     .frame_audio = NULL,
     .configure_message = aai_configure_message,
     .parse = aai_parse,
+    .next_message = aai_next_message,
 };

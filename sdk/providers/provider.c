@@ -9,9 +9,7 @@
 #include "alloc.h"
 
 static const steno__provider *const providers[] = {
-    &steno__deepgram,
-    &steno__assemblyai,
-    &steno__elevenlabs,
+    &steno__deepgram, &steno__assemblyai, &steno__gemini, &steno__openai, &steno__elevenlabs,
 };
 
 const steno__provider *steno__provider_find(const char *name)
@@ -26,7 +24,7 @@ const steno__provider *steno__provider_find(const char *name)
 
 const char *steno__provider_names(void)
 {
-    return "deepgram, assemblyai, elevenlabs";
+    return "deepgram, assemblyai, gemini, openai, elevenlabs";
 }
 
 void steno__msg_release(steno__msg *m)

@@ -35,9 +35,9 @@ typedef enum steno__msg_type {
     STENO__MSG_SPEECH_STARTED, /* timestamp */
     STENO__MSG_METADATA,       /* request_id, duration, raw */
     STENO__MSG_ERROR,          /* error_code, error_message */
-    /* The server will end this connection soon (Gemini's goAway, an announced session limit):
-     * the engine flushes, closes and reconnects at once, without backoff, breaker or budget,
-     * replaying what is not acknowledged. time_left_s. */
+    /* The server will end this connection (Gemini's goAway, an announced session limit): the
+     * engine flushes, closes and reconnects without backoff, breaker or budget, replaying what
+     * is not acknowledged, a little before the end (time_left_s or expires_unix_s). */
     STENO__MSG_GO_AWAY,
 } steno__msg_type;
 
@@ -66,8 +66,10 @@ typedef struct steno__msg {
     /* METADATA */
     const char *request_id;
     double meta_duration;
-    /* GO_AWAY: seconds before the server ends the connection; < 0 when unknown */
+    /* GO_AWAY: seconds before the server ends the connection (< 0 when unknown), or when it
+     * does in unix seconds (0 when unknown; AssemblyAI's Begin.expires_at) */
     double time_left_s;
+    double expires_unix_s;
     /* ERROR */
     const char *error_code;
     const char *error_message;
@@ -222,6 +224,8 @@ int steno__token_query(const char *credential, steno__sb *out);
 
 extern const steno__provider steno__deepgram;
 extern const steno__provider steno__assemblyai;
+extern const steno__provider steno__gemini;
+extern const steno__provider steno__openai;
 extern const steno__provider steno__elevenlabs;
 
 #endif

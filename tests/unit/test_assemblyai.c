@@ -218,6 +218,27 @@ static int parse(const char *json, steno__msg *m)
     return aai()->parse(NULL, NULL, json, strlen(json), m);
 }
 
+static void test_begin_announces_the_session_expiry(void **state)
+{
+    (void)state;
+    const steno__provider *p = aai();
+    void *conn = p->conn_new(NULL, NULL, NULL, NULL, 0);
+    assert_non_null(conn);
+    steno__msg m;
+    const char *begin = "{\"type\":\"Begin\",\"id\":\"abc\",\"expires_at\":1750000000}";
+    assert_int_equal(p->parse(NULL, conn, begin, strlen(begin), &m), STENO_OK);
+    assert_int_equal(m.type, STENO__MSG_METADATA);
+    assert_string_equal(m.request_id, "abc");
+    steno__msg_release(&m);
+    /* then, held back for the engine: the expiry as a GO_AWAY, once */
+    assert_int_equal(p->next_message(NULL, conn, &m), 1);
+    assert_int_equal(m.type, STENO__MSG_GO_AWAY);
+    assert_true(m.expires_unix_s == 1750000000.0);
+    steno__msg_release(&m);
+    assert_int_equal(p->next_message(NULL, conn, &m), 0);
+    p->conn_free(NULL, conn);
+}
+
 static void test_partial_turn_is_an_interim_of_all_its_words(void **state)
 {
     (void)state;
@@ -368,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_pacing_and_frame_limits),
         cmocka_unit_test(test_configure_message_holds_every_live_setting),
         cmocka_unit_test(test_configure_outside_live_settings_needs_a_reconnect),
+        cmocka_unit_test(test_begin_announces_the_session_expiry),
         cmocka_unit_test(test_partial_turn_is_an_interim_of_all_its_words),
         cmocka_unit_test(test_end_of_turn_is_a_final_with_its_transcript),
         cmocka_unit_test(test_bad_turns_are_parse_errors),

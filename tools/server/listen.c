@@ -356,8 +356,9 @@ static int handshake(struct lws *wsi)
     size_t plen = strlen(P->path);
 
     srv_faults *f = &srv_g.faults;
-    if (!r->path || strncmp(r->path, P->path, plen) ||
-        (r->path[plen] && strcmp(r->path + plen, "/"))) {
+    if (P->path_ok ? !P->path_ok(r->path)
+                   : (!r->path || strncmp(r->path, P->path, plen) ||
+                      (r->path[plen] && strcmp(r->path + plen, "/")))) {
         snprintf(err, sizeof(err), "Not found: this server serves %s", P->path);
         rc = reject(wsi, r, 404, err, NULL);
     } else if (srv_g.shutting_down) {
@@ -831,7 +832,8 @@ static int plain_http(struct lws *wsi)
     char id[37];
     const srv_proto *P = srv_g.proto;
     char *path = srv_http_dup_header(wsi, WSI_TOKEN_GET_URI);
-    int listen_path = path && !strncmp(path, P->path, strlen(P->path));
+    int listen_path =
+        P->path_ok ? P->path_ok(path) : path && !strncmp(path, P->path, strlen(P->path));
     free(path);
     srv_uuid4(&srv_g.rng, id);
     if (P->http_error(wsi, listen_path ? 426 : 404, id,

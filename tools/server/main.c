@@ -237,10 +237,11 @@ static int parse_args(int argc, char **argv, srv_config *c)
             break;
         case OPT_PROTOCOL:
             if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
+                strcmp(optarg, "gemini") && strcmp(optarg, "openai") &&
                 strcmp(optarg, "elevenlabs")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram, assemblyai or elevenlabs, "
-                        "got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai, gemini, "
+                        "openai or elevenlabs, got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -275,6 +276,13 @@ static int parse_args(int argc, char **argv, srv_config *c)
         c->max_rate = aai ? 1.0 : 0;
     if (c->burst_ms < 0)
         c->burst_ms = aai ? 1500 : 2000;
+    /* Gemini documents no pace limit (none by default) and ends a connection after about
+     * 10 minutes, with a goAway first. */
+    if (!strcmp(c->protocol, "gemini") && !c->session_limit_set)
+        c->session_limit_s = 600;
+    /* OpenAI Realtime: sessions end after 60 minutes; no pacing rule is documented. */
+    if (!strcmp(c->protocol, "openai") && !c->session_limit_set)
+        c->session_limit_s = 3600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -324,6 +332,10 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, cfg))
         return 2;
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
+    if (!strcmp(cfg->protocol, "gemini"))
+        srv_g.proto = &srv_proto_gemini;
+    if (!strcmp(cfg->protocol, "openai"))
+        srv_g.proto = &srv_proto_openai;
     if (!strcmp(cfg->protocol, "elevenlabs"))
         srv_g.proto = &srv_proto_elevenlabs;
 

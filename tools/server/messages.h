@@ -31,6 +31,7 @@ typedef struct srv_msginfo {
     int sample_rate;
     int64_t start_mono_us; /* when the connection was accepted */
     int format_turns;      /* AssemblyAI format_turns=true */
+    void *proto_link;      /* state a protocol's lws-thread and worker halves share (Gemini) */
     int el_timestamps;     /* ElevenLabs include_timestamps=true */
     int el_vad;            /* ElevenLabs commit_strategy=vad */
 } srv_msginfo;

@@ -56,16 +56,20 @@ typedef struct conf_provider {
     const char *live_key, *live_value, *live_witness;
     /* connections are named by a METADATA message after the handshake, not a header */
     bool meta_ids;
+    /* the protocol announces when the server will end a connection (a goAway, an expiry), so
+     * the session must leave first: no connection may be cut by the session limit */
+    bool announces_end;
 } conf_provider;
 
 static const conf_provider providers[] = {
     {"deepgram", "/v1/listen", "1.25", "2000", "punctuate", "false", "punctuate=false", NULL, NULL,
-     NULL, false},
+     NULL, false, false},
     {"assemblyai", "/v3/ws", NULL, NULL, "speech_model", "universal-streaming-multilingual",
      "speech_model=universal-streaming-multilingual", "max_turn_silence", "1200",
-     "\"max_turn_silence\":1200", true},
+     "\"max_turn_silence\":1200", true, true},
+    /* ElevenLabs announces no end: session_time_limit_exceeded comes with the close */
     {"elevenlabs", "/v1/speech-to-text/realtime", NULL, NULL, "language_code", "de",
-     "language_code=de", NULL, NULL, NULL, true},
+     "language_code=de", NULL, NULL, NULL, true, false},
 };
 
 static const conf_provider *P;
@@ -420,7 +424,15 @@ static void case_session_limit(steno_client *cl)
     stream_and_account(&run, &srv, cl, 11.0, 35, NULL, NULL);
     steno_session_stats st;
     steno_session_stats_get(run.s, &st);
-    h_log("%s: %u reconnects through 4 s session limits", P->name, st.reconnects);
+    cJSON *recs = h_server_records(&srv);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
+    int cut = 0;
+    cJSON_ArrayForEach(r, arr) cut += !strcmp(h_jstr(r, "close_cause"), "session_limit");
+    cJSON_Delete(recs);
+    h_log("%s: %u reconnects through 4 s session limits, %d connections cut off by the limit",
+          P->name, st.reconnects, cut);
+    H_CHECK(!P->announces_end || cut == 0,
+            "%s: announces its end, yet %d connections were cut off by the limit", P->name, cut);
     H_CHECK(st.reconnects >= 2, "%s: only %u reconnects", P->name, st.reconnects);
     H_CHECK(h_count(&run.col, STENO_EVENT_FAILED) == 0, "%s: FAILED", P->name);
     h_run_free(&run);
