@@ -495,6 +495,7 @@ const steno__provider steno__gemini = {
     .close_text = "{\"realtimeInput\":{\"audioStreamEnd\":true}}",
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
+    .client_closes = 1,
     .min_chunk_ms = 0,
     .max_chunk_ms = 0,
     .check_option = gm_check_option,

@@ -122,6 +122,12 @@ typedef struct steno__provider {
      * the engine then sends finalize_text first, awaits its answer, and only then close_text
      * (live and backfill connections alike). */
     int finalize_before_close;
+    /* Nonzero when the server does not close after close_text (OpenAI and Gemini have no
+     * end-of-stream message): once close_text is out, with the flush before it answered, the
+     * engine closes the WebSocket itself (1000) and takes that as the end of the stream; a
+     * seamless switch (configuration, go-away, failback) closes right after close_text, the
+     * unacknowledged audio being replayed on the new connection. */
+    int client_closes;
 
     /* Limits on one audio frame (chunk_ms), checked at session open; 0 = no limit. */
     uint32_t min_chunk_ms, max_chunk_ms;
