@@ -697,7 +697,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         b->fin_outstanding = true;
         ST_ADD(s, auto_finalizes, 1);
         steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
-        if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+        if (steno__wire_send_finalize(s, wsi, b->pconn))
             return -1;
         goto more;
     }
@@ -753,7 +753,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         if (b->close_fin == STENO__CLOSE_FIN_NONE) {
             b->close_fin = STENO__CLOSE_FIN_SENT;
             steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
-            if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+            if (steno__wire_send_finalize(s, wsi, b->pconn))
                 return -1;
         }
         return 0;

@@ -1547,7 +1547,7 @@ void steno__fin_queue_push(steno__fin_queue *q, uint64_t frames)
 static int send_finalize(steno_session *s, struct lws *wsi)
 {
     steno__fin_queue_push(&s->fin_q, steno__timeline_connection_frames(s->tl));
-    return steno__wire_send_text(s, wsi, s->prov->finalize_text);
+    return steno__wire_send_finalize(s, wsi, s->pconn);
 }
 
 static int send_text(steno_session *s, struct lws *wsi, const char *text)

@@ -114,6 +114,10 @@ typedef struct steno__provider {
     /* Text control messages; NULL when the provider has none. */
     const char *keepalive_text; /* sent only while no audio flows */
     const char *finalize_text;  /* flush: finals for all audio sent so far */
+    /* The flush built by the adapter when it must know it went out (Gemini: the activityEnd
+     * closes the activity, and the next audio opens another at once); NULL: finalize_text.
+     * finalize_text still says whether the provider has a flush at all. */
+    int (*finalize_message)(void *conn, steno__sb *out);
     const char *close_text;     /* end of stream: flush, then the server closes */
 
     /* How the answer to finalize_text is recognised (see steno__finalize_answer). */
