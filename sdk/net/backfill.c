@@ -229,6 +229,12 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
     info->now_unix_ms = (int64_t)wall;
     steno__classification cls;
     steno__classify(info, &cls);
+    if (was_open && b->closed_self) {
+        /* we closed it (client_closes) after its flush was answered */
+        cls.verdict = STENO__DONE;
+        cls.status = STENO_OK;
+    }
+    b->closed_self = b->close_self = false;
     if (cls.verdict == STENO__DONE && b->closestream_sent) {
         finish_job(b, true);
         return;
@@ -496,6 +502,7 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
     steno__timeline_set_limit(b->tl, j->hi);
     b->next_seq = seq_of_frame(s, j->fin);
     b->audio_sent = b->closestream_sent = b->fin_pending = b->fin_outstanding = false;
+    b->close_self = b->closed_self = false;
     b->close_fin = STENO__CLOSE_FIN_NONE;
     b->fin_q.n = 0;
     b->awaiting_pong = b->ping_pending = false;
@@ -649,6 +656,14 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     steno_client *c = s->c;
     if (b->conn != STENO__CONN_OPEN || wsi != b->wsi)
         return 0;
+    if (b->close_self) {
+        /* client_closes: close_text went out last time; the job ends with our own close */
+        b->close_self = false;
+        b->closed_self = true;
+        static const char why[] = "end of stream";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)why, sizeof why - 1);
+        return -1;
+    }
     steno__job *j = steno__planner_job(&s->plan, b->job_id);
     if (!j) {
         /* its audio left the ring (evicted): nothing left to replay */
@@ -682,7 +697,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         b->fin_outstanding = true;
         ST_ADD(s, auto_finalizes, 1);
         steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
-        if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+        if (steno__wire_send_finalize(s, wsi, b->pconn))
             return -1;
         goto more;
     }
@@ -738,7 +753,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
         if (b->close_fin == STENO__CLOSE_FIN_NONE) {
             b->close_fin = STENO__CLOSE_FIN_SENT;
             steno__fin_queue_push(&b->fin_q, steno__timeline_connection_frames(b->tl));
-            if (steno__wire_send_text(s, wsi, s->prov->finalize_text))
+            if (steno__wire_send_finalize(s, wsi, b->pconn))
                 return -1;
         }
         return 0;
@@ -746,6 +761,10 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     b->closestream_sent = true;
     if (steno__wire_send_text(s, wsi, s->prov->close_text))
         return -1;
+    if (s->prov->client_closes) {
+        b->close_self = true;
+        goto more;
+    }
     return 0;
 more:
     want_write(b);

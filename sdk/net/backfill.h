@@ -45,7 +45,8 @@ struct steno__bf {
     char cred[4200];
     steno__sb rx;
     bool rx_skip;
-    void *pconn; /* the adapter's state for this connection (provider conn_new) */
+    void *pconn;                  /* the adapter's state for this connection (provider conn_new) */
+    bool close_self, closed_self; /* client_closes: see the live connection's */
     steno__timer sul_retry, sul_conn_to, sul_live, sul_pace;
 };
 

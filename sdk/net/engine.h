@@ -299,6 +299,8 @@ struct steno_session {
     bool failback_trial;  /* connecting to the preferred endpoint, back from failback_from */
     uint32_t failback_from;
     bool switch_failback; /* switching: flushing the fallback connection to move back */
+    bool close_self;      /* client_closes: close the connection at the next writeable */
+    bool closed_self;     /* ... done: its end is the end of the stream we asked for */
     char last_cause[300]; /* the latest failure, as RECONNECTING said it (failover messages) */
     void *pconn;          /* the adapter's state for the live connection (conn_new) */
     uint64_t close_deadline_ms;

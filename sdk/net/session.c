@@ -500,6 +500,12 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     info->now_unix = (int64_t)(wall_ms / 1000u);
     info->now_unix_ms = (int64_t)wall_ms;
     steno__classify(info, &cls);
+    if (was_open && s->closed_self) {
+        /* we closed it (client_closes): the end of stream or switch we asked for */
+        s->closed_self = false;
+        cls.verdict = STENO__DONE;
+        cls.status = STENO_OK;
+    }
     if (cls.status != STENO_OK)
         atomic_store(&s->st.last_error, (int)cls.status);
     bool healthy = false;
@@ -857,7 +863,8 @@ static bool wants_write(steno_session *s)
 {
     if (s->conn != STENO__CONN_OPEN)
         return false;
-    if (s->ping_pending || s->ka_pending || s->initial_pending || s->auto_fin_pending)
+    if (s->ping_pending || s->ka_pending || s->initial_pending || s->auto_fin_pending ||
+        s->close_self)
         return true;
     if (s->configure_pending && !s->switching && !s->closestream_sent)
         return true;
@@ -1110,6 +1117,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->close_fin = STENO__CLOSE_FIN_NONE;
     s->fin_q.n = 0;
     s->switching = s->switch_sent = s->switch_go_away = s->switch_failback = false;
+    s->close_self = s->closed_self = false;
     s->tgt_down_ms = 0;
     s->failback_trial = false;    /* back on the preferred endpoint, for good */
     s->configure_pending = false; /* the new connection's setup carries the settings */
@@ -1539,7 +1547,7 @@ void steno__fin_queue_push(steno__fin_queue *q, uint64_t frames)
 static int send_finalize(steno_session *s, struct lws *wsi)
 {
     steno__fin_queue_push(&s->fin_q, steno__timeline_connection_frames(s->tl));
-    return steno__wire_send_text(s, wsi, s->prov->finalize_text);
+    return steno__wire_send_finalize(s, wsi, s->pconn);
 }
 
 static int send_text(steno_session *s, struct lws *wsi, const char *text)
@@ -1609,6 +1617,14 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             return -1;
         goto more;
     }
+    if (s->close_self) {
+        /* client_closes: close_text went out last time; now end the connection ourselves */
+        s->close_self = false;
+        s->closed_self = true;
+        static const char why[] = "end of stream";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)why, sizeof why - 1);
+        return -1;
+    }
     if (s->configure_pending && !s->switching && !s->closestream_sent) {
         s->configure_pending = false;
         if (send_text(s, wsi, steno__sb_cstr(&s->cfg_tx)))
@@ -1620,6 +1636,10 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             s->switch_sent = true;
             if (send_text(s, wsi, s->prov->close_text))
                 return -1;
+            if (s->prov->client_closes) {
+                s->close_self = true;
+                goto more;
+            }
         }
         return 0;
     }
@@ -1706,6 +1726,10 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
         s->closestream_sent = true;
         if (send_text(s, wsi, s->prov->close_text))
             return -1;
+        if (s->prov->client_closes) {
+            s->close_self = true;
+            goto more;
+        }
         return 0;
     }
     if (s->ka_pending) {

@@ -90,6 +90,16 @@ int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text)
     return 0;
 }
 
+int steno__wire_send_finalize(steno_session *s, struct lws *wsi, void *pconn)
+{
+    if (!s->prov->finalize_message)
+        return steno__wire_send_text(s, wsi, s->prov->finalize_text);
+    steno__sb_reset(&s->tx);
+    if (s->prov->finalize_message(pconn, &s->tx) != STENO_OK)
+        return -1;
+    return steno__wire_send_text(s, wsi, steno__sb_cstr(&s->tx));
+}
+
 uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch)
 {
     uint64_t min = (uint64_t)s->cfg.sample_rate * s->prov->min_chunk_ms / 1000u;

@@ -464,12 +464,13 @@ const steno__provider steno__elevenlabs = {
     .keepalive_text = NULL,
     .finalize_text = CHUNK_TEXT("true"),
     /* The protocol has no end-of-stream message: the commit before it flushes (see
-     * finalize_before_close), and this empty chunk only ends the engine's sending; the service
-     * closes the idle session (insufficient_audio_activity). */
+     * finalize_before_close), this empty chunk ends the sending, and steno closes the socket
+     * (client_closes), as the vendor's SDKs do. */
     .close_text = CHUNK_TEXT("false"),
     /* A commit's answer is an ordinary committed transcript that names no position. */
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
+    .client_closes = 1,
     /* 0.1-1 s per chunk is the docs' advice; steno-server refuses more than 1 s. No minimum:
      * the engine cannot pad a text-framed chunk. */
     .min_chunk_ms = 0,

@@ -23,8 +23,8 @@
  * What acknowledges audio. The API gives input transcription no times and no audio offsets:
  * serverContent.inputTranscription carries text fragments, serverContent.turnComplete ends a
  * turn. So steno turns off automatic activity detection and brackets the audio itself: the first
- * audio frame of a connection, and the first one after each turnComplete, carries activityStart;
- * the engine's flush (finalize_text) is activityEnd, and with STENO__FIN_ANSWER_NEXT_FINAL the
+ * audio frame of a connection, and the first one after each activityEnd, carries activityStart;
+ * the engine's flush (finalize_message) is activityEnd, and with STENO__FIN_ANSWER_NEXT_FINAL the
  * next turnComplete is its answer, acknowledging every sample sent before that activityEnd. The
  * final carries the turn's fragments as one transcript without words (there are no word times),
  * spanning the audio the turn acknowledges. A turn cut by a reconnect was never acknowledged: its
@@ -345,6 +345,20 @@ static int gm_frame_audio(void *conn, const uint8_t *pcm, size_t bytes, steno__s
     return rc;
 }
 
+/* The flush: activityEnd closes the activity, so the next audio (sent before its turn may have
+ * completed) opens the next one at once instead of going out with no activity open. */
+static int gm_finalize_message(void *conn, steno__sb *out)
+{
+    gm_conn *c = conn;
+    if (!c)
+        return STENO_ERR_INVALID_ARG;
+    steno__sb_puts(out, "{\"realtimeInput\":{\"activityEnd\":{}}}");
+    int rc = steno__sb_status(out);
+    if (rc == STENO_OK)
+        c->activity_open = 0;
+    return rc;
+}
+
 /* ---- server messages ---- */
 
 /* google.protobuf.Duration in JSON: "12s", "1.5s", "-0.25s". */
@@ -403,7 +417,6 @@ static int parse_server_content(gm_conn *c, const cJSON *sc, steno__msg *m)
     memcpy(m->raw_, t, n);
     m->raw_[n] = '\0';
     steno__sb_reset(&c->text);
-    c->activity_open = 0; /* the next audio opens the next activity */
     m->type = STENO__MSG_RESULTS;
     m->is_final = m->speech_final = 1;
     m->transcript = m->raw_;
@@ -490,11 +503,13 @@ const steno__provider steno__gemini = {
     .request_id_header = NULL,
     .keepalive_text = NULL, /* none exists; WebSocket pings keep the connection */
     .finalize_text = "{\"realtimeInput\":{\"activityEnd\":{}}}",
+    .finalize_message = gm_finalize_message,
     /* The service has no end-of-session message and is not known to close on any client
      * message; audioStreamEnd is the nearest (steno-server ends the session on it). */
     .close_text = "{\"realtimeInput\":{\"audioStreamEnd\":true}}",
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
+    .client_closes = 1,
     .min_chunk_ms = 0,
     .max_chunk_ms = 0,
     .check_option = gm_check_option,

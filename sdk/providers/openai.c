@@ -778,11 +778,12 @@ const steno__provider steno__openai = {
     .finalize_text = "{\"type\":\"input_audio_buffer.commit\"}",
     /* The protocol has no end-of-stream message and the service does not close on any
      * client event: a last commit is the closest thing (finalize_before_close has already
-     * asked for every final, so it commits at most a refused sliver). The engine then waits
-     * close_timeout_ms for a close that does not come. */
+     * asked for every final, so it commits at most a refused sliver). The engine then closes
+     * the WebSocket itself (client_closes). */
     .close_text = "{\"type\":\"input_audio_buffer.commit\"}",
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
+    .client_closes = 1,
     /* 15 MiB per event: a chunk (at most 1 s) at 24 kHz is 64 KiB of base64. */
     .min_chunk_ms = 0,
     .max_chunk_ms = 0,

@@ -114,6 +114,10 @@ typedef struct steno__provider {
     /* Text control messages; NULL when the provider has none. */
     const char *keepalive_text; /* sent only while no audio flows */
     const char *finalize_text;  /* flush: finals for all audio sent so far */
+    /* The flush built by the adapter when it must know it went out (Gemini: the activityEnd
+     * closes the activity, and the next audio opens another at once); NULL: finalize_text.
+     * finalize_text still says whether the provider has a flush at all. */
+    int (*finalize_message)(void *conn, steno__sb *out);
     const char *close_text;     /* end of stream: flush, then the server closes */
 
     /* How the answer to finalize_text is recognised (see steno__finalize_answer). */
@@ -122,6 +126,12 @@ typedef struct steno__provider {
      * the engine then sends finalize_text first, awaits its answer, and only then close_text
      * (live and backfill connections alike). */
     int finalize_before_close;
+    /* Nonzero when the server does not close after close_text (OpenAI and Gemini have no
+     * end-of-stream message): once close_text is out, with the flush before it answered, the
+     * engine closes the WebSocket itself (1000) and takes that as the end of the stream; a
+     * seamless switch (configuration, go-away, failback) closes right after close_text, the
+     * unacknowledged audio being replayed on the new connection. */
+    int client_closes;
 
     /* Limits on one audio frame (chunk_ms), checked at session open; 0 = no limit. */
     uint32_t min_chunk_ms, max_chunk_ms;
