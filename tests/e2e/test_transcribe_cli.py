@@ -120,18 +120,16 @@ def test_wrong_key_exits_4():
 
 def test_elevenlabs_speech_through_its_personality():
     """--provider elevenlabs against steno-server --protocol elevenlabs: base64 chunks, commits,
-    and the close the protocol allows (the last commit's answer, then the service's close of
-    the idle session, shortened here from the service's ~15 s to 2 s)."""
-    with Server("--protocol", "elevenlabs", "--engine", "pocketsphinx", "--api-key", "el-key",
-                "--idle-timeout-ms", "2000") as srv:
+    and the close the protocol allows (the last commit's answer, then the client's close)."""
+    with Server("--protocol", "elevenlabs", "--engine", "pocketsphinx", "--api-key", "el-key") as srv:
         r = transcribe("--provider", "elevenlabs", "--api-key", "el-key", "--url",
                        "ws://%s/v1/speech-to-text/realtime" % srv.listen, WAV)
         conns = srv.api("/connections")["connections"]
     if r.returncode != 0:
         fail("elevenlabs run exited %d: %s" % (r.returncode, r.stderr))
     if len(conns) != 1 or conns[0]["control"].get("Finalize", 0) < 1 or \
-            conns[0]["close_cause"] != "idle":
-        fail("expected one connection with commits, closed idle: %r" % conns)
+            conns[0]["closed_by"] != "client" or conns[0]["close_code"] != 1000:
+        fail("expected one connection with commits, closed by the client: %r" % conns)
     w = wer(reference([UTT]), r.stdout)
     print("elevenlabs: WER %.1f%%" % w)
     if w > 60:

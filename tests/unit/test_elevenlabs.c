@@ -198,6 +198,7 @@ static void test_limits_and_control_messages(void **state)
     assert_null(p->configure_message);
     assert_int_equal(p->finalize_answer, STENO__FIN_ANSWER_NEXT_FINAL);
     assert_true(p->finalize_before_close);
+    assert_true(p->client_closes); /* no end-of-stream message: steno closes the socket */
     assert_string_equal(p->finalize_text,
                         "{\"message_type\":\"input_audio_chunk\",\"audio_base_64\""
                         ":\"\",\"commit\":true,\"sample_rate\":16000}");

@@ -7,10 +7,9 @@
  * which the protocol can only carry on a new connection, as a seamless reconnect.
  *
  * The protocol has no end-of-stream message: a close is the commit (its answer acknowledges
- * the tail), an empty chunk, and the service's close of the idle session
- * (insufficient_audio_activity, 1000). The server's idle timeout is shortened so that this takes
- * 1.5 s rather than the service's ~15 s. The null engine's span is longer than any stream, so
- * the engine finalizes only at commits and each committed transcript is exactly one span. */
+ * the tail), an empty chunk, and the client's own close of the socket. The null engine's span
+ * is longer than any stream, so the engine finalizes only at commits and each committed
+ * transcript is exactly one span. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,8 +68,8 @@ int main(void)
 {
     h_init("elevenlabs_zero_loss");
     h_server srv, chaos, limited;
-    const char *args[] = {"--protocol", "elevenlabs",     "--api-key", KEY, "--idle-timeout-ms",
-                          "1500",       "--null-span-ms", "600000",    NULL};
+    const char *args[] = {"--protocol",     "elevenlabs", "--api-key", KEY,
+                          "--null-span-ms", "600000",     NULL};
     h_server_start(&srv, args);
     h_chaos_start(&chaos, srv.port);
     steno_client_config cc;
@@ -102,9 +101,10 @@ int main(void)
         H_CHECK(strstr(txt, "commit_strategy=manual") && strstr(txt, "include_timestamps=true") &&
                     strstr(txt, "model_id=scribe_v2_realtime"),
                 "query: %s", txt);
-        /* commits went out (auto-finalize and the close's), and the idle close ended it */
-        H_CHECK(strstr(txt, "\"Finalize\":") && strstr(txt, "\"close_cause\":\"idle\""),
-                "no commits, or not closed by the idle rule: %s", txt);
+        /* commits went out (auto-finalize and the close's), and the client closed */
+        H_CHECK(strstr(txt, "\"Finalize\":") && strstr(txt, "\"closed_by\":\"client\"") &&
+                    strstr(txt, "\"close_code\":1000"),
+                "no commits, or not closed by the client with 1000: %s", txt);
         free(txt);
         no_client_errors(recs);
         h_accounting acc;
@@ -152,17 +152,9 @@ int main(void)
     /* 3: a session time limit of 4 s over a 10 s stream: each session_time_limit_exceeded is a
      * planned reconnect (attempt 0, no backoff), and nothing is lost across them */
     {
-        const char *largs[] = {"--protocol",
-                               "elevenlabs",
-                               "--api-key",
-                               KEY,
-                               "--session-limit-s",
-                               "4",
-                               "--null-span-ms",
-                               "600000",
-                               "--idle-timeout-ms",
-                               "1500",
-                               NULL};
+        const char *largs[] = {
+            "--protocol", "elevenlabs",     "--api-key", KEY, "--session-limit-s",
+            "4",          "--null-span-ms", "600000",    NULL};
         h_server_start(&limited, largs);
         const size_t total = 10u * RATE;
         int16_t *pcm = h_pattern_alloc(23, total);
@@ -200,7 +192,7 @@ int main(void)
         h_server_stop(&limited);
     }
     /* 4: no live reconfiguration: a change of language at ~2 s reconnects seamlessly (the old
-     * connection ends with the idle close after its empty chunk), with nothing lost */
+     * connection is closed after its empty chunk), with nothing lost */
     {
         const size_t total = 6u * RATE;
         int16_t *pcm = h_pattern_alloc(24, total);
