@@ -6,6 +6,9 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(STENO_EVLIB_UV)
+#include <uv.h>
+#endif
 
 #include "alloc.h"
 #include "backfill.h"
@@ -409,6 +412,17 @@ static void steno__tls_mbedtls_reason(steno_session *s, const char *why)
 }
 #endif
 
+/* Network thread, on steno_client_destroy's wake: the thread's loop returns. (poll: the thread
+ * checks c->stop after each lws_service.) */
+static void loop_stop(steno_client *c)
+{
+#if defined(STENO_EVLIB_UV)
+    uv_stop(c->loop);
+#else
+    (void)c;
+#endif
+}
+
 /* ---- the lws protocol: wakes arrive here; per-connection reasons go to the session ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -419,7 +433,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         steno_client *c = lws_context_user(lws_get_context(wsi));
-        if (c && !atomic_load(&c->stop))
+        if (!c)
+            return 0;
+        if (atomic_load(&c->stop))
+            loop_stop(c);
+        else
             service_wake(c);
         return 0;
     }
@@ -499,6 +517,24 @@ const struct lws_protocols steno__protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/*
+ * The network thread's loop. With libuv (the default), lws runs on a libuv loop the client owns
+ * ("foreign" to lws): epoll, so a wake or a timer costs the same with 10 or 10,000 connections,
+ * where poll() walks every descriptor on every wake. The client owns the loop, rather than
+ * letting lws create one, because an lws-created libuv loop takes over SIGINT, SIGTERM, SIGHUP,
+ * SIGSEGV and SIGFPE process-wide (uv_signal_start replaces the application's handlers and
+ * leaves SIG_DFL behind): a library must not. With -Devent_loop=poll, lws's own poll() loop.
+ */
+#if defined(STENO_EVLIB_UV)
+static void *network_thread(void *arg)
+{
+    steno_client *c = arg;
+    /* uv_run returns once loop_stop has stopped it: the wake of steno_client_destroy */
+    while (!atomic_load(&c->stop))
+        uv_run(c->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+#else
 static void *network_thread(void *arg)
 {
     steno_client *c = arg;
@@ -511,6 +547,7 @@ static void *network_thread(void *arg)
     }
     return NULL;
 }
+#endif
 
 /* ---- metrics ---- */
 
@@ -644,6 +681,58 @@ static const char *system_ca_bundle(void)
     return NULL;
 }
 
+#if defined(STENO_EVLIB_UV)
+/* Runs the loop, never waiting, until nothing is left in it: closing handles complete in a
+ * loop turn without any I/O. False if handles are still active after the budget. */
+static bool loop_drain(uv_loop_t *loop)
+{
+    for (int i = 0; i < 10000; i++)
+        if (!uv_run(loop, UV_RUN_NOWAIT))
+            return true;
+    return false;
+}
+
+static void close_any_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+#endif
+
+/* The network thread has stopped (or never started): lws's context, then the loop under it. */
+static void destroy_lws_context(steno_client *c)
+{
+#if defined(STENO_EVLIB_UV)
+    if (c->ctx) {
+        /* On a libuv loop lws closes each connection's handle asynchronously: the first call
+         * closes every connection, the loop completes the closes (after the last one lws closes
+         * its own timer and idle handles), and the second call frees the context. */
+        lws_context_destroy(c->ctx);
+        if (!loop_drain(c->loop))
+            steno__log(c, STENO_LOG_ERROR, "internal: lws left libuv handles active at destroy");
+        lws_context_destroy(c->ctx);
+        c->ctx = NULL;
+    }
+    if (c->loop) {
+        if (uv_loop_close(c->loop) != 0) {
+            /* not expected: lws closes everything it opened; close what is left rather than
+             * leak the loop's epoll descriptor */
+            steno__log(c, STENO_LOG_ERROR, "internal: libuv loop still busy at destroy");
+            uv_walk(c->loop, close_any_handle, NULL);
+            loop_drain(c->loop);
+            uv_loop_close(c->loop);
+        }
+        steno__free(&c->alloc, c->loop);
+        c->loop = NULL;
+    }
+#else
+    if (c->ctx)
+        lws_context_destroy(c->ctx);
+    c->ctx = NULL;
+#endif
+}
+
 static steno_status create_lws_context(steno_client *c)
 {
     struct lws_context_creation_info info;
@@ -656,16 +745,33 @@ static steno_status create_lws_context(steno_client *c)
     info.uid = (uid_t)-1;
     info.vhost_name = "steno";
 
-    pthread_mutex_lock(&lws_tls_init_lock);
     struct lws_context_creation_info cinfo = info;
-    cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                    (lws_tls_init_done ? 0 : LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT);
+    cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+#if defined(STENO_EVLIB_UV)
+    c->loop = steno__alloc(&c->alloc, sizeof *c->loop);
+    if (!c->loop)
+        return STENO_ERR_NOMEM;
+    if (uv_loop_init(c->loop) != 0) {
+        steno__free(&c->alloc, c->loop);
+        c->loop = NULL;
+        return STENO_ERR_INTERNAL;
+    }
+    void *loops[1] = {c->loop};
+    cinfo.options |= LWS_SERVER_OPTION_LIBUV;
+    cinfo.foreign_loops = loops;
+#endif
+
+    pthread_mutex_lock(&lws_tls_init_lock);
+    if (!lws_tls_init_done)
+        cinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     c->ctx = lws_create_context(&cinfo);
     if (c->ctx && (cinfo.options & LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT))
         lws_tls_init_done = true;
     pthread_mutex_unlock(&lws_tls_init_lock);
-    if (!c->ctx)
+    if (!c->ctx) {
+        destroy_lws_context(c);
         return STENO_ERR_INTERNAL;
+    }
 
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* per vhost: set up its client TLS */
     /* lws (built with LWS_SSL_CLIENT_USE_OS_CA_CERTS, as Debian's) loads the system store even
@@ -673,8 +779,7 @@ static steno_status create_lws_context(steno_client *c)
     if (c->ca_file)
         info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     if (!lws_create_vhost(c->ctx, &info)) {
-        lws_context_destroy(c->ctx);
-        c->ctx = NULL;
+        destroy_lws_context(c);
         return STENO_ERR_INTERNAL;
     }
     return STENO_OK;
@@ -809,8 +914,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     return STENO_OK;
 
 fail:
-    if (c->ctx)
-        lws_context_destroy(c->ctx);
+    destroy_lws_context(c);
     if (atomic_load(&lws_log_client) == c)
         atomic_store(&lws_log_client, NULL);
     steno__metrics_destroy(c->metrics);
@@ -839,7 +943,7 @@ void steno_client_destroy(steno_client *c)
         pthread_join(c->thread, NULL);
     c->thread_started = 0;
     lws_sul_cancel(&c->sul_timers);
-    lws_context_destroy(c->ctx);
+    destroy_lws_context(c);
     steno__timerheap_free(&c->timers);
     steno__wakeset_free(&c->wakes);
     if (atomic_load(&lws_log_client) == c) {

@@ -135,11 +135,14 @@ typedef struct steno__client_metrics {
     steno__metric *last_msg_ts, *last_msg_age;
 } steno__client_metrics;
 
+struct uv_loop_s;
+
 struct steno_client {
     steno_allocator alloc;
     steno_client_config cfg;
     char *ca_file;
     struct lws_context *ctx;
+    struct uv_loop_s *loop; /* the network thread's libuv loop (NULL: lws's own poll loop) */
     pthread_t thread;
     int thread_started;
     atomic_int stop;
