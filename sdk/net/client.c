@@ -6,9 +6,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(STENO_EVLIB_UV)
-#include <uv.h>
-#endif
 
 #include "alloc.h"
 #include "backfill.h"
@@ -54,9 +51,7 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void timers_fire(lws_sorted_usec_list_t *sul);
-
-/* Arms the one lws timer for the heap's earliest deadline, if it is not armed for it already.
+/* Arms the loop's one timer for the heap's earliest deadline, if it is not armed for it already.
  * A cancelled timer may leave it armed early: that wake finds nothing due and re-arms. */
 static void timers_arm(steno_client *c, uint64_t now)
 {
@@ -69,12 +64,12 @@ static void timers_arm(steno_client *c, uint64_t now)
     c->timers_armed_us = top->due;
     /* 0 would mean "cancel" to lws: the soonest is 1 us */
     lws_usec_t in = top->due > now ? (lws_usec_t)(top->due - now) : 1;
-    lws_sul_schedule(c->ctx, 0, &c->sul_timers, timers_fire, in);
+    steno__evloop_timer_arm(&c->evl, c->ctx, (uint64_t)in);
 }
 
-static void timers_fire(lws_sorted_usec_list_t *sul)
+static void timers_fire(void *arg)
 {
-    steno_client *c = lws_container_of(sul, steno_client, sul_timers);
+    steno_client *c = arg;
     c->timers_armed_us = 0;
     /* Only what is due now: a callback that sets a timer for "at once" gets a deadline after
      * this `now` (at least 1 us later), so it runs on the next pass, not in this loop. */
@@ -412,17 +407,6 @@ static void steno__tls_mbedtls_reason(steno_session *s, const char *why)
 }
 #endif
 
-/* Network thread, on steno_client_destroy's wake: the thread's loop returns. (poll: the thread
- * checks c->stop after each lws_service.) */
-static void loop_stop(steno_client *c)
-{
-#if defined(STENO_EVLIB_UV)
-    uv_stop(c->loop);
-#else
-    (void)c;
-#endif
-}
-
 /* ---- the lws protocol: wakes arrive here; per-connection reasons go to the session ---- */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -436,7 +420,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c)
             return 0;
         if (atomic_load(&c->stop))
-            loop_stop(c);
+            steno__evloop_stop(&c->evl);
         else
             service_wake(c);
         return 0;
@@ -518,36 +502,16 @@ const struct lws_protocols steno__protocols[] = {
 };
 
 /*
- * The network thread's loop. With libuv (the default), lws runs on a libuv loop the client owns
- * ("foreign" to lws): epoll, so a wake or a timer costs the same with 10 or 10,000 connections,
- * where poll() walks every descriptor on every wake. The client owns the loop, rather than
- * letting lws create one, because an lws-created libuv loop takes over SIGINT, SIGTERM, SIGHUP,
- * SIGSEGV and SIGFPE process-wide (uv_signal_start replaces the application's handlers and
- * leaves SIG_DFL behind): a library must not. With -Devent_loop=poll, lws's own poll() loop.
+ * The network thread. By default lws runs on a libev loop the client owns (epoll: a wake or a
+ * timer costs the same with 10 or 10,000 connections, where poll() walks every descriptor on
+ * every wake); evloop.c says why the client owns it and what each choice costs.
  */
-#if defined(STENO_EVLIB_UV)
 static void *network_thread(void *arg)
 {
     steno_client *c = arg;
-    /* uv_run returns once loop_stop has stopped it: the wake of steno_client_destroy */
-    while (!atomic_load(&c->stop))
-        uv_run(c->loop, UV_RUN_DEFAULT);
+    steno__evloop_run(&c->evl, c->ctx, &c->stop);
     return NULL;
 }
-#else
-static void *network_thread(void *arg)
-{
-    steno_client *c = arg;
-    while (!atomic_load(&c->stop)) {
-        if (lws_service(c->ctx, 0) < 0 && !atomic_load(&c->stop)) {
-            /* poll() failed: sessions depend on this loop, so keep it alive, without spinning */
-            steno__log(c, STENO_LOG_ERROR, "lws_service failed; retrying");
-            usleep(1000);
-        }
-    }
-    return NULL;
-}
-#endif
 
 /* ---- metrics ---- */
 
@@ -681,56 +645,13 @@ static const char *system_ca_bundle(void)
     return NULL;
 }
 
-#if defined(STENO_EVLIB_UV)
-/* Runs the loop, never waiting, until nothing is left in it: closing handles complete in a
- * loop turn without any I/O. False if handles are still active after the budget. */
-static bool loop_drain(uv_loop_t *loop)
-{
-    for (int i = 0; i < 10000; i++)
-        if (!uv_run(loop, UV_RUN_NOWAIT))
-            return true;
-    return false;
-}
-
-static void close_any_handle(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-#endif
-
 /* The network thread has stopped (or never started): lws's context, then the loop under it. */
 static void destroy_lws_context(steno_client *c)
 {
-#if defined(STENO_EVLIB_UV)
-    if (c->ctx) {
-        /* On a libuv loop lws closes each connection's handle asynchronously: the first call
-         * closes every connection, the loop completes the closes (after the last one lws closes
-         * its own timer and idle handles), and the second call frees the context. */
-        lws_context_destroy(c->ctx);
-        if (!loop_drain(c->loop))
-            steno__log(c, STENO_LOG_ERROR, "internal: lws left libuv handles active at destroy");
-        lws_context_destroy(c->ctx);
-        c->ctx = NULL;
-    }
-    if (c->loop) {
-        if (uv_loop_close(c->loop) != 0) {
-            /* not expected: lws closes everything it opened; close what is left rather than
-             * leak the loop's epoll descriptor */
-            steno__log(c, STENO_LOG_ERROR, "internal: libuv loop still busy at destroy");
-            uv_walk(c->loop, close_any_handle, NULL);
-            loop_drain(c->loop);
-            uv_loop_close(c->loop);
-        }
-        steno__free(&c->alloc, c->loop);
-        c->loop = NULL;
-    }
-#else
-    if (c->ctx)
-        lws_context_destroy(c->ctx);
+    if (!steno__evloop_destroy(&c->evl, c->ctx, &c->alloc))
+        steno__log(c, STENO_LOG_ERROR, "internal: lws left %s handles open at destroy",
+                   c->evl.name);
     c->ctx = NULL;
-#endif
 }
 
 static steno_status create_lws_context(steno_client *c)
@@ -747,19 +668,13 @@ static steno_status create_lws_context(steno_client *c)
 
     struct lws_context_creation_info cinfo = info;
     cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-#if defined(STENO_EVLIB_UV)
-    c->loop = steno__alloc(&c->alloc, sizeof *c->loop);
-    if (!c->loop)
-        return STENO_ERR_NOMEM;
-    if (uv_loop_init(c->loop) != 0) {
-        steno__free(&c->alloc, c->loop);
-        c->loop = NULL;
-        return STENO_ERR_INTERNAL;
-    }
-    void *loops[1] = {c->loop};
-    cinfo.options |= LWS_SERVER_OPTION_LIBUV;
-    cinfo.foreign_loops = loops;
-#endif
+    steno_status rc = steno__evloop_init(&c->evl, &c->alloc, timers_fire, c);
+    if (rc)
+        return rc;
+    void *loops[1] = {c->evl.loop};
+    cinfo.options |= c->evl.lws_options;
+    if (c->evl.loop)
+        cinfo.foreign_loops = loops;
 
     pthread_mutex_lock(&lws_tls_init_lock);
     if (!lws_tls_init_done)
@@ -942,7 +857,7 @@ void steno_client_destroy(steno_client *c)
     if (c->thread_started)
         pthread_join(c->thread, NULL);
     c->thread_started = 0;
-    lws_sul_cancel(&c->sul_timers);
+    steno__evloop_timer_cancel(&c->evl);
     destroy_lws_context(c);
     steno__timerheap_free(&c->timers);
     steno__wakeset_free(&c->wakes);
