@@ -58,6 +58,8 @@ typedef enum steno_event_type {
      * connections (see max_backfill_connections) finished and the session is
      * caught up. */
     STENO_EVENT_CAUGHT_UP = 12,
+    /* The session moved to another endpoint (see steno_session_config.failover). */
+    STENO_EVENT_FAILOVER = 13,
 } steno_event_type;
 
 /* A short name for an event type ("TRANSCRIPT"), never NULL. */
@@ -90,6 +92,7 @@ typedef struct steno_transcript {
     int from_backfill;     /* 1: from a backfill connection replaying audio buffered during an
                               outage (its span is older than live results already delivered,
                               unless the session asked for ordered_finals) */
+    const char *provider;  /* the provider that transcribed it ("deepgram"; see failover) */
 } steno_transcript;
 
 typedef struct steno_event_connecting {
@@ -156,6 +159,17 @@ typedef struct steno_event_caught_up {
     uint32_t elapsed_ms;         /* from the first backfill job to now */
 } steno_event_caught_up;
 
+typedef struct steno_event_failover {
+    const char *from_provider; /* the endpoint left: provider name ... */
+    const char *from_url;      /* ... and URL (no query) */
+    const char *to_provider;   /* the endpoint the session moves to */
+    const char *to_url;
+    uint32_t to_index;  /* 0: the preferred endpoint, k: steno_session_config.failover[k - 1] */
+    steno_status cause; /* why: the last failure (STENO_OK when moving back to the preferred
+                           endpoint once failback_after_ms passed) */
+    const char *message; /* what happened, never NULL */
+} steno_event_failover;
+
 typedef struct steno_event_failed {
     steno_status status;          /* e.g. STENO_ERR_AUTH, STENO_ERR_RETRIES_EXHAUSTED */
     int http_status;              /* handshake HTTP status when relevant, else 0 */
@@ -189,6 +203,7 @@ typedef struct steno_event {
         steno_event_failed failed;
         steno_event_closed closed;
         steno_event_caught_up caught_up;
+        steno_event_failover failover;
     } u;
 } steno_event;
 

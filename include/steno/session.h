@@ -59,6 +59,15 @@ typedef enum steno_encoding {
 } steno_encoding;
 
 /* A provider option: a query parameter / setting of the provider's API. */
+/* One failover endpoint (see steno_session_config.failover). */
+typedef struct steno_endpoint {
+    const char *provider; /* "deepgram", "assemblyai", ... (required) */
+    const char *url;      /* NULL or "": the provider's default */
+    const char *api_key;  /* NULL: none */
+    const struct steno_option *options;
+    size_t n_options;
+} steno_endpoint;
+
 typedef struct steno_option {
     const char *key;
     const char *value; /* NULL in steno_session_configure() removes the key */
@@ -102,7 +111,8 @@ typedef struct steno_retry_policy {
  * "Token <key>", which is sent as is. For "assemblyai" an API key is sent
  * raw ("Authorization: <key>"), and "Bearer <token>" names a temporary
  * token, which goes in the request's token= query parameter (never in a
- * log line: the logged URL has no query).
+ * log line: the logged URL has no query). For "openai" a key (or an
+ * ephemeral secret) is sent as "Authorization: Bearer <key>".
  */
 typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
 
@@ -128,8 +138,18 @@ typedef steno_status (*steno_token_fn)(void *user, char *buf, size_t cap);
  */
 typedef struct steno_session_config {
     /* Provider name ["deepgram"], or "assemblyai" (Universal Streaming v3:
-     * real-time pacing, chunk_ms 50..1000, mono LINEAR16). Unknown names are
-     * STENO_ERR_CONFIG. */
+     * real-time pacing, chunk_ms 50..1000, mono LINEAR16), "openai"
+     * (Realtime transcription sessions: real-time pacing, mono LINEAR16 at
+     * 8000..48000 Hz sent as 24 kHz). Unknown names are STENO_ERR_CONFIG.
+     * "gemini" (Live API input transcription: 16 kHz mono LINEAR16, real-time
+     * pacing; api_key, or "Token <name>" from token_cb for an ephemeral token):
+     * the API gives no times, so steno delimits activity itself and a final is
+     * one whole turn, acknowledging all audio sent before the activityEnd it
+     * answers; its words carry no times (the final has none). Replay starts at
+     * the last completed turn: a turn interrupted by a reconnect is re-sent
+     * whole and transcribed once. goAway moves to a new connection at once,
+     * resuming the session with its latest handle (backfill connections never
+     * resume it). */
     const char *provider;
     /* Endpoint URL ws://host[:port]/path or wss://... [the provider's:
      * wss://api.deepgram.com/v1/listen, wss://streaming.assemblyai.com/v3/ws].
@@ -227,6 +247,30 @@ typedef struct steno_session_config {
      */
     uint32_t auto_finalize_ms;
 
+    /*
+     * Failover. failover lists n_failover more endpoints (each a provider,
+     * URL, credential and options), tried in order after the one above (the
+     * preferred endpoint) when it fails in a way that is not the app's
+     * fault: handshakes refused, 5xx, closed or throttled connections, or
+     * the circuit breaker held open, for failover_after_ms in a row [10000];
+     * a payment or quota refusal (HTTP 402) at once; or retries exhausted.
+     * The audio not yet acknowledged is replayed on the new endpoint, so the
+     * timeline continues and nothing is lost; a FAILOVER event says why, and
+     * every transcript names its provider. Once failback_after_ms [60000]
+     * has passed on a fallback, steno moves back to the preferred endpoint
+     * (unless its breaker is open), flushing the fallback connection first;
+     * if the preferred endpoint still fails its handshake, steno returns to
+     * the fallback at once and waits twice as long before the next try (up
+     * to 10 min). 0: never move back. Failover endpoints use their own
+     * api_key; token_cb serves the preferred endpoint only. Options given to
+     * steno_session_configure() belong to the preferred endpoint. A local
+     * steno-server as the last entry keeps transcription going offline.
+     */
+    const struct steno_endpoint *failover;
+    size_t n_failover;
+    uint32_t failover_after_ms;
+    uint32_t failback_after_ms;
+
     /* Events: a callback on the network thread (see steno_event_fn) and/or
      * the pull queue read by steno_session_next_event(). The queue is on
      * when on_event is NULL, or when event_queue is 1. It holds at most
@@ -280,10 +324,13 @@ steno_status steno_session_write(steno_session *s, const int16_t *pcm, size_t fr
  * repeatable key such as keyterm can be given several times), and a NULL
  * value removes the key. Validated like at open (STENO_ERR_CONFIG names the
  * key; nothing changes on error). The new configuration is remembered and
- * used on every later (re)connect. Providers that cannot change settings
- * live (Deepgram /v1/listen) apply it by a seamless reconnect: the current
- * connection is finalized, then replaced, and replay from the last
- * acknowledged chunk guarantees nothing is lost or duplicated. Returns
+ * used on every later (re)connect. A provider that can change the settings
+ * on the open connection gets one message for it (AssemblyAI's
+ * UpdateConfiguration, for its turn-silence, end-of-turn and keyterm
+ * settings). Otherwise (Deepgram /v1/listen; any other AssemblyAI setting,
+ * or removing a live one) the change is applied by a seamless reconnect:
+ * the current connection is finalized, then replaced, and replay from the
+ * last acknowledged chunk guarantees nothing is lost or duplicated. Returns
  * STENO_ERR_STATE once close was requested.
  */
 steno_status steno_session_configure(steno_session *s, const steno_option *opts, size_t n);

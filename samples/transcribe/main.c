@@ -1,5 +1,6 @@
 /* steno-transcribe: a file, stdin or the microphone through one steno session, to the terminal
  * or a transcript file. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -200,6 +201,10 @@ static void handle(run *r, const steno_event *ev)
             r->replayed = ev->u.reconnected.replayed_chunks;
             r->catchup_chunks = st.chunks_sent + r->replayed;
         }
+        break;
+    case STENO_EVENT_FAILOVER:
+        note(r, "moved to %s (%s): %s", ev->u.failover.to_provider, ev->u.failover.to_url,
+             ev->u.failover.message);
         break;
     case STENO_EVENT_AUDIO_DROPPED:
         r->dropped = 1;
@@ -425,6 +430,21 @@ int main(int argc, char **argv)
     sc.ordered_finals = 1; /* srt/vtt cues and text lines in timeline order */
     if (a.max_outage_ms)
         sc.retry.max_outage_ms = a.max_outage_ms;
+    /* failover endpoints: each provider's key from its conventional variable */
+    char fo_keys[MAX_FAILOVER][64];
+    for (size_t i = 0; i < a.n_failover; i++) {
+        size_t n = 0;
+        for (const char *p = a.failover[i].provider; *p && n < 40; p++)
+            fo_keys[i][n++] = (char)toupper((unsigned char)*p);
+        snprintf(fo_keys[i] + n, sizeof fo_keys[i] - n, "_API_KEY");
+        a.failover[i].api_key = getenv(fo_keys[i]);
+    }
+    sc.failover = a.failover;
+    sc.n_failover = a.n_failover;
+    if (a.failover_after_ms)
+        sc.failover_after_ms = a.failover_after_ms;
+    if (a.failback_set)
+        sc.failback_after_ms = a.failback_after_ms;
     sc.channels = 1;
     r.rate = sc.sample_rate;
     r.use_live = !a.no_live && isatty(1);
@@ -436,7 +456,9 @@ int main(int argc, char **argv)
     steno_option opts[MAX_OPTIONS + 1];
     memcpy(opts, a.options, a.n_options * sizeof *opts);
     size_t n_opts = a.n_options;
-    if (want_interim && !has_interim_opt)
+    /* Deepgram sends interims only when asked; the other providers always do (or never) */
+    int deepgram = !sc.provider || !strcmp(sc.provider, "deepgram");
+    if (want_interim && !has_interim_opt && deepgram)
         opts[n_opts++] = (steno_option){"interim_results", "true"};
     sc.options = opts;
     sc.n_options = n_opts;

@@ -42,6 +42,14 @@ static void usage(FILE *to)
           "  --option KEY=VALUE   provider option, repeatable (--option model=nova-3)\n"
           "  --max-outage MS      give up after this long without a connection [120000]\n"
           "                       (STENO_MAX_OUTAGE_MS)\n"
+          "  --failover PROVIDER=URL\n"
+          "                       an endpoint to move to when the one in use keeps failing,\n"
+          "                       repeatable, tried in order (its key: PROVIDER_API_KEY,\n"
+          "                       e.g. ASSEMBLYAI_API_KEY); the unfinalized audio is\n"
+          "                       replayed there and nothing is lost\n"
+          "  --failover-after MS  move after the endpoint failed this long [10000]\n"
+          "  --failback-after MS  try the first endpoint again after this long on another\n"
+          "                       [60000] (0: never)\n"
           "\n"
           "Output:\n"
           "  --format FMT         text, jsonl, srt or vtt [text]\n"
@@ -107,6 +115,9 @@ enum {
     O_LOCAL,
     O_OPTION,
     O_MAX_OUTAGE,
+    O_FAILOVER,
+    O_FAILOVER_AFTER,
+    O_FAILBACK_AFTER,
     O_FORMAT,
     O_TIMESTAMPS,
     O_INTERIM,
@@ -132,6 +143,9 @@ int parse_args(int argc, char **argv, args *a)
         {"local", no_argument, NULL, O_LOCAL},
         {"option", required_argument, NULL, O_OPTION},
         {"max-outage", required_argument, NULL, O_MAX_OUTAGE},
+        {"failover", required_argument, NULL, O_FAILOVER},
+        {"failover-after", required_argument, NULL, O_FAILOVER_AFTER},
+        {"failback-after", required_argument, NULL, O_FAILBACK_AFTER},
         {"format", required_argument, NULL, O_FORMAT},
         {"output", required_argument, NULL, 'o'},
         {"timestamps", no_argument, NULL, O_TIMESTAMPS},
@@ -218,6 +232,29 @@ int parse_args(int argc, char **argv, args *a)
         case O_MAX_OUTAGE:
             if (parse_u32(optarg, 1, UINT32_MAX - 1, &a->max_outage_ms))
                 return bad("--max-outage wants milliseconds (1..4294967294), got '%s'", optarg);
+            break;
+        case O_FAILOVER: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1])
+                return bad("--failover wants PROVIDER=URL, got '%s'", optarg);
+            if (a->n_failover == MAX_FAILOVER)
+                return bad("--failover: at most %s endpoints", "8");
+            *eq = '\0';
+            a->failover[a->n_failover].provider = optarg;
+            a->failover[a->n_failover].url = eq + 1;
+            a->n_failover++;
+            break;
+        }
+        case O_FAILOVER_AFTER:
+            if (parse_u32(optarg, 100, 86400000, &a->failover_after_ms))
+                return bad("--failover-after wants milliseconds (100..86400000), got '%s'", optarg);
+            break;
+        case O_FAILBACK_AFTER:
+            if (parse_u32(optarg, 0, 86400000, &a->failback_after_ms) ||
+                (a->failback_after_ms && a->failback_after_ms < 1000))
+                return bad("--failback-after wants 0 or milliseconds (1000..86400000), got '%s'",
+                           optarg);
+            a->failback_set = 1;
             break;
         case O_FORMAT:
             if (output_parse_format(optarg, &a->format))

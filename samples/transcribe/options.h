@@ -21,6 +21,7 @@ enum {
 };
 
 #define MAX_OPTIONS 64
+#define MAX_FAILOVER 8
 
 typedef enum input_kind { IN_FILE, IN_STDIN, IN_MIC } input_kind;
 
@@ -36,7 +37,12 @@ typedef struct args {
 
     const char *provider, *url, *api_key;
     int local;
-    uint32_t max_outage_ms; /* 0 = the default */
+    uint32_t max_outage_ms;                /* 0 = the default */
+    steno_endpoint failover[MAX_FAILOVER]; /* provider and url; keys from the environment */
+    size_t n_failover;
+    uint32_t failover_after_ms; /* 0 = the default */
+    uint32_t failback_after_ms;
+    int failback_set;
     steno_option options[MAX_OPTIONS];
     size_t n_options;
 

@@ -25,6 +25,16 @@
  *    (3-hour limit), 3009 Unauthorized Connection: Too many concurrent
  *    sessions; earlier revisions sent "Unauthorized Connection: ..." with
  *    1008, which is still recognised.
+ *  - Gemini Live API (specs/gemini README; no code is documented, all observed): 1007 for an
+ *    invalid argument or an invalid/expired API key (the reason says which), 1008 for a model or
+ *    feature the endpoint does not support, 1011 for internal errors and for an exhausted quota
+ *    ("You exceeded your current quota..."); a refused session resumption handle is read from
+ *    its reason ("resumption handle") and retried, as the adapter then starts a new session.
+ *  - OpenAI Realtime (specs/openai/README.md): errors are `error` events before the close,
+ *    whose code the adapter keeps as the provider error: invalid_api_key (then close 3000)
+ *    is fatal whatever the close code; session_expired (the 60-minute limit, then a close
+ *    whose code is unconfirmed) is retried at once, even during a close, since the server
+ *    ended the session, not our end of stream.
  *  - steno-server (the local test server) closes with 1008 'RATE-0000 audio
  *    faster than Kx real time' when audio arrives faster than its --max-rate.
  *  - Private codes 4400-4599 are read as 4000 + an HTTP status (a common
@@ -142,6 +152,33 @@ static const char *close_rule(const steno__failure_info *in, struct rule *r, boo
     if (either_contains(in, "NET-0000")) {
         *r = (struct rule){STENO__RETRY, STENO_ERR_SERVER, STENO__FAILURE_SERVER};
         return " (no results from server)";
+    }
+
+    /* Gemini: the reason tells a credential or a handle from a bad request (all 1007), and a
+     * quota from an internal error (both 1011). */
+    if (code == 1007 && (either_contains(in, "API key") || either_contains(in, "API_KEY"))) {
+        *r = (struct rule){STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER};
+        return " (credential rejected)";
+    }
+    if (code == 1007 && either_contains(in, "resumption handle")) {
+        *r = (struct rule){STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_SERVER};
+        return " (session resumption refused: a new session follows)";
+    }
+    if (code == 1011 && either_contains(in, "quota")) {
+        *r = (struct rule){STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER};
+        return " (quota exhausted: check the plan and billing)";
+    }
+    if (code == 1011 && either_contains(in, "resource has been exhausted")) {
+        *r = (struct rule){STENO__RETRY_AFTER, STENO_ERR_RATE_LIMITED, STENO__FAILURE_SERVER};
+        return " (resource exhausted)";
+    }
+    if (contains(in->provider_error, "invalid_api_key")) {
+        *r = (struct rule){STENO__FATAL_AUTH, STENO_ERR_AUTH, STENO__FAILURE_SERVER};
+        return " (invalid API key)";
+    }
+    if (contains(in->provider_error, "session_expired")) {
+        *r = (struct rule){STENO__RETRY, STENO_ERR_CLOSED, STENO__FAILURE_SERVER};
+        return " (session expired)";
     }
 
     switch (code) {

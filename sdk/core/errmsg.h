@@ -9,6 +9,9 @@
  * callers may pass what the application gave them unchecked. */
 void steno__errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same, returning rc: "return steno__errf_rc(err, errlen, STENO_ERR_CONFIG, ...)". */
+int steno__errf_rc(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void steno__verrf(char *err, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 

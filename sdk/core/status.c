@@ -91,3 +91,12 @@ void steno__errf(char *err, size_t errlen, const char *fmt, ...)
     steno__verrf(err, errlen, fmt, ap);
     va_end(ap);
 }
+
+int steno__errf_rc(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    steno__verrf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}

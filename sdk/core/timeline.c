@@ -207,11 +207,24 @@ uint64_t steno__timeline_to_session(const steno__timeline *t, double provider_se
     return map_start(t, to_frames(t, provider_seconds));
 }
 
+/* How far a result's times may stray outside the audio sent on its connection (provider
+ * rounding, padding) before the result is refused. */
+#define SLACK_S 0.25
+
 static int filter(const steno__timeline *t, double start, double duration,
                   const steno__word_time *words, size_t n_words, steno__mapped *out)
 {
     if (!t || !out || (n_words && !words) || !isfinite(start) || !isfinite(duration))
         return STENO_ERR_INVALID_ARG;
+    /* A result for audio this connection never sent (or from before its first sample) is a
+     * provider's bug or a hostile peer: mapping it would clamp it onto the newest audio sent and
+     * acknowledge audio no final covers. Beyond rounding (SLACK_S) it is refused. */
+    double sent_s = (double)t->p_total / t->rate;
+    if (start < -SLACK_S || start + (duration > 0 ? duration : 0) > sent_s + SLACK_S)
+        return STENO_ERR_PARSE;
+    for (size_t i = 0; i < n_words; i++)
+        if (!(words[i].start >= -SLACK_S) || !(words[i].end <= sent_s + SLACK_S))
+            return STENO_ERR_PARSE;
     uint64_t fin = t->finalized;
     if (duration < 0)
         duration = 0;

@@ -99,7 +99,11 @@ uint64_t steno__timeline_to_session(const steno__timeline *t, double provider_se
  * when the result covers no audio after finalized_frame and keeps no word;
  * an empty transcript over new audio is emitted (with no words) and, like
  * any final, advances finalized_frame to the mapped end, so the ack point
- * moves on. STENO_ERR_INVALID_ARG on NULL arguments or non-finite times.
+ * moves on. STENO_ERR_INVALID_ARG on NULL arguments or non-finite times;
+ * STENO_ERR_PARSE (nothing changes) when the result or a word lies outside
+ * the audio sent on this connection by more than 0.25 s (before its start,
+ * or past what was sent): a result for audio never sent must not
+ * acknowledge the audio that was.
  */
 int steno__timeline_final(steno__timeline *t, double start, double duration,
                           const steno__word_time *words, size_t n_words, steno__mapped *out);

@@ -17,6 +17,19 @@ static void pace_cb(steno__timer *t);
 static void try_connect(steno__bf *b);
 static void finish_job(steno__bf *b, bool done);
 
+/* A backfill connection sends at the provider's limit for seconds on end, where the live
+ * connection only bursts after a reconnect: network jitter that bunches its frames up (the
+ * provider clocks arrival, not sending) must not push it over. So it keeps 4 % under the
+ * live connection's speed and 1 s of burst in reserve. */
+static steno__pacing_config bf_pacing(const steno_session *s)
+{
+    steno__pacing_config pc = s->pacing.cfg;
+    pc.speed_permille = pc.speed_permille * 96u / 100u;
+    if (pc.burst_ms > 1000u)
+        pc.burst_ms = pc.burst_ms - 1000u > 500u ? pc.burst_ms - 1000u : 500u;
+    return pc;
+}
+
 int steno__backfill_create(steno_session *s, uint32_t n)
 {
     s->n_bf = 0;
@@ -27,14 +40,7 @@ int steno__backfill_create(steno_session *s, uint32_t n)
     if (!s->bf)
         return STENO_ERR_NOMEM;
     s->n_bf = n;
-    /* A backfill connection sends at the provider's limit for seconds on end, where the live
-     * connection only bursts after a reconnect: network jitter that bunches its frames up
-     * (the provider clocks arrival, not sending) must not push it over. So it keeps 4 %
-     * under the speed and 1 s of burst in reserve. */
-    steno__pacing_config pc = s->pacing.cfg;
-    pc.speed_permille = pc.speed_permille * 96u / 100u;
-    if (pc.burst_ms > 1000u)
-        pc.burst_ms = pc.burst_ms - 1000u > 500u ? pc.burst_ms - 1000u : 500u;
+    steno__pacing_config pc = bf_pacing(s);
     for (uint32_t i = 0; i < n; i++) {
         steno__bf *b = &s->bf[i];
         b->s = s;
@@ -56,6 +62,8 @@ int steno__backfill_create(steno_session *s, uint32_t n)
 void steno__backfill_destroy(steno_session *s)
 {
     for (uint32_t i = 0; i < s->n_bf; i++) {
+        if (s->bf[i].pconn)
+            s->prov->conn_free(s->a, s->bf[i].pconn);
         steno__timeline_destroy(s->bf[i].tl);
         steno__sb_free(&s->bf[i].rx);
         memset(s->bf[i].cred, 0, sizeof s->bf[i].cred);
@@ -89,6 +97,10 @@ static void drop_conn(steno__bf *b)
         b->wsi = NULL;
     }
     b->conn = STENO__CONN_NONE;
+    if (b->pconn) {
+        b->s->prov->conn_free(b->s->a, b->pconn);
+        b->pconn = NULL;
+    }
     steno__timer_cancel(&b->sul_conn_to);
     steno__timer_cancel(&b->sul_live);
     steno__timer_cancel(&b->sul_pace);
@@ -279,6 +291,36 @@ static void conn_failed(steno__bf *b, steno__failure_info *info, bool was_open, 
     sched(b, &b->sul_retry, retry_cb, delay);
 }
 
+void steno__backfill_drop_all(steno_session *s)
+{
+    for (uint32_t i = 0; i < s->n_bf; i++) {
+        steno__bf *b = &s->bf[i];
+        if (!b->job_id)
+            continue;
+        drop_conn(b);
+        steno__timer_cancel(&b->sul_retry);
+        b->retry_wait = b->breaker_wait = b->wants_slot = false;
+        steno__sb_reset(&b->rx);
+        b->rx_skip = false;
+    }
+}
+
+void steno__backfill_restart_all(steno_session *s)
+{
+    steno__pacing_config pc = bf_pacing(s);
+    uint64_t now = steno__now_ms();
+    for (uint32_t i = 0; i < s->n_bf; i++) {
+        steno__bf *b = &s->bf[i];
+        steno__pacing_init(&b->pacing, &pc, now);
+        if (!b->job_id)
+            continue;
+        b->attempts = 0;
+        steno__backoff_on_connected(&b->bo, now); /* a new endpoint: a fresh backoff */
+        b->retry_wait = true;
+        sched(b, &b->sul_retry, retry_cb, 0);
+    }
+}
+
 static void retry_cb(steno__timer *t)
 {
     steno__bf *b = lws_container_of(t, steno__bf, sul_retry);
@@ -420,6 +462,14 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
         finish_job(b, true); /* its audio left the ring meanwhile */
         return;
     }
+    if (s->prov->conn_new && !(b->pconn = s->prov->conn_new(s->a, s->psess, &s->ap, &s->opts, 1))) {
+        b->wsi = wsi; /* drop_conn lets lws finish it */
+        steno__failure_info info;
+        memset(&info, 0, sizeof info);
+        info.phase = STENO__PHASE_OPEN;
+        conn_failed(b, &info, false, "(out of memory for the provider's connection state)");
+        return;
+    }
     uint64_t now = steno__now_ms();
     b->wsi = wsi;
     b->conn = STENO__CONN_OPEN;
@@ -484,15 +534,29 @@ void steno__backfill_on_closed(steno__bf *b, struct lws *wsi)
     conn_failed(b, &info, true, why);
 }
 
+static void handle_one(steno__bf *b, steno__msg *mp);
+
 static void handle_message(steno__bf *b, const char *text, size_t len)
 {
     steno_session *s = b->s;
     steno__msg m;
-    if (s->prov->parse(s->a, text, len, &m) != STENO_OK) {
+    void *pconn = b->pconn;
+    if (s->prov->parse(s->a, pconn, text, len, &m) != STENO_OK) {
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
-        return;
+    } else {
+        handle_one(b, &m);
     }
+    /* Messages the adapter held back for this one (see the live connection's). */
+    while (s->prov->next_message && b->pconn == pconn && pconn && b->conn == STENO__CONN_OPEN &&
+           s->prov->next_message(s->a, pconn, &m) == 1)
+        handle_one(b, &m);
+}
+
+static void handle_one(steno__bf *b, steno__msg *mp)
+{
+    steno_session *s = b->s;
+    steno__msg m = *mp;
     ST_ADD(s, messages_received, 1);
     if (m.type == STENO__MSG_RESULTS) {
         steno__session_deliver_results(s, b->tl, b, &m);
@@ -500,6 +564,11 @@ static void handle_message(steno__bf *b, const char *text, size_t len)
         snprintf(b->prov_err, sizeof b->prov_err, "%s%s%s", m.error_code,
                  (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
         steno__slog(s, STENO_LOG_WARN, "backfill: provider error message: %s", b->prov_err);
+    } else if (m.type == STENO__MSG_GO_AWAY) {
+        /* A backfill connection lives for one job: if the server ends it first, the job is
+         * retried from what is final, like after any other loss. */
+        steno__slog(s, STENO_LOG_DEBUG, "backfill: provider ends the connection in %.1f s",
+                    m.time_left_s);
     }
     /* Utterance ends, speech starts and metadata of a replay describe audio the
      * app already heard about from the live connection: not repeated. */
@@ -601,7 +670,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
     if (b->initial_pending) {
         b->initial_pending = false;
         steno__sb_reset(&s->tx);
-        if (s->prov->initial_message(&s->ap, &s->opts, &s->tx) != STENO_OK ||
+        if (s->prov->initial_message(b->pconn, &s->ap, &s->opts, &s->tx) != STENO_OK ||
             steno__wire_send_text(s, wsi, steno__sb_cstr(&s->tx)))
             return -1;
         goto more;
@@ -640,7 +709,7 @@ int steno__backfill_on_writeable(steno__bf *b, struct lws *wsi)
             return -1;
         steno__pacing_allow(&b->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
+        if (steno__wire_send_audio(s, wsi, b->pconn, &ch, pad, &n))
             return -1;
         b->next_seq = ch.seq + 1;
         /* Acks that keep up here too: a job's progress is its finals, and a connection

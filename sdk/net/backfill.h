@@ -45,6 +45,7 @@ struct steno__bf {
     char cred[4200];
     steno__sb rx;
     bool rx_skip;
+    void *pconn; /* the adapter's state for this connection (provider conn_new) */
     steno__timer sul_retry, sul_conn_to, sul_live, sul_pace;
 };
 
@@ -56,6 +57,11 @@ void steno__backfill_destroy(steno_session *s);
 /* Starts queued planner jobs on free slots, as the session's and the client's
  * backfill caps allow. */
 void steno__backfill_pump(steno_session *s);
+/* The session moves to another endpoint: drop every backfill connection (before the move:
+ * their adapter state belongs to the old provider), then restart their jobs on the new one
+ * at its pace (after it). */
+void steno__backfill_drop_all(steno_session *s);
+void steno__backfill_restart_all(steno_session *s);
 /* A client-wide backfill slot freed up since the last call: start jobs that
  * waited for it, in every session. */
 void steno__backfill_pump_all(steno_client *c);

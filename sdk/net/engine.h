@@ -62,7 +62,7 @@ struct steno__timer {
 void steno__timer_schedule(steno_client *c, steno__timer *t, steno__timer_cb cb, uint64_t ms);
 void steno__timer_cancel(steno__timer *t);
 /* Timers a session owns besides its backfill slots', and each backfill slot's. */
-#define STENO__SESSION_TIMERS 7u
+#define STENO__SESSION_TIMERS 9u
 #define STENO__BACKFILL_TIMERS 4u
 
 /* Commands from application threads, as bits in steno_session.cmds. */
@@ -183,6 +183,17 @@ typedef struct steno__stats {
     atomic_int last_error;
 } steno__stats;
 
+/* An endpoint a session may use: the preferred one, then its failover list. The session's
+ * own prov/url_str/api_key/opts/psess/ep fields describe the one in use; the slot of the one
+ * in use is stale until the session moves away (failover.c swaps them). */
+typedef struct steno__target {
+    const steno__provider *prov;
+    char *url_str, *api_key;
+    steno__opts opts;
+    void *psess;
+    steno__endpoint *ep; /* resolved when first used */
+} steno__target;
+
 struct steno_session {
     steno_client *c;
     uint32_t serial; /* 1, 2, ... in open order per client: names the session in log lines */
@@ -203,7 +214,9 @@ struct steno_session {
     steno__link link;          /* the live connection's */
 
     /* immutable after open */
-    steno_session_config cfg; /* strings below are our copies */
+    steno_session_config cfg;        /* strings below are our copies */
+    const steno__provider *app_prov; /* the preferred endpoint's: app-side validation */
+    /* The endpoint in use (network thread once adopted; failover swaps them) */
     char *url_str, *api_key;
     steno__audio_params ap;
     uint32_t chunk_frames, frame_bytes, chunk_bytes;
@@ -275,11 +288,26 @@ struct steno_session {
     int close_fin;               /* STENO__CLOSE_FIN_*: the flush before close_text */
     steno__fin_queue fin_q;      /* finalize messages awaiting their answer (NEXT_FINAL) */
     bool switching, switch_sent; /* seamless reconnect for a configuration change */
+    bool switch_go_away;         /* ... or because the provider announced the connection's end */
+    bool configure_pending;      /* a live settings change to send: cfg_tx */
+    steno__sb cfg_tx;
+    void *psess; /* the adapter's session state (provider session_new) */
+    /* failover (network thread): targets[cur] is the endpoint in use */
+    steno__target *targets;
+    uint32_t n_targets, cur;
+    uint64_t tgt_down_ms; /* when the endpoint in use began failing (0: it works) */
+    uint32_t failback_ms; /* the wait before trying the preferred endpoint again */
+    bool failback_trial;  /* connecting to the preferred endpoint, back from failback_from */
+    uint32_t failback_from;
+    bool switch_failback; /* switching: flushing the fallback connection to move back */
+    char last_cause[300]; /* the latest failure, as RECONNECTING said it (failover messages) */
+    void *pconn;          /* the adapter's state for the live connection (conn_new) */
     uint64_t close_deadline_ms;
     bool terminal;
     bool detached;
 
-    steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict, sul_switch;
+    steno__timer sul_retry, sul_conn_to, sul_live, sul_pace, sul_close, sul_evict, sul_switch,
+        sul_failback, sul_goaway;
 
     /* cross-thread */
     atomic_int state;   /* steno_session_state */
@@ -369,6 +397,15 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi);
 int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned char **p,
                                   unsigned char *end);
 void steno__session_free(steno_session *s); /* app thread, after detach */
+
+/* failover.c: the endpoints of a session. */
+/* At open: the failover endpoints of cfg, validated (provider, chunk limits, options, URL). */
+int steno__targets_open(steno_session *s, const steno_session_config *cfg, char *err,
+                        size_t errlen);
+void steno__targets_free(steno_session *s);
+/* Network thread: makes targets[k] the endpoint in use (the backfill connections are dropped
+ * first and restarted on it; the live connection must be gone). */
+int steno__targets_switch(steno_session *s, uint32_t k);
 /* Maps a RESULTS message from a connection whose lane is tl onto the session
  * timeline, emits it (bf: from that backfill connection, else live) and moves
  * the ring's ack point. */

@@ -42,6 +42,8 @@ const char *steno_event_type_name(steno_event_type type)
         return "CLOSED";
     case STENO_EVENT_CAUGHT_UP:
         return "CAUGHT_UP";
+    case STENO_EVENT_FAILOVER:
+        return "FAILOVER";
     }
     return "UNKNOWN";
 }
@@ -80,6 +82,10 @@ static size_t strings_size(const steno_event *ev)
     case STENO_EVENT_FAILED:
         n += slen(ev->u.failed.message) + slen(ev->u.failed.provider_message) +
              slen(ev->u.failed.request_id);
+        break;
+    case STENO_EVENT_FAILOVER:
+        n += slen(ev->u.failover.from_url) + slen(ev->u.failover.to_url) +
+             slen(ev->u.failover.message);
         break;
     default:
         break;
@@ -147,6 +153,11 @@ static steno__evnode *copy_event(const steno_allocator *a, const steno_event *ev
         e->u.failed.message = put(&cur, ev->u.failed.message);
         e->u.failed.provider_message = put(&cur, ev->u.failed.provider_message);
         e->u.failed.request_id = put(&cur, ev->u.failed.request_id);
+        break;
+    case STENO_EVENT_FAILOVER: /* the provider names are static */
+        e->u.failover.from_url = put(&cur, ev->u.failover.from_url);
+        e->u.failover.to_url = put(&cur, ev->u.failover.to_url);
+        e->u.failover.message = put(&cur, ev->u.failover.message);
         break;
     default:
         break;

@@ -28,6 +28,8 @@ static void cancel_timers(steno_session *s)
     steno__timer_cancel(&s->sul_close);
     steno__timer_cancel(&s->sul_evict);
     steno__timer_cancel(&s->sul_switch);
+    steno__timer_cancel(&s->sul_failback);
+    steno__timer_cancel(&s->sul_goaway);
 }
 
 static double secs(const steno_session *s, uint64_t frame)
@@ -50,6 +52,10 @@ static void pace_cb(steno__timer *sul);
 static void close_cb(steno__timer *sul);
 static void evict_cb(steno__timer *sul);
 static void switch_cb(steno__timer *sul);
+static void failback_cb(steno__timer *sul);
+static void want_write(steno_session *s);
+static bool failover_on_failure(steno_session *s, const steno__classification *cls, int http_status,
+                                bool was_open, const char *why, bool exhausted);
 static void try_connect(steno_session *s);
 
 /* Metrics fed from ring counters, as deltas since the last sync (network thread). */
@@ -81,9 +87,14 @@ static void abandon_conn(steno_session *s)
         s->wsi = NULL;
     }
     s->conn = STENO__CONN_NONE;
+    if (s->pconn) {
+        s->prov->conn_free(s->a, s->pconn);
+        s->pconn = NULL;
+    }
     steno__timer_cancel(&s->sul_conn_to);
     steno__timer_cancel(&s->sul_live);
     steno__timer_cancel(&s->sul_pace);
+    steno__timer_cancel(&s->sul_goaway); /* that connection's announced end */
     if (s->holds_slot) {
         s->holds_slot = false;
         steno__client_release_slot(s->c);
@@ -295,6 +306,10 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     }
     uint64_t delay = 0;
     if (steno__backoff_next(&s->bo, now, cls->retry_after_ms, &delay) != STENO_OK) {
+        steno__classification gave_up = *cls;
+        gave_up.status = STENO_ERR_RETRIES_EXHAUSTED;
+        if (failover_on_failure(s, &gave_up, http_status, false, why, true))
+            return;
         char msg[512];
         snprintf(msg, sizeof msg,
                  "gave up reconnecting after %u attempts over %llu ms (retry.max_attempts / "
@@ -305,6 +320,14 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     }
     if (cls->verdict == STENO__RETRY_AFTER)
         steno__counter_inc(c->m.rate_limit_waits);
+    if (s->n_targets > 1 && s->tgt_down_ms) {
+        /* wait no longer than the moment this endpoint is due to be left */
+        uint64_t due = s->tgt_down_ms + s->cfg.failover_after_ms;
+        if (due <= now)
+            delay = 0;
+        else if (delay > due - now)
+            delay = due - now;
+    }
     if (!s->close_requested)
         steno__set_state(s, s->ever_connected ? STENO_STATE_RECONNECTING : STENO_STATE_CONNECTING);
     steno_event ev;
@@ -316,6 +339,7 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     ev.u.reconnecting.http_status = http_status;
     ev.u.reconnecting.close_code = close_code;
     ev.u.reconnecting.message = cause;
+    snprintf(s->last_cause, sizeof s->last_cause, "%s", cause);
     steno__slog(s, STENO_LOG_INFO, "reconnecting in %llu ms: %s", (unsigned long long)delay, cause);
     steno__emit(s, &ev);
     if (s->terminal)
@@ -341,6 +365,124 @@ static void planned_reconnect(steno_session *s, const char *why)
         steno__set_state(s, STENO_STATE_RECONNECTING);
     sched(s, &s->sul_retry, retry_cb, 0);
     sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/* ---- failover ---- */
+
+/* Moves the session to targets[k] (the live connection is gone) and connects there at once:
+ * what is not acknowledged is replayed there, on the same timeline. */
+static void move_to(steno_session *s, uint32_t k, steno_status cause, const char *why)
+{
+    const char *from = s->prov->name;
+    char from_url[512];
+    snprintf(from_url, sizeof from_url, "%s", s->url.endpoint ? s->url.endpoint : "");
+    steno__timer_cancel(&s->sul_retry);
+    int rc = steno__targets_switch(s, k);
+    if (rc != STENO_OK) {
+        fail_session(s, (steno_status)rc, 0, 0, "failover: could not move to the next endpoint",
+                     "");
+        return;
+    }
+    uint64_t now = steno__now_ms();
+    s->tgt_down_ms = now; /* the new endpoint gets its own failover_after_ms */
+    steno__backoff_on_connected(&s->bo, now);
+    s->outage_attempts = 0;
+    steno__slog(s, STENO_LOG_WARN, "failover: %s (%s) -> %s (%s): %s", from, from_url,
+                s->prov->name, s->url.endpoint, why);
+    steno_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = STENO_EVENT_FAILOVER;
+    ev.u.failover.from_provider = from;
+    ev.u.failover.from_url = from_url;
+    ev.u.failover.to_provider = s->prov->name;
+    ev.u.failover.to_url = s->url.endpoint;
+    ev.u.failover.to_index = k;
+    ev.u.failover.cause = cause;
+    ev.u.failover.message = why;
+    steno__emit(s, &ev);
+    if (s->terminal)
+        return;
+    steno__timer_cancel(&s->sul_failback);
+    if (k != 0 && s->cfg.failback_after_ms)
+        sched(s, &s->sul_failback, failback_cb, s->failback_ms);
+    sched(s, &s->sul_retry, retry_cb, 0);
+    sched(s, &s->sul_evict, evict_cb, s->cfg.chunk_ms);
+}
+
+/*
+ * A failure of the endpoint in use: move to the next one when it is not the app's fault and
+ * the endpoint has failed for failover_after_ms in a row (at once for a payment or quota
+ * refusal, or when retries are exhausted), or back to the fallback when a try of the preferred
+ * endpoint failed. true: moved.
+ */
+static bool failover_on_failure(steno_session *s, const steno__classification *cls, int http_status,
+                                bool was_open, const char *why, bool exhausted)
+{
+    if (s->n_targets < 2 || s->close_requested)
+        return false;
+    uint64_t now = steno__now_ms();
+    if (s->failback_trial && !was_open) {
+        s->failback_trial = false;
+        uint32_t back = s->failback_from;
+        uint64_t next = (uint64_t)s->failback_ms * 2u;
+        s->failback_ms = next > 600000u ? 600000u : (uint32_t)next;
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "the preferred endpoint still fails (%s): back to the fallback; next try in %u s",
+                 cls->cause, s->failback_ms / 1000u);
+        move_to(s, back, cls->status, msg);
+        return true;
+    }
+    /* The app's own mistakes (credentials, a bad request, audio it cannot decode) are the same
+     * anywhere: they fail the session as without failover. */
+    if (steno__verdict_is_fatal(cls->verdict) && http_status != 402)
+        return false;
+    if (!s->tgt_down_ms)
+        s->tgt_down_ms = now;
+    bool quota = http_status == 402;
+    bool long_outage = now - s->tgt_down_ms >= s->cfg.failover_after_ms;
+    if (!quota && !long_outage && !exhausted)
+        return false;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s%s%s", quota ? "payment or quota refused: " : "",
+             long_outage && !quota ? "failing for failover_after_ms, last: " : "", cls->cause);
+    if (why && *why && strcmp(why, cls->cause) != 0) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof msg - n, " (%s)", why);
+    }
+    move_to(s, (s->cur + 1) % s->n_targets, cls->status, msg);
+    return true;
+}
+
+/* failback_after_ms passed on a fallback: move back to the preferred endpoint, unless its
+ * breaker says it is still down, flushing the fallback connection first (a seamless switch). */
+static void failback_cb(steno__timer *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_failback);
+    if (s->terminal || s->cur == 0 || s->close_requested)
+        return;
+    steno__endpoint *pref = s->targets[0].ep;
+    if (s->conn != STENO__CONN_OPEN || s->switching ||
+        (pref && steno__breaker_get_state(&pref->breaker) == STENO__BREAKER_OPEN)) {
+        sched(s, &s->sul_failback, failback_cb, s->failback_ms);
+        return;
+    }
+    steno__slog(s, STENO_LOG_INFO, "failback: flushing %s to move back to %s", s->prov->name,
+                s->targets[0].prov->name);
+    s->switching = s->switch_failback = true;
+    s->switch_sent = false;
+    sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
+    want_write(s);
+}
+
+/* The fallback connection is flushed and gone: connect to the preferred endpoint; a handshake
+ * failure there brings the session straight back (failover_on_failure). */
+static void failback_now(steno_session *s)
+{
+    s->switch_failback = false;
+    s->failback_from = s->cur;
+    move_to(s, 0, STENO_OK, "failback: back to the preferred endpoint");
+    s->failback_trial = !s->terminal;
 }
 
 /*
@@ -387,6 +529,14 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
         return;
     }
     if (was_switching && !steno__verdict_is_fatal(cls.verdict)) {
+        if (s->switch_failback) {
+            failback_now(s);
+            return;
+        }
+        if (s->switch_go_away) {
+            planned_reconnect(s, "the provider is ending the connection (seamless reconnect)");
+            return;
+        }
         ST_ADD(s, configures, 1);
         planned_reconnect(s, "applying a configuration change (seamless reconnect)");
         return;
@@ -395,6 +545,8 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
         steno__counter_inc(c->m.fail[cls.verdict]);
         if (!was_open)
             drop_probe(s);
+        if (failover_on_failure(s, &cls, info->http_status, was_open, why, false))
+            return;
         char msg[512];
         char cause[300];
         format_cause(cause, sizeof cause, &cls, why);
@@ -421,6 +573,8 @@ static void conn_ended(steno_session *s, steno__failure_info *info, bool was_ope
     } else {
         steno__counter_inc(c->m.disconnects);
     }
+    if (failover_on_failure(s, &cls, info->http_status, was_open, why, false))
+        return;
     schedule_retry(s, &cls, info->http_status, info->close_code, why, !(was_open && healthy));
 }
 
@@ -473,6 +627,25 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_NONE)
         return;
     uint64_t now = steno__now_ms();
+    if (s->n_targets > 1 && s->tgt_down_ms && !s->close_requested &&
+        now - s->tgt_down_ms >= s->cfg.failover_after_ms) {
+        /* the endpoint failed (or its breaker held us) for failover_after_ms */
+        steno__classification cls;
+        memset(&cls, 0, sizeof cls);
+        cls.verdict = STENO__RETRY;
+        cls.status = s->waiting_breaker ? STENO_ERR_BREAKER_OPEN
+                                        : (steno_status)atomic_load(&s->st.last_error);
+        snprintf(cls.cause, sizeof cls.cause, "%.*s", (int)sizeof cls.cause - 1,
+                 s->waiting_breaker ? "its circuit breaker stayed open"
+                 : s->last_cause[0] ? s->last_cause
+                                    : "it keeps failing");
+        if (s->holds_slot) {
+            s->holds_slot = false;
+            steno__client_release_slot(c);
+        }
+        if (failover_on_failure(s, &cls, 0, false, NULL, false))
+            return;
+    }
     /* A connect slot first, the breaker second: a session that waited in line for a slot asks
      * the breaker when it is its turn, so a breaker that opened meanwhile still holds it back. */
     if (!s->holds_slot) {
@@ -503,6 +676,15 @@ static void try_connect(steno_session *s)
             steno__slog(s, STENO_LOG_DEBUG, "the circuit breaker holds the connection for %llu ms",
                         (unsigned long long)(retry_at > now ? retry_at - now : 1));
             s->waiting_breaker = s->primary_breaker_wait = true;
+            if (s->n_targets > 1) {
+                /* a breaker wait is a failure of the endpoint too: wake when it is due to
+                 * be left */
+                if (!s->tgt_down_ms)
+                    s->tgt_down_ms = now;
+                uint64_t due = s->tgt_down_ms + s->cfg.failover_after_ms;
+                if (retry_at > due)
+                    retry_at = due > now ? due : now + 1;
+            }
             sched(s, &s->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }
@@ -561,7 +743,7 @@ steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, 
                                        size_t msglen)
 {
     buf[0] = '\0';
-    if (s->cfg.token_cb) {
+    if (s->cfg.token_cb && s->cur == 0) { /* failover endpoints carry their own keys */
         steno_status rc = s->cfg.token_cb(s->cfg.token_user, buf, cap);
         if (rc != STENO_OK || !memchr(buf, '\0', cap)) {
             snprintf(msg, msglen, "the token callback failed (%s): no credential to connect",
@@ -677,6 +859,8 @@ static bool wants_write(steno_session *s)
         return false;
     if (s->ping_pending || s->ka_pending || s->initial_pending || s->auto_fin_pending)
         return true;
+    if (s->configure_pending && !s->switching && !s->closestream_sent)
+        return true;
     if (s->switching)
         return !s->switch_sent;
     if (s->closestream_sent)
@@ -775,6 +959,15 @@ static void switch_cb(steno__timer *sul)
     /* The old connection did not finish in time: drop it; replay covers what it held. */
     abandon_conn(s);
     s->switching = s->switch_sent = false;
+    if (s->switch_failback) {
+        failback_now(s);
+        return;
+    }
+    if (s->switch_go_away) {
+        planned_reconnect(s, "the provider is ending the connection (old connection did not "
+                             "close in time)");
+        return;
+    }
     ST_ADD(s, configures, 1);
     planned_reconnect(s, "applying a configuration change (old connection did not close in time)");
 }
@@ -861,6 +1054,15 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
         lws_set_opaque_user_data(wsi, NULL);
         return;
     }
+    if (s->prov->conn_new && !(s->pconn = s->prov->conn_new(s->a, s->psess, &s->ap, &s->opts, 0))) {
+        s->wsi = wsi; /* abandon_conn lets lws finish it */
+        abandon_conn(s);
+        steno__failure_info info;
+        memset(&info, 0, sizeof info);
+        info.phase = STENO__PHASE_OPEN;
+        conn_ended(s, &info, false, "out of memory for the provider's connection state");
+        return;
+    }
     uint64_t now = steno__now_ms();
     s->wsi = wsi;
     s->conn = STENO__CONN_OPEN;
@@ -907,7 +1109,10 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->closestream_sent = false;
     s->close_fin = STENO__CLOSE_FIN_NONE;
     s->fin_q.n = 0;
-    s->switching = s->switch_sent = false;
+    s->switching = s->switch_sent = s->switch_go_away = s->switch_failback = false;
+    s->tgt_down_ms = 0;
+    s->failback_trial = false;    /* back on the preferred endpoint, for good */
+    s->configure_pending = false; /* the new connection's setup carries the settings */
     s->rx.len = 0;
     if (s->finalize_outstanding && steno__ring_acked(s->ring) < s->finalize_target) {
         s->finalize_pending = true; /* its answer was lost with the old connection */
@@ -1046,12 +1251,24 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
         m_ans = *m_in;
         m_ans.from_finalize = 1;
         double upto = (double)fq->at[0] / s->cfg.sample_rate;
+        /*
+         * Nothing marks the answer, so a natural end of turn already in flight may be taken
+         * for it, and the real answer (the forced end of the next turn) follows with words
+         * after it. Stretching a final with words over the silence up to `upto` would make
+         * those words "already final": lost. So only an answer without words (a forced end
+         * of an empty turn: silence) covers everything up to upto; one with words covers its
+         * own span, and the silence after it is acknowledged by the next final. The flush
+         * before the close is the exception: nothing follows it to acknowledge that silence.
+         */
+        int closing = (bf ? bf->close_fin : s->close_fin) == STENO__CLOSE_FIN_SENT;
         if (m_ans.n_words == 0)
             m_ans.start = m_ans.duration = 0; /* no words: its span is all silence up to upto */
-        if (m_ans.start > upto)
-            m_ans.start = upto;
-        if (m_ans.start + m_ans.duration < upto)
-            m_ans.duration = upto - m_ans.start;
+        if (m_ans.n_words == 0 || closing) {
+            if (m_ans.start > upto)
+                m_ans.start = upto;
+            if (m_ans.start + m_ans.duration < upto)
+                m_ans.duration = upto - m_ans.start;
+        }
         m = &m_ans;
     }
     /* A replay's interim results describe audio long past: only its finals are news. */
@@ -1156,6 +1373,7 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
     t->end_sample = mp.end_frame;
     t->channel = m->channel;
     t->from_backfill = bf != NULL;
+    t->provider = s->prov->name;
     if (m->is_final) {
         ST_ADD(s, finals, 1);
         steno__counter_inc(c->m.finals);
@@ -1182,16 +1400,75 @@ out:
     steno__free(s->a, wt);
 }
 
+/* Flush the connection and move to a new one while the old one still works (no backoff,
+ * breaker or budget): the provider is about to end it. */
+static void switch_before_end(steno_session *s)
+{
+    if (s->conn != STENO__CONN_OPEN || s->close_requested || s->switching)
+        return;
+    s->switching = s->switch_go_away = true;
+    s->switch_sent = false;
+    sched(s, &s->sul_switch, switch_cb, s->cfg.close_timeout_ms);
+    want_write(s);
+}
+
+static void goaway_cb(steno__timer *sul)
+{
+    steno_session *s = lws_container_of(sul, steno_session, sul_goaway);
+    if (s->terminal)
+        return;
+    steno__slog(s, STENO_LOG_INFO, "the connection's announced end is near: reconnecting now");
+    switch_before_end(s);
+}
+
+/*
+ * The provider announced when it ends the connection (a goAway, a session's expiry): the move
+ * happens shortly before, 15 s ahead or at 80 % of the time left, whichever is later (a short
+ * limit still gets most of its use), and at once when 2 s or less (or an unknown time) is left.
+ */
+static void go_away(steno_session *s, const steno__msg *m)
+{
+    if (s->conn != STENO__CONN_OPEN || s->close_requested || s->switching)
+        return;
+    double left = m->time_left_s;
+    if (m->expires_unix_s > 0)
+        left = m->expires_unix_s - (double)steno__now_unix_ms() / 1000.0;
+    if (left > 2.0) {
+        double wait = left - 15.0 > left * 0.8 ? left - 15.0 : left * 0.8;
+        steno__slog(s, STENO_LOG_INFO,
+                    "provider ends the connection in %.1f s: reconnecting in %.1f s", left, wait);
+        sched(s, &s->sul_goaway, goaway_cb, (uint64_t)(wait * 1000.0));
+        return;
+    }
+    steno__slog(s, STENO_LOG_INFO, "provider ends the connection %s: reconnecting now",
+                left >= 0 ? "within 2 s" : "soon");
+    switch_before_end(s);
+}
+
+static void handle_one(steno_session *s, steno__msg *m);
+
 static void handle_message(steno_session *s, const char *text, size_t len)
 {
     steno__msg m;
-    int rc = s->prov->parse(s->a, text, len, &m);
+    void *pconn = s->pconn;
+    int rc = s->prov->parse(s->a, pconn, text, len, &m);
     if (rc != STENO_OK) {
         ST_ADD(s, parse_errors, 1);
         steno__counter_inc(s->c->m.parse_errors);
         steno__slog(s, STENO_LOG_DEBUG, "unparseable server message (%zu bytes)", len);
-        return;
+    } else {
+        handle_one(s, &m);
     }
+    /* Messages the adapter held back for this one (it may have ended the connection, and
+     * with it the adapter's state). */
+    while (s->prov->next_message && s->pconn == pconn && pconn && s->conn == STENO__CONN_OPEN &&
+           s->prov->next_message(s->a, pconn, &m) == 1)
+        handle_one(s, &m);
+}
+
+static void handle_one(steno_session *s, steno__msg *mp)
+{
+    steno__msg m = *mp;
     ST_ADD(s, messages_received, 1);
     steno_event ev;
     memset(&ev, 0, sizeof ev);
@@ -1222,6 +1499,9 @@ static void handle_message(steno_session *s, const char *text, size_t len)
                  (m.error_code[0] && m.error_message[0]) ? ": " : "", m.error_message);
         steno__slog(s, STENO_LOG_WARN, "provider error message: %s", s->prov_err);
         break;
+    case STENO__MSG_GO_AWAY:
+        go_away(s, &m);
+        break;
     default:
         break;
     }
@@ -1235,30 +1515,11 @@ int steno__session_on_receive(steno_session *s, struct lws *wsi, const void *in,
     uint64_t now = steno__now_ms();
     s->last_rx_ms = now;
     s->conn_rx_frames++;
-    ST_ADD(s, bytes_received, len);
     atomic_store_explicit(&s->st.last_rx_mono_ms, now, memory_order_relaxed);
-    steno__counter_add(s->c->m.bytes_received, len);
-    steno__client_note_rx(s->c);
-    if (lws_frame_is_binary(wsi)) {
-        s->rx.len = 0; /* no binary messages in this protocol: ignore */
-        return 0;
-    }
-    steno__sb_append(&s->rx, in, len);
-    if (steno__sb_status(&s->rx)) {
-        /* Larger than any sane message: the peer is broken. Count it and move on. */
-        steno__slog(s, STENO_LOG_WARN, "server message too large or out of memory: dropped");
-        ST_ADD(s, parse_errors, 1);
-        steno__counter_inc(s->c->m.parse_errors);
-        steno__sb_reset(&s->rx);
-        s->rx_skip = true;
-    }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-        if (!s->rx_skip && s->rx.len)
-            handle_message(s, s->rx.p, s->rx.len);
-        s->rx_skip = false;
-        if (s->rx.cap > 65536)
-            steno__sb_free(&s->rx); /* do not keep a huge buffer for one odd message */
-        steno__sb_reset(&s->rx);
+    /* whole messages only; binary, oversized and non-UTF-8 ones are counted and dropped */
+    if (steno__wire_rx(s, wsi, &s->rx, &s->rx_skip, in, len)) {
+        handle_message(s, s->rx.p, s->rx.len);
+        steno__wire_rx_done(&s->rx, &s->rx_skip);
         sync_metrics(s);
         if (s->conn == STENO__CONN_OPEN)
             want_write(s);
@@ -1343,8 +1604,14 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
     if (s->initial_pending) {
         s->initial_pending = false;
         steno__sb_reset(&s->tx);
-        if (s->prov->initial_message(&s->ap, &s->opts, &s->tx) != STENO_OK ||
+        if (s->prov->initial_message(s->pconn, &s->ap, &s->opts, &s->tx) != STENO_OK ||
             send_text(s, wsi, steno__sb_cstr(&s->tx)))
+            return -1;
+        goto more;
+    }
+    if (s->configure_pending && !s->switching && !s->closestream_sent) {
+        s->configure_pending = false;
+        if (send_text(s, wsi, steno__sb_cstr(&s->cfg_tx)))
             return -1;
         goto more;
     }
@@ -1403,7 +1670,7 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             return -1; /* recorded audio without its padding: start over on a new connection */
         steno__pacing_allow(&s->pacing, now, ch.frames + pad);
         uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, &ch, pad, &n))
+        if (steno__wire_send_audio(s, wsi, s->pconn, &ch, pad, &n))
             return -1;
         steno__ring_mark_sent(s->ring, ch.seq);
         atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,
@@ -1469,6 +1736,13 @@ static void adopt_config(steno_session *s)
     s->pending_opts.n = 0;
     s->pending_valid = false;
     pthread_mutex_unlock(&s->lock);
+    if (s->cur != 0) {
+        /* the options are the preferred endpoint's: kept for when the session moves back */
+        steno__opts_free(s->a, &s->targets[0].opts);
+        s->targets[0].opts = next;
+        ST_ADD(s, configures, 1);
+        return;
+    }
     steno__opts old = s->opts;
     s->opts = next;
     char err[256];
@@ -1479,11 +1753,20 @@ static void adopt_config(steno_session *s)
         s->opts = old;
         return;
     }
+    /* Can the provider change this on the open connection (no reconnect)? */
+    bool live = false;
+    if (s->conn == STENO__CONN_OPEN && !s->close_requested && !s->switching &&
+        s->prov->configure_message) {
+        steno__sb_reset(&s->cfg_tx);
+        live = s->prov->configure_message(&old, &s->opts, &s->cfg_tx) == STENO_OK;
+    }
     steno__opts_free(s->a, &old);
     if (s->conn == STENO__CONN_OPEN && !s->close_requested) {
-        if (s->prov->configure_message) {
-            /* a provider with live settings would queue its message here */
+        if (live) {
+            s->configure_pending = true;
             ST_ADD(s, configures, 1);
+            steno__slog(s, STENO_LOG_INFO, "configure: applied on the open connection");
+            want_write(s);
         } else if (!s->switching) {
             s->switching = true;
             s->switch_sent = false;

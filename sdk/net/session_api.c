@@ -29,6 +29,8 @@
 #define D_CLOSE_TIMEOUT_MS 5000u
 #define D_HEALTHY_AFTER_MS 2000u
 #define D_EVENT_QUEUE_MAX 4096u
+#define D_FAILOVER_AFTER_MS 10000u
+#define D_FAILBACK_AFTER_MS 60000u
 #define D_BACKFILL 1u
 #define D_AUTO_FINALIZE_MS 1500u
 #define RETRY_AFTER_CAP_MS 60000u
@@ -70,20 +72,13 @@ void steno_session_config_init(steno_session_config *cfg)
     cfg->close_timeout_ms = D_CLOSE_TIMEOUT_MS;
     cfg->healthy_after_ms = D_HEALTHY_AFTER_MS;
     cfg->event_queue_max = D_EVENT_QUEUE_MAX;
+    cfg->failover_after_ms = D_FAILOVER_AFTER_MS;
+    cfg->failback_after_ms = D_FAILBACK_AFTER_MS;
 }
 
 /* ---- public API (application threads) ---- */
 
-static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static steno_status errf(char *err, size_t errlen, steno_status rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    steno__verrf(err, errlen, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define errf(err, errlen, rc, ...) ((steno_status)steno__errf_rc(err, errlen, rc, __VA_ARGS__))
 
 static char *dupstr(const steno_allocator *a, const char *s)
 {
@@ -168,6 +163,11 @@ static steno_status check_config(steno_session_config *cfg, const steno__provide
     RANGE(cfg->close_timeout_ms, 100u, 3600000u, "close_timeout_ms");
     RANGE(cfg->healthy_after_ms, 1u, 3600000u, "healthy_after_ms");
     RANGE(cfg->event_queue_max, 16u, 10000000u, "event_queue_max");
+    if (cfg->n_failover) {
+        RANGE(cfg->failover_after_ms, 100u, 86400000u, "failover_after_ms");
+        if (cfg->failback_after_ms)
+            RANGE(cfg->failback_after_ms, 1000u, 86400000u, "failback_after_ms");
+    }
     if (cfg->send_speed_permille) /* 0: the provider's pacing */
         RANGE(cfg->send_speed_permille, 100u, 100000u, "send_speed_permille");
     if (cfg->send_burst_ms)
@@ -203,6 +203,11 @@ void steno__session_free(steno_session *s)
     const steno_allocator *a = s->a;
     steno__events_free_all(s);
     steno__backfill_destroy(s);
+    steno__targets_free(s);
+    if (s->pconn)
+        s->prov->conn_free(a, s->pconn);
+    if (s->psess)
+        s->prov->session_free(a, s->psess);
     steno__free(a, s->bounds);
     steno__ring_destroy(s->ring);
     steno__timeline_destroy(s->tl);
@@ -216,6 +221,7 @@ void steno__session_free(steno_session *s)
     steno__url_free(a, &s->url);
     steno__sb_free(&s->rx);
     steno__sb_free(&s->tx);
+    steno__sb_free(&s->cfg_tx);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     memset(s->cred, 0, sizeof s->cred);
@@ -248,7 +254,7 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
         return errf(err, errlen, STENO_ERR_NOMEM, "out of memory allocating the session");
     s->c = c;
     s->a = a;
-    s->prov = prov;
+    s->prov = s->app_prov = prov;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -259,11 +265,17 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     s->rx.max = MAX_MESSAGE_BYTES;
     steno__sb_init(&s->tx, a);
     s->tx.max = MAX_MESSAGE_BYTES;
+    steno__sb_init(&s->cfg_tx, a);
+    s->cfg_tx.max = MAX_MESSAGE_BYTES;
 
     s->url_str = dupstr(a, cfg.url && *cfg.url ? cfg.url : prov->default_url);
     s->api_key = dupstr(a, cfg.api_key && *cfg.api_key ? cfg.api_key : NULL);
     if (!s->url_str || (cfg.api_key && *cfg.api_key && !s->api_key)) {
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (prov->session_new && !(s->psess = prov->session_new(a))) {
+        rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory for the provider's session state");
         goto fail;
     }
     rc = steno__opts_copy(a, cfg.options, cfg.n_options, &s->opts);
@@ -298,6 +310,9 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     rc = steno__session_rebuild_url(s, err, errlen);
     if (rc)
         goto fail;
+    rc = steno__targets_open(s, &cfg, err, errlen);
+    if (rc)
+        goto fail;
 
     s->chunk_frames = (uint32_t)chunk_frames;
     s->frame_bytes = 2u * cfg.channels;
@@ -310,7 +325,13 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
              cfg.ring_chunks, s->chunk_bytes, steno_strerror(rc));
         goto fail;
     }
-    s->scratch_cap = LWS_PRE + (s->chunk_bytes > 4096 ? s->chunk_bytes : 4096);
+    /* A provider that frames audio as text (base64 in JSON, perhaps resampled up to 3x, as
+     * 8 kHz to OpenAI's 24 kHz) needs room for 4/3 of three times the chunk, plus the JSON. */
+    bool text_frames = prov->frame_audio != NULL;
+    for (uint32_t k = 1; k < s->n_targets; k++)
+        text_frames |= s->targets[k].prov->frame_audio != NULL;
+    size_t frame_cap = text_frames ? (size_t)s->chunk_bytes * 4 + 1024 : s->chunk_bytes;
+    s->scratch_cap = LWS_PRE + (frame_cap > 4096 ? frame_cap : 4096);
     s->scratch = steno__alloc(a, s->scratch_cap);
     if (!s->scratch) {
         rc = errf(err, errlen, STENO_ERR_NOMEM, "out of memory");
@@ -375,6 +396,7 @@ steno_status steno_session_open(steno_client *c, const steno_session_config *in,
     cfg.api_key = s->api_key;
     cfg.options = NULL;
     cfg.n_options = 0;
+    cfg.failover = NULL; /* s->targets holds our copies */
     s->cfg = cfg;
     s->queue_on = !cfg.on_event || cfg.event_queue;
     s->queue_max = cfg.event_queue_max;
@@ -457,7 +479,7 @@ steno_status steno_session_configure(steno_session *s, const steno_option *opts,
             return STENO_ERR_INVALID_ARG;
         }
         char e2[700];
-        int rc = s->prov->check_option(opts[i].key, opts[i].value, e2, sizeof e2);
+        int rc = s->app_prov->check_option(opts[i].key, opts[i].value, e2, sizeof e2);
         if (rc) {
             snprintf(s->app_err, sizeof s->app_err, "configure: %s", e2);
             return (steno_status)rc;
@@ -470,11 +492,12 @@ steno_status steno_session_configure(steno_session *s, const steno_option *opts,
         return (steno_status)rc;
     }
     char e2[700];
-    rc = s->prov->check_set(&next, e2, sizeof e2);
+    /* the preferred endpoint's provider and URL: the network thread may be using another */
+    rc = s->app_prov->check_set(&next, e2, sizeof e2);
     if (rc == STENO_OK) {
         steno__sb b;
         steno__sb_init(&b, s->a);
-        rc = s->prov->build_url(s->url_str, &s->ap, &next, &b);
+        rc = s->app_prov->build_url(s->cfg.url, &s->ap, &next, &b);
         steno__sb_free(&b);
         if (rc)
             snprintf(e2, sizeof e2, "the request URL cannot be built: %s", steno_strerror(rc));

@@ -96,7 +96,7 @@ uint32_t steno__wire_pad_frames(const steno_session *s, const steno__chunk *ch)
     return ch->frames < min ? (uint32_t)(min - ch->frames) : 0;
 }
 
-int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
+int steno__wire_send_audio(steno_session *s, struct lws *wsi, void *pconn, const steno__chunk *ch,
                            uint32_t pad_frames, uint32_t *wire_bytes)
 {
     uint32_t n = ch->bytes;
@@ -104,7 +104,7 @@ int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk
         return -1; /* no provider frames text and has a minimum length */
     if (s->prov->frame_audio) {
         steno__sb_reset(&s->tx);
-        if (s->prov->frame_audio(ch->data, ch->bytes, &s->tx) != STENO_OK ||
+        if (s->prov->frame_audio(pconn, ch->data, ch->bytes, &s->tx) != STENO_OK ||
             s->tx.len + LWS_PRE > s->scratch_cap)
             return -1;
         memcpy(s->scratch + LWS_PRE, s->tx.p, s->tx.len);
@@ -140,6 +140,41 @@ void steno__wire_peer_close(const uint8_t *payload, size_t len, int *code, char 
     }
 }
 
+/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF. */
+static bool utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            k = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
 bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip, const void *in,
                     size_t len)
 {
@@ -147,7 +182,13 @@ bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip
     steno__counter_add(s->c->m.bytes_received, len);
     steno__client_note_rx(s->c);
     if (lws_frame_is_binary(wsi)) {
-        rx->len = 0; /* no binary messages in these protocols: ignore */
+        /* no binary messages in these protocols: counted once per message, ignored */
+        rx->len = 0;
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            steno__slog(s, STENO_LOG_DEBUG, "binary server message: ignored");
+            ST_ADD(s, parse_errors, 1);
+            steno__counter_inc(s->c->m.parse_errors);
+        }
         return false;
     }
     steno__sb_append(rx, in, len);
@@ -162,6 +203,15 @@ bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return false;
     if (*skip || !rx->len) {
+        steno__wire_rx_done(rx, skip);
+        return false;
+    }
+    if (!utf8_valid((const uint8_t *)rx->p, rx->len)) {
+        /* RFC 6455 text is UTF-8; the app must never be handed anything else as a transcript */
+        steno__slog(s, STENO_LOG_DEBUG, "server text message is not UTF-8 (%zu bytes): ignored",
+                    rx->len);
+        ST_ADD(s, parse_errors, 1);
+        steno__counter_inc(s->c->m.parse_errors);
         steno__wire_rx_done(rx, skip);
         return false;
     }

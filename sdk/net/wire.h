@@ -23,7 +23,7 @@ int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text);
 /* One audio chunk, framed as the provider wants (binary, or text through
  * frame_audio). *wire_bytes: payload bytes written. 0 or -1. lws masks in
  * place, so the ring's copy is never handed to it. */
-int steno__wire_send_audio(steno_session *s, struct lws *wsi, const steno__chunk *ch,
+int steno__wire_send_audio(steno_session *s, struct lws *wsi, void *pconn, const steno__chunk *ch,
                            uint32_t pad_frames, uint32_t *wire_bytes);
 /* Frames of silence that bring a chunk up to the provider's minimum frame length
  * (steno__provider.min_chunk_ms): only a chunk cut short by a flush (finalize, close) needs

@@ -247,12 +247,27 @@ static int aai_credential_query(const char *credential, steno__sb *out)
     return steno__sb_status(out);
 }
 
-/* UpdateConfiguration with the settings that can change on an open session. Not in the table
- * yet: the engine applies a configure() by a seamless reconnect (which re-sends every query
- * parameter) until its live-configure path sends this message. */
-int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out);
-int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out)
+/* 1 when key has the same value (or is absent) in both sets. */
+static int same_value(const steno__opts *a, const steno__opts *b, const char *key)
 {
+    const char *x = steno__opts_get(a, key), *y = steno__opts_get(b, key);
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* UpdateConfiguration with every live setting of next. A change to anything else (the model,
+ * formatting, the language...) is fixed at setup, and a live setting removed has no "back to
+ * the default" in the message: both need a new connection (STENO_ERR_UNSUPPORTED). */
+static int aai_configure_message(const steno__opts *old, const steno__opts *o, steno__sb *out)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (same_value(old, o, opts[i].key))
+            continue;
+        if (!opts[i].live || !steno__opts_get(o, opts[i].key))
+            return STENO_ERR_UNSUPPORTED;
+    }
+    for (size_t i = 0; o && i < o->n; i++)
+        if (!find_opt(o->v[i].key))
+            return STENO_ERR_UNSUPPORTED; /* validated sets hold known keys only */
     cJSON *j = cJSON_CreateObject();
     if (!j || !cJSON_AddStringToObject(j, "type", "UpdateConfiguration")) {
         cJSON_Delete(j);
@@ -384,7 +399,41 @@ static int parse_turn(const steno_allocator *a, const cJSON *root, steno__msg *m
     return STENO_OK;
 }
 
-static int aai_parse(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
+/* Per connection: the session's expiry from Begin, handed on as a GO_AWAY after the Begin's
+ * METADATA, so that the engine moves to a new connection shortly before the 3 h limit instead
+ * of being cut off by close 3008. */
+typedef struct aai_conn {
+    double expires_at; /* unix seconds; 0: none pending */
+} aai_conn;
+
+static void *aai_conn_new(const steno_allocator *a, void *sess, const steno__audio_params *ap,
+                          const steno__opts *o, int backfill)
+{
+    (void)sess, (void)ap, (void)o, (void)backfill;
+    return steno__calloc(a, 1, sizeof(aai_conn));
+}
+
+static void aai_conn_free(const steno_allocator *a, void *conn)
+{
+    steno__free(a, conn);
+}
+
+static int aai_next_message(const steno_allocator *a, void *conn, steno__msg *m)
+{
+    aai_conn *c = conn;
+    if (!c || !(c->expires_at > 0))
+        return 0;
+    memset(m, 0, sizeof *m);
+    m->a_ = a;
+    m->type = STENO__MSG_GO_AWAY;
+    m->time_left_s = -1;
+    m->expires_unix_s = c->expires_at;
+    c->expires_at = 0;
+    return 1;
+}
+
+static int aai_parse(const steno_allocator *a, void *conn, const char *text, size_t len,
+                     steno__msg *m)
 {
     cJSON *root = NULL;
     int brc = steno__msg_begin(a, text, len, m, &root);
@@ -424,9 +473,11 @@ static int aai_parse(const steno_allocator *a, const char *text, size_t len, ste
         m->request_id = NULL;
         double exp = 0;
         if (steno__json_opt_str(root, "id", &m->request_id) || !m->request_id ||
-            steno__json_opt_num(root, "expires_at", &exp))
+            steno__json_opt_num(root, "expires_at", &exp) || !isfinite(exp))
             goto fail;
         rc = steno__msg_keep_raw(a, text, len, m);
+        if (rc == STENO_OK && conn && exp > 0)
+            ((aai_conn *)conn)->expires_at = exp;
     } else if (strcmp(type, "Termination") == 0) {
         m->type = STENO__MSG_METADATA;
         m->request_id = "";
@@ -473,8 +524,11 @@ const steno__provider steno__assemblyai = {
     .build_url = aai_build_url,
     .handshake_headers = aai_handshake_headers,
     .credential_query = aai_credential_query,
+    .conn_new = aai_conn_new,
+    .conn_free = aai_conn_free,
     .initial_message = NULL,
     .frame_audio = NULL,
-    .configure_message = NULL,
+    .configure_message = aai_configure_message,
     .parse = aai_parse,
+    .next_message = aai_next_message,
 };

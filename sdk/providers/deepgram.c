@@ -302,8 +302,10 @@ static int parse_results(const steno_allocator *a, const cJSON *root, steno__msg
     return parse_words(a, cJSON_GetObjectItemCaseSensitive(alt, "words"), m);
 }
 
-static int dg_parse(const steno_allocator *a, const char *text, size_t len, steno__msg *m)
+static int dg_parse(const steno_allocator *a, void *conn, const char *text, size_t len,
+                    steno__msg *m)
 {
+    (void)conn; /* stateless: every Results message carries its own span */
     cJSON *root = NULL;
     int brc = steno__msg_begin(a, text, len, m, &root);
     if (brc != STENO_OK)

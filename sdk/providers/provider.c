@@ -10,6 +10,8 @@
 static const steno__provider *const providers[] = {
     &steno__deepgram,
     &steno__assemblyai,
+    &steno__gemini,
+    &steno__openai,
 };
 
 const steno__provider *steno__provider_find(const char *name)
@@ -24,7 +26,7 @@ const steno__provider *steno__provider_find(const char *name)
 
 const char *steno__provider_names(void)
 {
-    return "deepgram, assemblyai";
+    return "deepgram, assemblyai, gemini, openai";
 }
 
 void steno__msg_release(steno__msg *m)

@@ -35,6 +35,10 @@ typedef enum steno__msg_type {
     STENO__MSG_SPEECH_STARTED, /* timestamp */
     STENO__MSG_METADATA,       /* request_id, duration, raw */
     STENO__MSG_ERROR,          /* error_code, error_message */
+    /* The server will end this connection (Gemini's goAway, an announced session limit): the
+     * engine flushes, closes and reconnects without backoff, breaker or budget, replaying what
+     * is not acknowledged, a little before the end (time_left_s or expires_unix_s). */
+    STENO__MSG_GO_AWAY,
 } steno__msg_type;
 
 typedef struct steno__pword {
@@ -62,6 +66,10 @@ typedef struct steno__msg {
     /* METADATA */
     const char *request_id;
     double meta_duration;
+    /* GO_AWAY: seconds before the server ends the connection (< 0 when unknown), or when it
+     * does in unix seconds (0 when unknown; AssemblyAI's Begin.expires_at) */
+    double time_left_s;
+    double expires_unix_s;
     /* ERROR */
     const char *error_code;
     const char *error_message;
@@ -81,8 +89,11 @@ typedef enum steno__finalize_answer {
     STENO__FIN_ANSWER_FLAGGED = 0,
     /* The provider marks nothing (AssemblyAI's ForceEndpoint is answered by an ordinary
      * end-of-turn Turn): the first final on the connection after finalize_text was sent is
-     * the answer, and it acknowledges all audio sent on the connection before finalize_text,
-     * silence after the last word included (which nothing else ever acknowledges). */
+     * the answer. An answer without words acknowledges all audio sent on the connection
+     * before finalize_text (silence nothing else acknowledges); one with words only its own
+     * span, since it may be a natural end of turn that crossed finalize_text, with the real
+     * answer's words still to come; except the flush before close_text, which acknowledges
+     * everything sent. */
     STENO__FIN_ANSWER_NEXT_FINAL,
 } steno__finalize_answer;
 
@@ -138,24 +149,50 @@ typedef struct steno__provider {
      * it to the request path of each connection only; the URL it logs never carries it. */
     int (*credential_query)(const char *credential, steno__sb *out);
 
+    /*
+     * Adapter state, for protocols whose messages only make sense against what was sent
+     * (OpenAI's committed items carry no audio position; Gemini gives no times at all).
+     * session_new/session_free: one per session, for what outlives a connection (a
+     * resumption handle); NULL when none (sess is then NULL). conn_new/conn_free: one per
+     * connection, live or backfill, made when it is established (before initial_message)
+     * and freed when it ends; NULL when the adapter is stateless (conn is then NULL).
+     * conn_new returns NULL only when out of memory: the connection is then replaced.
+     */
+    void *(*session_new)(const steno_allocator *a);
+    void (*session_free)(const steno_allocator *a, void *sess);
+    void *(*conn_new)(const steno_allocator *a, void *sess, const steno__audio_params *ap,
+                      const steno__opts *o, int backfill);
+    void (*conn_free)(const steno_allocator *a, void *conn);
+
     /* First message after the handshake (a session setup), or NULL when
      * none: everything is in the URL. */
-    int (*initial_message)(const steno__audio_params *ap, const steno__opts *o, steno__sb *out);
+    int (*initial_message)(void *conn, const steno__audio_params *ap, const steno__opts *o,
+                           steno__sb *out);
 
     /* Audio framing: NULL means raw binary frames. Otherwise writes a text
-     * frame for pcm into out (e.g. base64 JSON). */
-    int (*frame_audio)(const uint8_t *pcm, size_t bytes, steno__sb *out);
+     * frame for pcm into out (e.g. base64 JSON). Called for every audio frame sent on the
+     * connection, in order, replays included. */
+    int (*frame_audio)(void *conn, const uint8_t *pcm, size_t bytes, steno__sb *out);
 
-    /* Live settings change: NULL when the provider cannot change settings on
-     * an open connection (the engine then reconnects seamlessly); otherwise
-     * writes the message that applies o. */
-    int (*configure_message)(const steno__opts *o, steno__sb *out);
+    /* Live settings change from old to next (both already validated): STENO_OK with the
+     * message that applies next on the open connection in out; STENO_ERR_UNSUPPORTED when
+     * the change needs a new connection (a setting the protocol fixes at setup changed, or a
+     * live one was removed and cannot be reset). The engine then reconnects seamlessly, as it
+     * always does when configure_message is NULL. The message must carry every live
+     * setting of next, not only those that changed: a later change may replace an unsent one. */
+    int (*configure_message)(const steno__opts *old, const steno__opts *next, steno__sb *out);
 
     /* Parses one text message. STENO_OK (out->type says what it was, possibly
      * IGNORED), STENO_ERR_PARSE for anything malformed (wrong types, missing
      * required fields, non-finite times), STENO_ERR_NOMEM. On error nothing
      * needs releasing; on success call steno__msg_release(). */
-    int (*parse)(const steno_allocator *a, const char *text, size_t len, steno__msg *out);
+    int (*parse)(const steno_allocator *a, void *conn, const char *text, size_t len,
+                 steno__msg *out);
+    /* Messages the adapter held back (completions that arrived out of order, released in
+     * audio order, since the ring releases audio up to the latest final): the engine calls
+     * it after every parse until it returns 0; 1 when *out is filled (released with
+     * steno__msg_release like parse's). NULL: the adapter holds nothing back. */
+    int (*next_message)(const steno_allocator *a, void *conn, steno__msg *out);
 } steno__provider;
 
 /* The provider named name (case-sensitive), or NULL. */
@@ -182,5 +219,7 @@ int steno__opts_check_each(const steno__opts *o, const char *provider,
 
 extern const steno__provider steno__deepgram;
 extern const steno__provider steno__assemblyai;
+extern const steno__provider steno__gemini;
+extern const steno__provider steno__openai;
 
 #endif

@@ -184,6 +184,17 @@ static void op_result(steno__timeline *t, struct model *m, fz_in *in, bool final
         FUZZ_CHECK(steno__timeline_finalized_frame(t) == fin, "a refused result moved the ack");
         return;
     }
+    /* outside the audio sent on the connection (0.25 s of slack): refused, nothing moves */
+    double sent_s = (double)m->conn_frames / m->rate;
+    bool outside = start < -0.25 || start + (duration > 0 ? duration : 0) > sent_s + 0.25;
+    for (size_t i = 0; i < n; i++)
+        outside |= !(w[i].start >= -0.25) || !(w[i].end <= sent_s + 0.25);
+    if (outside) {
+        FUZZ_CHECK(rc == STENO_ERR_PARSE, "start %g duration %g outside %g s sent: rc %d", start,
+                   duration, sent_s, rc);
+        FUZZ_CHECK(steno__timeline_finalized_frame(t) == fin, "a refused result moved the ack");
+        return;
+    }
     FUZZ_CHECK(rc == STENO_OK, "start %g duration %g: rc %d", start, duration, rc);
     FUZZ_CHECK(mp.emit == 0 || mp.emit == 1, "emit %d", mp.emit);
     FUZZ_CHECK(mp.first_word <= n && mp.first_word + mp.n_words == n, "words %zu+%zu of %zu",

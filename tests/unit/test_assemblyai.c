@@ -15,8 +15,6 @@
 #include "providers/strbuf.h"
 #include "steno/status.h"
 
-int steno__assemblyai_configure_message(const steno__opts *o, steno__sb *out);
-
 static const steno__provider *aai(void)
 {
     const steno__provider *p = steno__provider_find("assemblyai");
@@ -166,27 +164,79 @@ static void test_pacing_and_frame_limits(void **state)
     assert_string_equal(p->close_text, "{\"type\":\"Terminate\"}");
 }
 
-static void test_configure_message_holds_only_live_settings(void **state)
+/* The configure message for a change from `from` to `to` (n1 and n2 options): its status, and
+ * the message in b. */
+static int configure(const steno_option *from, size_t n1, const steno_option *to, size_t n2,
+                     steno__sb *b)
+{
+    steno__opts o1, o2;
+    assert_int_equal(steno__opts_copy(NULL, from, n1, &o1), STENO_OK);
+    assert_int_equal(steno__opts_copy(NULL, to, n2, &o2), STENO_OK);
+    steno__sb_init(b, NULL);
+    int rc = aai()->configure_message(&o1, &o2, b);
+    steno__opts_free(NULL, &o1);
+    steno__opts_free(NULL, &o2);
+    return rc;
+}
+
+static void test_configure_message_holds_every_live_setting(void **state)
 {
     (void)state;
-    steno_option o[] = {{"speech_model", "u3-rt-pro"},
-                        {"max_turn_silence", "1200"},
-                        {"keyterms_prompt", "[\"x\"]"}};
-    steno__opts set;
-    assert_int_equal(steno__opts_copy(NULL, o, 3, &set), STENO_OK);
+    steno_option from[] = {{"speech_model", "u3-rt-pro"}, {"max_turn_silence", "900"}};
+    steno_option to[] = {{"speech_model", "u3-rt-pro"},
+                         {"max_turn_silence", "1200"},
+                         {"keyterms_prompt", "[\"x\"]"}};
     steno__sb b;
-    steno__sb_init(&b, NULL);
-    assert_int_equal(steno__assemblyai_configure_message(&set, &b), STENO_OK);
+    assert_int_equal(configure(from, 2, to, 3, &b), STENO_OK);
     assert_string_equal(steno__sb_cstr(&b),
                         "{\"type\":\"UpdateConfiguration\",\"max_turn_silence\":"
                         "1200,\"keyterms_prompt\":[\"x\"]}");
     steno__sb_free(&b);
-    steno__opts_free(NULL, &set);
+}
+
+static void test_configure_outside_live_settings_needs_a_reconnect(void **state)
+{
+    (void)state;
+    steno__sb b;
+    /* the model is fixed at setup */
+    steno_option m1[] = {{"speech_model", "universal-streaming-english"}};
+    steno_option m2[] = {{"speech_model", "u3-rt-pro"}};
+    assert_int_equal(configure(m1, 1, m2, 1, &b), STENO_ERR_UNSUPPORTED);
+    steno__sb_free(&b);
+    /* a live setting removed: the message cannot say "back to the default" */
+    steno_option l1[] = {{"max_turn_silence", "1200"}};
+    assert_int_equal(configure(l1, 1, NULL, 0, &b), STENO_ERR_UNSUPPORTED);
+    steno__sb_free(&b);
+    /* nothing live to say at all is still a (harmless) message */
+    assert_int_equal(configure(NULL, 0, NULL, 0, &b), STENO_OK);
+    assert_string_equal(steno__sb_cstr(&b), "{\"type\":\"UpdateConfiguration\"}");
+    steno__sb_free(&b);
 }
 
 static int parse(const char *json, steno__msg *m)
 {
-    return aai()->parse(NULL, json, strlen(json), m);
+    return aai()->parse(NULL, NULL, json, strlen(json), m);
+}
+
+static void test_begin_announces_the_session_expiry(void **state)
+{
+    (void)state;
+    const steno__provider *p = aai();
+    void *conn = p->conn_new(NULL, NULL, NULL, NULL, 0);
+    assert_non_null(conn);
+    steno__msg m;
+    const char *begin = "{\"type\":\"Begin\",\"id\":\"abc\",\"expires_at\":1750000000}";
+    assert_int_equal(p->parse(NULL, conn, begin, strlen(begin), &m), STENO_OK);
+    assert_int_equal(m.type, STENO__MSG_METADATA);
+    assert_string_equal(m.request_id, "abc");
+    steno__msg_release(&m);
+    /* then, held back for the engine: the expiry as a GO_AWAY, once */
+    assert_int_equal(p->next_message(NULL, conn, &m), 1);
+    assert_int_equal(m.type, STENO__MSG_GO_AWAY);
+    assert_true(m.expires_unix_s == 1750000000.0);
+    steno__msg_release(&m);
+    assert_int_equal(p->next_message(NULL, conn, &m), 0);
+    p->conn_free(NULL, conn);
 }
 
 static void test_partial_turn_is_an_interim_of_all_its_words(void **state)
@@ -291,7 +341,7 @@ static void test_bad_turns_are_parse_errors(void **state)
     deep[sizeof deep - 1] = '\0';
     steno__msg m;
     assert_int_equal(parse(deep, &m), STENO_ERR_PARSE);
-    assert_int_equal(aai()->parse(NULL, "{\"type\":\"Turn\"", 5, &m), STENO_ERR_PARSE);
+    assert_int_equal(aai()->parse(NULL, NULL, "{\"type\":\"Turn\"", 5, &m), STENO_ERR_PARSE);
 }
 
 static void test_begin_termination_error_and_unknown(void **state)
@@ -337,7 +387,9 @@ int main(void)
         cmocka_unit_test(test_temporary_token_goes_in_the_query_only),
         cmocka_unit_test(test_option_validation),
         cmocka_unit_test(test_pacing_and_frame_limits),
-        cmocka_unit_test(test_configure_message_holds_only_live_settings),
+        cmocka_unit_test(test_configure_message_holds_every_live_setting),
+        cmocka_unit_test(test_configure_outside_live_settings_needs_a_reconnect),
+        cmocka_unit_test(test_begin_announces_the_session_expiry),
         cmocka_unit_test(test_partial_turn_is_an_interim_of_all_its_words),
         cmocka_unit_test(test_end_of_turn_is_a_final_with_its_transcript),
         cmocka_unit_test(test_bad_turns_are_parse_errors),

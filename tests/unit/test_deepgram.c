@@ -203,7 +203,7 @@ static void test_control_messages(void **st)
 
 static int parse(const char *json, steno__msg *m)
 {
-    return dg()->parse(NULL, json, strlen(json), m);
+    return dg()->parse(NULL, NULL, json, strlen(json), m);
 }
 
 static void test_parse_final_results_with_words(void **st)
@@ -348,7 +348,7 @@ static void test_parse_survives_malformed_and_deeply_nested_input(void **st)
     free(deep);
     /* not NUL-terminated: only len bytes are read */
     const char buf[] = {'{', '}', 'x'};
-    assert_int_equal(dg()->parse(NULL, buf, 2, &m), STENO_ERR_PARSE);
+    assert_int_equal(dg()->parse(NULL, NULL, buf, 2, &m), STENO_ERR_PARSE);
 }
 
 static void test_parse_other_message_types(void **st)
@@ -409,9 +409,9 @@ static void test_parse_reports_allocation_failure(void **st)
         "{\"type\":\"Results\",\"start\":0,\"duration\":1,\"channel\":{\"alternatives\":"
         "[{\"transcript\":\"a\",\"words\":[{\"word\":\"a\",\"start\":0,\"end\":1}]}]}}";
     steno__msg m;
-    assert_int_equal(dg()->parse(&a, j, strlen(j), &m), STENO_ERR_NOMEM);
+    assert_int_equal(dg()->parse(&a, NULL, j, strlen(j), &m), STENO_ERR_NOMEM);
     f.budget = 1;
-    assert_int_equal(dg()->parse(&a, j, strlen(j), &m), STENO_OK);
+    assert_int_equal(dg()->parse(&a, NULL, j, strlen(j), &m), STENO_OK);
     steno__msg_release(&m);
 }
 

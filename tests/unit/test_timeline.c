@@ -295,7 +295,7 @@ static void test_empty_final_still_advances_ack(void **state)
         {0.5, 0.4, 0, 16000, 16000, 16000},  /* inside final audio */
         {1.0, 0.5, 1, 16000, 24000, 24000},  /* the next stretch */
         {1.2, -1.0, 0, 24000, 24000, 24000}, /* negative duration is 0 long */
-        {2.9, 5.0, 1, 46400, 48000, 48000},  /* clamped to the audio sent */
+        {2.9, 0.3, 1, 46400, 48000, 48000},  /* rounding past the audio sent: clamped */
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         assert_int_equal(steno__timeline_final(t, steps[i].start, steps[i].duration, NULL, 0, &m),
@@ -698,12 +698,35 @@ static void test_engine_loop_emits_every_word_once_across_reconnects(void **stat
 
 /* ---- lanes: backfill limit, seam floor, reset ---- */
 
+static void test_result_for_audio_never_sent_is_refused(void **state)
+{
+    (void)state;
+    steno__timeline *t = mk(RATE, 16);
+    steno__timeline_connection_begin(t);
+    send_range(t, 0, 3 * RATE);
+    steno__mapped m;
+    /* past the audio sent (3 s) by more than the 0.25 s of slack: refused, nothing acked */
+    assert_int_equal(steno__timeline_final(t, 33.0, 0.5, NULL, 0, &m), STENO_ERR_PARSE);
+    assert_int_equal(steno__timeline_final(t, 2.0, 1.5, NULL, 0, &m), STENO_ERR_PARSE);
+    steno__word_time w = {2.5, 3.4};
+    assert_int_equal(steno__timeline_final(t, 2.5, 0.5, &w, 1, &m), STENO_ERR_PARSE);
+    /* before the connection's first sample */
+    assert_int_equal(steno__timeline_final(t, -3.0, 0.5, NULL, 0, &m), STENO_ERR_PARSE);
+    assert_int_equal(steno__timeline_interim(t, 40.0, 1.0, NULL, 0, &m), STENO_ERR_PARSE);
+    assert_int_equal(steno__timeline_finalized_frame(t), 0);
+    /* within the slack: taken, clamped to the audio sent */
+    assert_int_equal(steno__timeline_final(t, 2.0, 1.2, NULL, 0, &m), STENO_OK);
+    assert_true(m.emit);
+    assert_int_equal(m.end_frame, 3 * RATE);
+    steno__timeline_destroy(t);
+}
+
 static void test_limit_drops_words_past_the_seam_and_clamps_the_span(void **state)
 {
     (void)state;
     steno__timeline *t = mk(RATE, 16);
     steno__timeline_set_limit(t, 2 * RATE); /* this lane owns session audio below 2 s */
-    send_range(t, 0, 2 * RATE);
+    send_range(t, 0, 3 * RATE);
     /* a final over 1.2-2.0 s whose last word's midpoint (2.05 s) is past the seam */
     steno__word_time w[3] = {{1.2, 1.5}, {1.55, 1.9}, {1.95, 2.15}};
     steno__mapped m;
@@ -781,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_segment_table_exhaustion_and_reuse),
         cmocka_unit_test(test_engine_loop_emits_every_word_once_across_reconnects),
         cmocka_unit_test(test_limit_drops_words_past_the_seam_and_clamps_the_span),
+        cmocka_unit_test(test_result_for_audio_never_sent_is_refused),
         cmocka_unit_test(test_raise_finalized_makes_the_live_lane_skip_audio_before_the_seam),
         cmocka_unit_test(test_reset_lets_a_lane_take_an_older_job),
     };

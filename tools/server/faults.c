@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "proto.h"
 #include "server.h"
 
@@ -14,12 +15,18 @@
 static const char *const keys[] = {
     "reject_next",    "status",     "retry_after", "error",  "down",  "delay_results_ms",
     "action",         "connection", "code",        "reason", "bytes", "kind",
-    "after_audio_ms", "count",      NULL};
+    "after_audio_ms", "count",      "mute_next",   NULL};
 
-static const char *const actions[] = {"drop",      "close",     "stall", "unstall",
-                                      "malformed", "oversized", NULL};
+static const char *const actions[] = {"drop",      "close",     "stall",        "unstall",
+                                      "malformed", "oversized", "invalid_utf8", "binary",
+                                      "bad_times", NULL};
+#define ACTIONS_TEXT                                                                               \
+    "drop, close, stall, unstall, malformed, oversized, invalid_utf8, binary, bad_times"
 
 static const char *const malformed_kinds[] = {"text", "type", "unknown", NULL};
+/* bad_times: a final with negative times; one for audio final long ago (out of order); one for
+ * audio never sent */
+static const char *const time_kinds[] = {"negative", "past", "phantom", NULL};
 
 /* Per armed entry: the connections it has already fired on. */
 typedef struct armed_ext {
@@ -83,8 +90,11 @@ static int parse_action(const cJSON *o, action_args *a, char *err, size_t errlen
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "action");
     if (!cJSON_IsString(v) || (a->action = index_of(v->valuestring, actions)) < 0) {
-        snprintf(err, errlen,
-                 "'action' must be one of drop, close, stall, unstall, malformed, oversized");
+        snprintf(err, errlen, "'action' must be one of " ACTIONS_TEXT);
+        return -1;
+    }
+    if (a->action == 8 && !srv_g.proto->result_message) {
+        snprintf(err, errlen, "'bad_times' is not offered by the %s protocol", srv_g.proto->name);
         return -1;
     }
     if (get_int(o, "code", 1000, 4999, 1011, &a->code, err, errlen) ||
@@ -100,8 +110,10 @@ static int parse_action(const cJSON *o, action_args *a, char *err, size_t errlen
         return -1;
     v = cJSON_GetObjectItemCaseSensitive(o, "kind");
     a->kind = 0;
-    if (v && (!cJSON_IsString(v) || (a->kind = index_of(v->valuestring, malformed_kinds)) < 0)) {
-        snprintf(err, errlen, "'kind' must be text, type or unknown");
+    const char *const *kinds = a->action == 8 ? time_kinds : malformed_kinds;
+    if (v && (!cJSON_IsString(v) || (a->kind = index_of(v->valuestring, kinds)) < 0)) {
+        snprintf(err, errlen, "'kind' must be %s",
+                 a->action == 8 ? "negative, past or phantom" : "text, type or unknown");
         return -1;
     }
     return 0;
@@ -143,6 +155,50 @@ static void run_action(srv_conn *c, const action_args *a)
             srv_conn_fault_send(c, t, (size_t)a->bytes);
         break;
     }
+    case 6: {
+        /* a result whose transcript is not UTF-8 (a lone continuation byte, an overlong
+         * sequence) */
+        srv_rec_add_fault(r, "invalid_utf8");
+        static const char bad[] = "\x80\xc0\xaf";
+        srv_word w = {.word = bad, .start = 0, .end = 0.1, .confidence = 1};
+        srv_event ev = {.kind = SRV_EV_RESULT,
+                        .is_final = 0,
+                        .duration = 0.1,
+                        .transcript = bad,
+                        .words = &w,
+                        .n_words = 1};
+        char *t = srv_g.proto->result_message
+                      ? srv_g.proto->result_message(srv_conn_msginfo(c), &ev)
+                      : strdup("{\"type\":\"\x80\xc0\xaf\"}");
+        if (t)
+            srv_conn_fault_send(c, t, strlen(t));
+        break;
+    }
+    case 7: {
+        srv_rec_add_fault(r, "binary");
+        char *t = strdup("{\"type\":\"Results\"} as a binary frame");
+        if (t)
+            srv_conn_fault_send_frame(c, t, strlen(t), 1);
+        break;
+    }
+    case 8: {
+        snprintf(what, sizeof(what), "bad_times %s", time_kinds[a->kind]);
+        srv_rec_add_fault(r, what);
+        double at = a->kind == 0 ? -3.0 : a->kind == 1 ? 0.0 : srv_conn_audio_s(c) + 30.0;
+        srv_word w = {.word = "hostile", .start = at, .end = at + 0.4, .confidence = 1};
+        srv_event ev = {.kind = SRV_EV_RESULT,
+                        .is_final = 1,
+                        .start = at,
+                        .duration = 0.5,
+                        .transcript = "hostile",
+                        .confidence = 1,
+                        .words = &w,
+                        .n_words = 1};
+        char *t = srv_g.proto->result_message(srv_conn_msginfo(c), &ev);
+        if (t)
+            srv_conn_fault_send(c, t, strlen(t));
+        break;
+    }
     }
 }
 
@@ -155,7 +211,7 @@ int srv_faults_post(const cJSON *body, cJSON *resp, char *err, size_t errlen)
 {
     srv_faults *f = &srv_g.faults;
     srv_conn *target = NULL;
-    long conn_id = 0, n, status, delay, after, count;
+    long conn_id = 0, n, status, delay, after, count, mute;
     char retry[32], error[256];
     action_args act;
 
@@ -178,6 +234,7 @@ int srv_faults_post(const cJSON *body, cJSON *resp, char *err, size_t errlen)
         get_int(body, "delay_results_ms", 0, 600000, -1, &delay, err, errlen) ||
         get_int(body, "after_audio_ms", 0, 86400000, -1, &after, err, errlen) ||
         get_int(body, "count", 0, 1000000, 1, &count, err, errlen) ||
+        get_int(body, "mute_next", 0, 1000000, -1, &mute, err, errlen) ||
         get_str(body, "retry_after", retry, sizeof(retry), err, errlen) ||
         get_str(body, "error", error, sizeof(error), err, errlen))
         return -1;
@@ -197,6 +254,8 @@ int srv_faults_post(const cJSON *body, cJSON *resp, char *err, size_t errlen)
     }
 
     cJSON *applied = cJSON_AddArrayToObject(resp, "applied");
+    if (mute >= 0)
+        f->mute_next = (int)mute;
     if (n >= 0) {
         f->reject_next = (int)n;
         f->reject_status = (int)status;
@@ -306,6 +365,7 @@ cJSON *srv_faults_json(void)
     cJSON_AddNumberToObject(o, "down_status", f->down ? f->down_status : 503);
     cJSON_AddStringToObject(o, "down_retry_after", f->down_retry_after);
     cJSON_AddNumberToObject(o, "reject_next", f->reject_next);
+    cJSON_AddNumberToObject(o, "mute_next", f->mute_next);
     cJSON_AddNumberToObject(o, "reject_status", f->reject_next ? f->reject_status : 503);
     cJSON_AddStringToObject(o, "retry_after", f->reject_retry_after);
     cJSON_AddStringToObject(o, "error", f->reject_error);

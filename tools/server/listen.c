@@ -356,8 +356,9 @@ static int handshake(struct lws *wsi)
     size_t plen = strlen(P->path);
 
     srv_faults *f = &srv_g.faults;
-    if (!r->path || strncmp(r->path, P->path, plen) ||
-        (r->path[plen] && strcmp(r->path + plen, "/"))) {
+    if (P->path_ok ? !P->path_ok(r->path)
+                   : (!r->path || strncmp(r->path, P->path, plen) ||
+                      (r->path[plen] && strcmp(r->path + plen, "/")))) {
         snprintf(err, sizeof(err), "Not found: this server serves %s", P->path);
         rc = reject(wsi, r, 404, err, NULL);
     } else if (srv_g.shutting_down) {
@@ -412,6 +413,13 @@ static int established(struct lws *wsi, srv_conn *c)
     c->last_activity_us = srv_mono_us();
     if (srv_g.cfg.verbose)
         lwsl_user("connection %llu open\n", (unsigned long long)r->id);
+    if (srv_g.faults.mute_next > 0) {
+        /* the mute fault: upgraded, then never reads or speaks (a peer that hung) */
+        srv_g.faults.mute_next--;
+        srv_rec_add_fault(r, "mute");
+        c->stalled = 1;
+        update_rx(c);
+    }
     if (c->open_close_code) {
         /* admit() accepted the upgrade only to refuse the session over it. */
         srv_g.proto->close_error(c, c->open_close_code,
@@ -764,7 +772,7 @@ static int on_writeable(struct lws *wsi, srv_conn *c)
         pop_out(&c->q_head, &c->q_tail);
         c->q_bytes -= o->len;
     }
-    int n = lws_write(wsi, o->data, o->len, LWS_WRITE_TEXT);
+    int n = lws_write(wsi, o->data, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
     account_sent(c, o);
     srv_out_free(o);
     if (n < 0)
@@ -824,7 +832,8 @@ static int plain_http(struct lws *wsi)
     char id[37];
     const srv_proto *P = srv_g.proto;
     char *path = srv_http_dup_header(wsi, WSI_TOKEN_GET_URI);
-    int listen_path = path && !strncmp(path, P->path, strlen(P->path));
+    int listen_path =
+        P->path_ok ? P->path_ok(path) : path && !strncmp(path, P->path, strlen(P->path));
     free(path);
     srv_uuid4(&srv_g.rng, id);
     if (P->http_error(wsi, listen_path ? 426 : 404, id,
@@ -952,10 +961,16 @@ int srv_conn_is_stalled(const srv_conn *c)
 
 int srv_conn_fault_send(srv_conn *c, char *text, size_t len)
 {
-    srv_out *o = c->close_pending ? NULL : srv_out_new(text, len);
-    free(text);
+    return srv_conn_fault_send_frame(c, text, len, 0);
+}
+
+int srv_conn_fault_send_frame(srv_conn *c, char *data, size_t len, int binary)
+{
+    srv_out *o = c->close_pending ? NULL : srv_out_new(data, len);
+    free(data);
     if (!o)
         return -1;
+    o->binary = binary;
     o->kind = SRV_OUT_MSG;
     o->type = SRV_MSG_RAW;
     push_out(&c->inj_head, &c->inj_tail, o);

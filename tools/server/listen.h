@@ -30,6 +30,8 @@ void srv_conn_fault_stall(srv_conn *c, int stall);
 int srv_conn_is_stalled(const srv_conn *c);
 /* Queue a text frame ahead of the results (takes `text`, malloc'd). */
 int srv_conn_fault_send(srv_conn *c, char *text, size_t len);
+/* The same for any frame: binary = 1 sends a binary frame (takes `data`, malloc'd). */
+int srv_conn_fault_send_frame(srv_conn *c, char *data, size_t len, int binary);
 /* Per-connection result delay in ms; -1 follows the global one. */
 void srv_conn_set_delay(srv_conn *c, int ms);
 

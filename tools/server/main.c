@@ -236,9 +236,11 @@ static int parse_args(int argc, char **argv, srv_config *c)
             c->verbose = 1;
             break;
         case OPT_PROTOCOL:
-            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai")) {
+            if (strcmp(optarg, "deepgram") && strcmp(optarg, "assemblyai") &&
+                strcmp(optarg, "gemini") && strcmp(optarg, "openai")) {
                 fprintf(stderr,
-                        "steno-server: --protocol: expected deepgram or assemblyai, got '%s'\n",
+                        "steno-server: --protocol: expected deepgram, assemblyai, gemini or "
+                        "openai, got '%s'\n",
                         optarg);
                 return -1;
             }
@@ -248,6 +250,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
             if (parse_long(name, optarg, 1, 86400, &n))
                 return -1;
             c->session_limit_s = (int)n;
+            c->session_limit_set = 1;
             break;
         case 'h':
         case OPT_HELP:
@@ -271,6 +274,13 @@ static int parse_args(int argc, char **argv, srv_config *c)
         c->max_rate = aai ? 1.0 : 0;
     if (c->burst_ms < 0)
         c->burst_ms = aai ? 1500 : 2000;
+    /* Gemini documents no pace limit (none by default) and ends a connection after about
+     * 10 minutes, with a goAway first. */
+    if (!strcmp(c->protocol, "gemini") && !c->session_limit_set)
+        c->session_limit_s = 600;
+    /* OpenAI Realtime: sessions end after 60 minutes; no pacing rule is documented. */
+    if (!strcmp(c->protocol, "openai") && !c->session_limit_set)
+        c->session_limit_s = 3600;
     if (!c->tls_cert != !c->tls_key) {
         fputs("steno-server: --tls-cert and --tls-key go together\n", stderr);
         return -1;
@@ -320,6 +330,10 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, cfg))
         return 2;
     srv_g.proto = strcmp(cfg->protocol, "assemblyai") ? &srv_proto_deepgram : &srv_proto_assemblyai;
+    if (!strcmp(cfg->protocol, "gemini"))
+        srv_g.proto = &srv_proto_gemini;
+    if (!strcmp(cfg->protocol, "openai"))
+        srv_g.proto = &srv_proto_openai;
 
     for (int i = 0; engines[i]; i++)
         if (!strcmp(engines[i]->name, cfg->engine_name))

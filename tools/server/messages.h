@@ -31,6 +31,7 @@ typedef struct srv_msginfo {
     int sample_rate;
     int64_t start_mono_us; /* when the connection was accepted */
     int format_turns;      /* AssemblyAI format_turns=true */
+    void *proto_link;      /* state a protocol's lws-thread and worker halves share (Gemini) */
 } srv_msginfo;
 
 /* Each returns a malloc'd NUL-terminated JSON text, or NULL when out of memory. */

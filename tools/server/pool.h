@@ -32,6 +32,7 @@ typedef struct srv_out {
     double end_s; /* Results: start + duration */
     int64_t due_us;
     size_t len;
+    int binary; /* fault injection: a binary frame where text is expected */
     unsigned char *data;
 } srv_out;
 

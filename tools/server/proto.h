@@ -38,6 +38,9 @@ typedef void (*srv_post_fn)(void *ctx, srv_msg_type type, char *text, int is_fin
 typedef struct srv_proto {
     const char *name;
     const char *path; /* the WebSocket endpoint, e.g. "/v1/listen" */
+    /* Nonzero when a request path is one of the protocol's endpoints (Gemini serves several
+     * API versions); NULL: `path`, optionally with a trailing slash. */
+    int (*path_ok)(const char *path);
 
     /* --- lws thread: handshake ------------------------------------------ */
     /* A complete HTTP error response (status line, headers, body); 0 or -1. */
@@ -87,6 +90,9 @@ typedef struct srv_proto {
     /* --- faults ----------------------------------------------------------- */
     const char *const *malformed; /* text, type, unknown */
     char *(*oversized)(const srv_msginfo *mi, size_t bytes);
+    /* One final result message for any span and words, however absurd (the bad_times fault:
+     * negative times, audio already final, audio never sent). NULL: not offered. */
+    char *(*result_message)(const srv_msginfo *mi, const srv_event *ev);
 
     /* --- records ---------------------------------------------------------- */
     const srv_control_kind *controls; /* the client messages counted in "control" */
@@ -99,5 +105,7 @@ typedef struct srv_proto {
 
 extern const srv_proto srv_proto_deepgram;
 extern const srv_proto srv_proto_assemblyai;
+extern const srv_proto srv_proto_gemini;
+extern const srv_proto srv_proto_openai;
 
 #endif

@@ -485,6 +485,16 @@ static const char *const aai_malformed[] = {
     "{\"type\":\"Bogus\"}",
 };
 
+static char *aai_result_message(const srv_msginfo *mi, const srv_event *ev)
+{
+    aai_state st = {.format_turns = mi->format_turns};
+    add_words(&st, ev);
+    char *s = turn_json(&st, NULL, 1, "");
+    clear_words(&st);
+    free(st.words);
+    return s;
+}
+
 static char *aai_oversized(const srv_msginfo *mi, size_t bytes)
 {
     static const char marker[] = "@@PAD@@";
@@ -554,6 +564,7 @@ const srv_proto srv_proto_assemblyai = {
     .on_end = aai_on_end,
     .malformed = aai_malformed,
     .oversized = aai_oversized,
+    .result_message = aai_result_message,
     .controls = aai_controls,
     .n_controls = sizeof(aai_controls) / sizeof(aai_controls[0]),
     .params_json = aai_params_json,

@@ -185,9 +185,18 @@ static void dg_fail(srv_conn *c, srv_fail why)
     case SRV_FAIL_SEND_QUEUE:
         srv_conn_close(c, 1011, "NET-0000 client is not reading", "send_queue", 0);
         break;
-    case SRV_FAIL_SESSION_LIMIT: /* Deepgram has none */
+    case SRV_FAIL_SESSION_LIMIT:
+        srv_conn_close(c, 1011, "NET-0000 session limit reached", "session_limit", 0);
         break;
     }
+}
+
+/* Deepgram documents no session limit; an explicit --session-limit-s makes the server end
+ * each connection that old anyway (the way any server may end a stream), for tests. */
+static void dg_opened(srv_conn *c)
+{
+    if (srv_g.cfg.session_limit_set)
+        c->limit_ms = srv_g.cfg.session_limit_s * 1000;
 }
 
 static void dg_on_event(void *st, const srv_msginfo *mi, const srv_event *ev, srv_post_fn post,
@@ -241,12 +250,14 @@ const srv_proto srv_proto_deepgram = {
     .redact_header = dg_redact_header,
     .admit = dg_admit,
     .setup = dg_setup,
+    .opened = dg_opened,
     .on_text = dg_on_text,
     .fail = dg_fail,
     .on_event = dg_on_event,
     .on_end = dg_on_end,
     .malformed = dg_malformed,
     .oversized = srv_msg_oversized,
+    .result_message = srv_msg_results,
     .controls = dg_controls,
     .n_controls = sizeof(dg_controls) / sizeof(dg_controls[0]),
     .params_json = dg_params_json,

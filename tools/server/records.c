@@ -8,9 +8,16 @@
 #include "server.h"
 #include "util.h"
 
-static const char *const control_names[SRV_CTL_COUNT] = {
-    "KeepAlive",           "Finalize", "CloseStream", "EmptyBinary", "ForceEndpoint",
-    "UpdateConfiguration", "Terminate"};
+static const char *const control_names[SRV_CTL_COUNT] = {"KeepAlive",
+                                                         "Finalize",
+                                                         "CloseStream",
+                                                         "EmptyBinary",
+                                                         "ForceEndpoint",
+                                                         "UpdateConfiguration",
+                                                         "Terminate",
+                                                         "session.update",
+                                                         "input_audio_buffer.commit",
+                                                         "input_audio_buffer.clear"};
 
 const char *srv_control_name(srv_control_kind k)
 {

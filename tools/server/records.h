@@ -23,6 +23,9 @@ typedef enum srv_control_kind {
     SRV_CTL_FORCE_ENDPOINT, /* AssemblyAI */
     SRV_CTL_UPDATE_CONFIGURATION,
     SRV_CTL_TERMINATE,
+    SRV_CTL_OAI_SESSION_UPDATE, /* OpenAI */
+    SRV_CTL_OAI_COMMIT,
+    SRV_CTL_OAI_CLEAR,
     SRV_CTL_COUNT,
 } srv_control_kind;
 

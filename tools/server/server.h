@@ -30,8 +30,9 @@ typedef struct srv_config {
     double max_handshake_rate; /* accepted handshakes per second (0: no limit) */
     const char *tls_cert, *tls_key;
     int verbose;
-    const char *protocol; /* deepgram | assemblyai */
-    int session_limit_s;  /* assemblyai: maximum session duration */
+    const char *protocol;  /* deepgram | assemblyai */
+    int session_limit_s;   /* assemblyai: maximum session duration */
+    int session_limit_set; /* --session-limit-s was given (deepgram applies it only then) */
 } srv_config;
 
 /* A fault action waiting for a connection to reach an amount of audio. */
@@ -50,6 +51,7 @@ typedef struct srv_faults {
     char reject_retry_after[32];
     char reject_error[256];
     int delay_results_ms;
+    int mute_next; /* connections still to be muted once upgraded */
     srv_armed *armed;
 } srv_faults;
 

@@ -56,6 +56,13 @@ void h_on_event(void *user, const steno_event *ev)
         e.first_sample = ev->u.transcript.first_sample;
         e.end_sample = ev->u.transcript.end_sample;
         e.text = dup_or_empty(ev->u.transcript.text);
+        e.provider = ev->u.transcript.provider;
+        break;
+    case STENO_EVENT_FAILOVER:
+        e.provider = ev->u.failover.to_provider;
+        e.to_index = ev->u.failover.to_index;
+        e.cause = ev->u.failover.cause;
+        e.message = dup_or_empty(ev->u.failover.message);
         break;
     case STENO_EVENT_CONNECTING:
         e.attempt = ev->u.connecting.attempt;
@@ -151,6 +158,10 @@ void h_on_event(void *user, const steno_event *ev)
     case STENO_EVENT_CLOSED:
         h_log("%s: CLOSED %s, %" PRIu64 " samples unfinalized", c->name,
               steno_status_name(e.status), e.unfinalized);
+        break;
+    case STENO_EVENT_FAILOVER:
+        h_log("%s: FAILOVER to %s (endpoint %u): %s (%s)", c->name, e.provider, e.to_index,
+              e.message, steno_status_name(e.cause));
         break;
     case STENO_EVENT_TRANSCRIPT:
         if (getenv("RES_VERBOSE"))
@@ -249,4 +260,25 @@ bool h_ended(h_collector *c)
     bool t = c->terminal;
     pthread_mutex_unlock(&c->mu);
     return t;
+}
+
+void h_on_event_meta_id(void *user, const steno_event *ev)
+{
+    h_collector *c = user;
+    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
+        ev->u.metadata.request_id[0]) {
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = c->n; i-- > 0;) {
+            h_ev *e = &c->ev[i];
+            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
+                continue;
+            if (!e->request_id || !e->request_id[0]) {
+                free(e->request_id);
+                e->request_id = strdup(ev->u.metadata.request_id);
+            }
+            break;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    h_on_event(user, ev);
 }

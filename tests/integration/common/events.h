@@ -20,6 +20,8 @@ typedef struct h_ev {
     double start, end;
     uint64_t first_sample, end_sample;
     char *text;
+    const char *provider; /* TRANSCRIPT, and FAILOVER's destination (static names) */
+    uint32_t to_index;    /* FAILOVER */
     /* CONNECTING / RECONNECTING */
     uint32_t attempt, delay_ms;
     steno_status cause;
@@ -54,6 +56,11 @@ void h_collector_init(h_collector *c, const char *name);
 void h_collector_free(h_collector *c);
 /* The session's on_event callback; user = the collector. */
 void h_on_event(void *user, const steno_event *ev);
+/* The same, for providers that name a connection only in a message after the handshake
+ * (AssemblyAI's Begin, reported as METADATA after CONNECTED/RECONNECTED): the newest
+ * connection event without a request id takes the id of that METADATA, so the accounting can
+ * match connections to the server's records. */
+void h_on_event_meta_id(void *user, const steno_event *ev);
 
 /* Waits (deadline in ms) until pred(c, arg) holds; pred runs with the lock held. */
 bool h_wait(h_collector *c, bool (*pred)(h_collector *, void *), void *arg, uint32_t timeout_ms);

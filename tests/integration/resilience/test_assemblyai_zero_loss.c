@@ -1,8 +1,10 @@
 /* test_assemblyai_zero_loss: the AssemblyAI v3 adapter against steno-server --protocol assemblyai
  * (null engine): every sample finalized exactly once at real-time pacing, cleanly closed with
  * ForceEndpoint then Terminate; then the same through steno-chaos with a TCP reset and a server
- * drop mid-stream, with no loss, no duplicate, one timeline and no 3007 (rate) close; and a
- * stream whose last chunk is shorter than the provider's 50 ms minimum frame. */
+ * drop mid-stream, with no loss, no duplicate, one timeline and no 3007 (rate) close; a
+ * stream whose last chunk is shorter than the provider's 50 ms minimum frame; and a
+ * configuration change applied live with UpdateConfiguration (no reconnect), then one the
+ * protocol fixes at setup (a seamless reconnect), with nothing lost either way. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,33 +15,6 @@
 
 #define RATE 16000u
 #define KEY "aai-test-key"
-
-/*
- * The AssemblyAI personality names a connection only in its Begin message (no response
- * header), which the SDK reports as a METADATA event after CONNECTED/RECONNECTED. The
- * accounting matches connections to the server's records by request id, so this callback
- * gives the newest connection event without one the id from the Begin that follows it.
- */
-static void on_event(void *user, const steno_event *ev)
-{
-    h_collector *c = user;
-    if (ev->type == STENO_EVENT_METADATA && ev->u.metadata.request_id &&
-        ev->u.metadata.request_id[0]) {
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = c->n; i-- > 0;) {
-            h_ev *e = &c->ev[i];
-            if (e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED)
-                continue;
-            if (!e->request_id || !e->request_id[0]) {
-                free(e->request_id);
-                e->request_id = strdup(ev->u.metadata.request_id);
-            }
-            break;
-        }
-        pthread_mutex_unlock(&c->mu);
-    }
-    h_on_event(user, ev);
-}
 
 /* Every SDK (and libwebsockets) log line at the most verbose level: none may hold the key,
  * whether it went in Authorization or, as a token, in the query string. */
@@ -82,7 +57,7 @@ static void setup(h_run *r, const char *name, int port)
     r->sc.url = r->url;
     r->sc.provider = "assemblyai";
     r->sc.allow_no_auth = 0;
-    r->sc.on_event = on_event;
+    r->sc.on_event = h_on_event_meta_id;
 }
 
 int main(void)
@@ -208,6 +183,75 @@ int main(void)
         H_CHECK(closed == 1 && covered == total, "finals cover %" PRIu64 " of %zu samples", covered,
                 total);
         h_log("padded: finals end at sample %" PRIu64 ", the last one written", covered);
+        h_run_free(&run);
+        free(pcm);
+    }
+    /* 4: live configuration. At ~2 s a change to turn-silence settings goes out as one
+     * UpdateConfiguration on the open connection; at ~4 s a change of model, which only a new
+     * connection can carry, reconnects seamlessly. */
+    {
+        const size_t total = 6u * RATE;
+        int16_t *pcm = h_pattern_alloc(14, total);
+        h_run run;
+        setup(&run, "configure", srv.port);
+        run.sc.api_key = KEY;
+        const steno_option start[] = {{"max_turn_silence", "900"}};
+        run.sc.options = start;
+        run.sc.n_options = 1;
+        h_run_open(&run, cl);
+        h_run_stream(&run, pcm, total, 1.0);
+        H_CHECK(h_producer_wait(&run.prod, 2u * RATE, 20000), "producer stalled");
+        const steno_option live[] = {{"max_turn_silence", "1200"}, {"min_turn_silence", "300"}};
+        steno_status rc = steno_session_configure(run.s, live, 2);
+        H_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
+                steno_session_errmsg(run.s));
+        H_CHECK(h_producer_wait(&run.prod, 4u * RATE, 20000), "producer stalled");
+        H_CHECK(h_count(&run.col, STENO_EVENT_RECONNECTING) == 0,
+                "a live-configurable change reconnected");
+        const steno_option model[] = {{"speech_model", "universal-streaming-multilingual"}};
+        rc = steno_session_configure(run.s, model, 1);
+        H_CHECK(rc == STENO_OK, "configure: %s %s", steno_status_name(rc),
+                steno_session_errmsg(run.s));
+        H_CHECK(h_wait_type(&run.col, STENO_EVENT_RECONNECTED, 1, 20000 * h_slow()),
+                "the model change did not reconnect");
+        size_t written = h_producer_join(&run.prod);
+        h_run_close(&run, 15000 * h_slow());
+        H_CHECK(h_server_wait_idle(&srv, 10000), "server connections still open");
+        steno_session_stats st;
+        steno_session_stats_get(run.s, &st);
+        H_CHECK(st.configures == 2, "stats.configures = %u", st.configures);
+        cJSON *recs = h_server_records(&srv);
+        no_rate_closes(recs);
+        /* the first connection got exactly the one UpdateConfiguration, with every live
+         * setting; the second was set up with all of them in its query */
+        const cJSON *conns = cJSON_GetObjectItemCaseSensitive(recs, "connections"), *r;
+        int with_update = 0, multilingual = 0;
+        cJSON_ArrayForEach(r, conns)
+        {
+            char *upd =
+                cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(r, "config_updates"));
+            if (upd && !strcmp(upd, "[{\"type\":\"UpdateConfiguration\",\"max_turn_silence\":1200,"
+                                    "\"min_turn_silence\":300}]"))
+                with_update++;
+            free(upd);
+            char *txt = cJSON_PrintUnformatted(r);
+            if (strstr(txt, "speech_model=universal-streaming-multilingual") &&
+                strstr(txt, "max_turn_silence=1200") && strstr(txt, "min_turn_silence=300"))
+                multilingual++;
+            free(txt);
+        }
+        H_CHECK(with_update == 1 && multilingual == 1,
+                "%d connections got the UpdateConfiguration, %d were set up with the new model",
+                with_update, multilingual);
+        h_accounting acc;
+        h_run_check_accounting(&run, pcm, written, recs, &acc);
+        H_CHECK(acc.dropped == 0 && acc.covered == written && acc.connections == 2,
+                "configure: covered %" PRIu64 " of %zu over %zu connections", acc.covered, written,
+                acc.connections);
+        h_log("configure: one UpdateConfiguration live, one seamless reconnect; %zu finals "
+              "cover %" PRIu64 " samples exactly once",
+              acc.finals, acc.covered);
+        cJSON_Delete(recs);
         h_run_free(&run);
         free(pcm);
     }

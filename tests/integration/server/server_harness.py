@@ -366,9 +366,13 @@ class Client:
             raise Closed() from None
         if isinstance(raw, bytes):
             raise AssertionError("server sent a binary frame")
-        obj = validator().check(raw)
+        obj = self.check(raw)
         self.messages.append(obj)
         return obj
+
+    def check(self, raw):
+        """The message, validated against the protocol's description (raises if it is not)."""
+        return validator().check(raw)
 
     async def until(self, pred, timeout=20):
         deadline = time.monotonic() + timeout
