@@ -509,7 +509,11 @@ const struct lws_protocols steno__protocols[] = {
 static void *network_thread(void *arg)
 {
     steno_client *c = arg;
-    steno__evloop_run(&c->evl, c->ctx, &c->stop);
+    while (steno__evloop_run(&c->evl, c->ctx, &c->stop) != 0) {
+        /* sessions depend on this loop, so keep it alive, without spinning */
+        steno__log(c, STENO_LOG_ERROR, "lws_service failed; retrying");
+        usleep(1000);
+    }
     return NULL;
 }
 

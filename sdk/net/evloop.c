@@ -2,7 +2,6 @@
 #include "evloop.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #if defined(STENO_EVLIB_EV)
 #include <ev.h>
@@ -97,11 +96,12 @@ void steno__evloop_timer_cancel(steno__evloop *l)
         ev_timer_stop(l->loop, l->ev_timer);
 }
 
-void steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
+int steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
 {
     (void)ctx;
     while (!atomic_load(stop))
         ev_run(l->loop, 0);
+    return 0;
 }
 
 void steno__evloop_stop(steno__evloop *l)
@@ -146,11 +146,12 @@ steno_status steno__evloop_init(steno__evloop *l, const steno_allocator *a,
     return STENO_OK;
 }
 
-void steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
+int steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
 {
     (void)ctx;
     while (!atomic_load(stop))
         uv_run(l->loop, UV_RUN_DEFAULT);
+    return 0;
 }
 
 void steno__evloop_stop(steno__evloop *l)
@@ -212,14 +213,13 @@ steno_status steno__evloop_init(steno__evloop *l, const steno_allocator *a,
     return STENO_OK;
 }
 
-void steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
+int steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop)
 {
     (void)l;
-    while (!atomic_load(stop)) {
-        /* poll() failed: sessions depend on this loop, so keep it alive, without spinning */
+    while (!atomic_load(stop))
         if (lws_service(ctx, 0) < 0 && !atomic_load(stop))
-            usleep(1000);
-    }
+            return -1;
+    return 0;
 }
 
 void steno__evloop_stop(steno__evloop *l)

@@ -44,8 +44,9 @@ void steno__evloop_timer_arm(steno__evloop *l, struct lws_context *ctx, uint64_t
 /* Network thread, or once no thread runs the loop. */
 void steno__evloop_timer_cancel(steno__evloop *l);
 
-/* Network thread: runs lws until *stop is set and steno__evloop_stop was called after it. */
-void steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop);
+/* Network thread: runs lws until *stop is set and steno__evloop_stop was called after it (0),
+ * or until the loop fails (-1: poll() failed; call again). */
+int steno__evloop_run(steno__evloop *l, struct lws_context *ctx, atomic_int *stop);
 
 /* Network thread (inside an lws callback): makes steno__evloop_run return. */
 void steno__evloop_stop(steno__evloop *l);
