@@ -1,4 +1,4 @@
-/* test_event_loop: the network thread's event loop (libuv unless built with -Devent_loop=poll)
+/* test_event_loop: the network thread's event loop (libev, libuv or poll() by -Devent_loop)
  * leaves the application's signal handlers as they were, through open, streaming and destroy;
  * and a client destroyed while many of its connections stream returns, and the server sees every
  * one of them end. */
