@@ -51,9 +51,7 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void timers_fire(lws_sorted_usec_list_t *sul);
-
-/* Arms the one lws timer for the heap's earliest deadline, if it is not armed for it already.
+/* Arms the loop's one timer for the heap's earliest deadline, if it is not armed for it already.
  * A cancelled timer may leave it armed early: that wake finds nothing due and re-arms. */
 static void timers_arm(steno_client *c, uint64_t now)
 {
@@ -66,12 +64,12 @@ static void timers_arm(steno_client *c, uint64_t now)
     c->timers_armed_us = top->due;
     /* 0 would mean "cancel" to lws: the soonest is 1 us */
     lws_usec_t in = top->due > now ? (lws_usec_t)(top->due - now) : 1;
-    lws_sul_schedule(c->ctx, 0, &c->sul_timers, timers_fire, in);
+    steno__evloop_timer_arm(&c->evl, c->ctx, (uint64_t)in);
 }
 
-static void timers_fire(lws_sorted_usec_list_t *sul)
+static void timers_fire(void *arg)
 {
-    steno_client *c = lws_container_of(sul, steno_client, sul_timers);
+    steno_client *c = arg;
     c->timers_armed_us = 0;
     /* Only what is due now: a callback that sets a timer for "at once" gets a deadline after
      * this `now` (at least 1 us later), so it runs on the next pass, not in this loop. */
@@ -419,7 +417,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         steno_client *c = lws_context_user(lws_get_context(wsi));
-        if (c && !atomic_load(&c->stop))
+        if (!c)
+            return 0;
+        if (atomic_load(&c->stop))
+            steno__evloop_stop(&c->evl);
+        else
             service_wake(c);
         return 0;
     }
@@ -499,15 +501,18 @@ const struct lws_protocols steno__protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/*
+ * The network thread. By default lws runs on a libev loop the client owns (epoll: a wake or a
+ * timer costs the same with 10 or 10,000 connections, where poll() walks every descriptor on
+ * every wake); evloop.c says why the client owns it and what each choice costs.
+ */
 static void *network_thread(void *arg)
 {
     steno_client *c = arg;
-    while (!atomic_load(&c->stop)) {
-        if (lws_service(c->ctx, 0) < 0 && !atomic_load(&c->stop)) {
-            /* poll() failed: sessions depend on this loop, so keep it alive, without spinning */
-            steno__log(c, STENO_LOG_ERROR, "lws_service failed; retrying");
-            usleep(1000);
-        }
+    while (steno__evloop_run(&c->evl, c->ctx, &c->stop) != 0) {
+        /* sessions depend on this loop, so keep it alive, without spinning */
+        steno__log(c, STENO_LOG_ERROR, "lws_service failed; retrying");
+        usleep(1000);
     }
     return NULL;
 }
@@ -644,6 +649,15 @@ static const char *system_ca_bundle(void)
     return NULL;
 }
 
+/* The network thread has stopped (or never started): lws's context, then the loop under it. */
+static void destroy_lws_context(steno_client *c)
+{
+    if (!steno__evloop_destroy(&c->evl, c->ctx, &c->alloc))
+        steno__log(c, STENO_LOG_ERROR, "internal: lws left %s handles open at destroy",
+                   c->evl.name);
+    c->ctx = NULL;
+}
+
 static steno_status create_lws_context(steno_client *c)
 {
     struct lws_context_creation_info info;
@@ -656,16 +670,27 @@ static steno_status create_lws_context(steno_client *c)
     info.uid = (uid_t)-1;
     info.vhost_name = "steno";
 
-    pthread_mutex_lock(&lws_tls_init_lock);
     struct lws_context_creation_info cinfo = info;
-    cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                    (lws_tls_init_done ? 0 : LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT);
+    cinfo.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    steno_status rc = steno__evloop_init(&c->evl, &c->alloc, timers_fire, c);
+    if (rc)
+        return rc;
+    void *loops[1] = {c->evl.loop};
+    cinfo.options |= c->evl.lws_options;
+    if (c->evl.loop)
+        cinfo.foreign_loops = loops;
+
+    pthread_mutex_lock(&lws_tls_init_lock);
+    if (!lws_tls_init_done)
+        cinfo.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     c->ctx = lws_create_context(&cinfo);
     if (c->ctx && (cinfo.options & LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT))
         lws_tls_init_done = true;
     pthread_mutex_unlock(&lws_tls_init_lock);
-    if (!c->ctx)
+    if (!c->ctx) {
+        destroy_lws_context(c);
         return STENO_ERR_INTERNAL;
+    }
 
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* per vhost: set up its client TLS */
     /* lws (built with LWS_SSL_CLIENT_USE_OS_CA_CERTS, as Debian's) loads the system store even
@@ -673,8 +698,7 @@ static steno_status create_lws_context(steno_client *c)
     if (c->ca_file)
         info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     if (!lws_create_vhost(c->ctx, &info)) {
-        lws_context_destroy(c->ctx);
-        c->ctx = NULL;
+        destroy_lws_context(c);
         return STENO_ERR_INTERNAL;
     }
     return STENO_OK;
@@ -809,8 +833,7 @@ steno_status steno_client_open(const steno_client_config *cfg_in, steno_client *
     return STENO_OK;
 
 fail:
-    if (c->ctx)
-        lws_context_destroy(c->ctx);
+    destroy_lws_context(c);
     if (atomic_load(&lws_log_client) == c)
         atomic_store(&lws_log_client, NULL);
     steno__metrics_destroy(c->metrics);
@@ -838,8 +861,8 @@ void steno_client_destroy(steno_client *c)
     if (c->thread_started)
         pthread_join(c->thread, NULL);
     c->thread_started = 0;
-    lws_sul_cancel(&c->sul_timers);
-    lws_context_destroy(c->ctx);
+    steno__evloop_timer_cancel(&c->evl);
+    destroy_lws_context(c);
     steno__timerheap_free(&c->timers);
     steno__wakeset_free(&c->wakes);
     if (atomic_load(&lws_log_client) == c) {

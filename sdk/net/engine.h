@@ -13,6 +13,7 @@
 #include "breaker.h"
 #include "budget.h"
 #include "classify.h"
+#include "evloop.h"
 #include "metrics.h"
 #include "pacing.h"
 #include "planner.h"
@@ -140,6 +141,7 @@ struct steno_client {
     steno_client_config cfg;
     char *ca_file;
     struct lws_context *ctx;
+    steno__evloop evl; /* the loop under ctx: libev, libuv or lws's poll() */
     pthread_t thread;
     int thread_started;
     atomic_int stop;
@@ -161,10 +163,9 @@ struct steno_client {
     bool backfill_slot_freed;         /* steno__backfill_pump_all has work */
     steno_session *cq_head, *cq_tail; /* waiting for a connect slot */
     uint64_t rng;
-    uint32_t last_serial;              /* lock: the serial of the newest session */
-    steno__timerheap timers;           /* every session's timers */
-    lws_sorted_usec_list_t sul_timers; /* the one lws timer: armed for the earliest */
-    uint64_t timers_armed_us;          /* its deadline (monotonic us), 0 = not armed */
+    uint32_t last_serial;     /* lock: the serial of the newest session */
+    steno__timerheap timers;  /* every session's timers */
+    uint64_t timers_armed_us; /* the deadline evl's timer is armed for (monotonic us), 0: none */
 
     steno__metrics *metrics;
     steno__client_metrics m;
