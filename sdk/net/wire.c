@@ -46,6 +46,12 @@ struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cr
     i.protocol = NULL;
     i.pwsi = pwsi;
     i.opaque_user_data = l;
+    /* steno checks liveness itself (a ping a second, pong_timeout_ms, dead_after_ms): lws's
+     * own validity timer would only cost a sorted insert per pong per connection, which at
+     * 10,000 connections is most of the network thread (0 = no validity timer) */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    i.retry_and_idle_policy = &no_validity;
     *pwsi = NULL;
     struct lws *w = lws_client_connect_via_info(&i);
     /* lws keeps its own copy of the path: the token must not linger in ours */
