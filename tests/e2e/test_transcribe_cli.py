@@ -71,6 +71,32 @@ def test_gemini_provider_transcribes_speech():
         fail("gemini transcript is not the speech: %r" % r.stdout)
 
 
+def test_failover_to_another_provider():
+    """--failover: the Deepgram endpoint refuses every handshake (503), so after
+    --failover-after the session moves to the AssemblyAI personality, says so on stderr, and
+    the whole speech is transcribed there (exit 0: nothing lost)."""
+    ref = reference([UTT])
+    with Server("--engine", "pocketsphinx") as dg, \
+            Server("--protocol", "assemblyai", "--engine", "pocketsphinx") as aai:
+        dg.api("/faults", {"down": True, "status": 503})
+        r = transcribe("--url", "ws://%s/v1/listen" % dg.listen,
+                       "--failover", "assemblyai=ws://%s/v3/ws" % aai.listen,
+                       "--failover-after", "1500", "--no-live", WAV)
+        refused = dg.api("/connections")["connections"]
+        served = aai.api("/connections")["connections"]
+    if r.returncode != 0:
+        fail("failover run exited %d: %s" % (r.returncode, r.stderr))
+    if "moved to assemblyai" not in r.stderr:
+        fail("no failover reported: %r" % r.stderr)
+    if not refused or any(c["handshake_status"] != 503 for c in refused) or not served:
+        fail("expected refusals at Deepgram and a session at AssemblyAI: %r / %r"
+             % (refused, served))
+    w = wer(ref, r.stdout)
+    print("failover: %d refused, %d served, WER %.1f%%" % (len(refused), len(served), w))
+    if w > 50:
+        fail("the failover transcript is not the speech: %r" % r.stdout)
+
+
 def test_stdin_pcm_and_local_server():
     """Raw PCM on stdin at 16 kHz, through a server the CLI starts itself (--local)."""
     env = dict(os.environ)
@@ -201,5 +227,6 @@ if __name__ == "__main__":
                         test_bad_input_gets_its_exit_code, test_wrong_key_exits_4,
                         test_stdin_pcm_and_local_server, test_speech_survives_a_drop,
                         test_gemini_provider_transcribes_speech,
+                        test_failover_to_another_provider,
                         test_openai_personality_transcribes_speech,
                         test_elevenlabs_speech_through_its_personality]))

@@ -43,20 +43,28 @@ typedef struct result {
     double ring_kib;  /* configured ring bytes per session */
     uint64_t written; /* frames per session, from the stats */
     uint32_t reconnects;
+    uint32_t ended;          /* sessions that failed while streaming (not written to after) */
+    char first_failure[200]; /* the first one's FAILED message */
     int ok;
     bench_floor_result floor;
     int floor_ok;
 } result;
 
 static atomic_uint connected, failed;
+static char first_failure[200];
+static atomic_int have_failure;
 
 static void on_event(void *user, const steno_event *ev)
 {
     (void)user;
-    if (ev->type == STENO_EVENT_CONNECTED)
+    if (ev->type == STENO_EVENT_CONNECTED) {
         atomic_fetch_add(&connected, 1);
-    else if (ev->type == STENO_EVENT_FAILED)
+    } else if (ev->type == STENO_EVENT_FAILED) {
         atomic_fetch_add(&failed, 1);
+        if (!atomic_exchange(&have_failure, 1))
+            snprintf(first_failure, sizeof first_failure, "%s (%s)", ev->u.failed.message,
+                     steno_status_name(ev->u.failed.status));
+    }
 }
 
 static uint64_t heap_bytes(void)
@@ -106,11 +114,22 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5);
     double cpu0 = bench_cpu_process_s(), w0 = bench_cpu_thread_s();
     uint64_t t0 = bench_now_ns();
+    /* A session that fails while streaming is counted and left alone (a figure, not a
+     * verdict: the report says how many and why). */
+    uint8_t *gone = calloc(n, 1);
+    if (!gone)
+        bench_die("out of memory");
     for (uint64_t t = 0; t < ticks; t++) {
         for (uint32_t i = 0; i < n; i++) {
+            if (gone[i])
+                continue;
             steno_status rc = steno_session_write(ss[i], audio, TICK_FRAMES);
-            if (rc != STENO_OK)
+            if (rc == STENO_ERR_STATE) {
+                gone[i] = 1;
+                r->ended++;
+            } else if (rc != STENO_OK) {
                 bench_die("write to session %u: %s", i, steno_status_name(rc));
+            }
         }
         bench_sleep_until_ns(t0 + (t + 1) * (uint64_t)TICK_FRAMES * 1000000000u / RATE);
     }
@@ -120,6 +139,9 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     r->rss_kib = (double)(bench_rss_kib() - rss0) / n;
     r->heap_kib = (double)(heap_bytes() - heap0) / 1024.0 / n;
     r->ring_kib = (double)ring_chunks * (RATE / 10u) * 2u / 1024.0;
+    free(gone);
+    if (atomic_load(&have_failure))
+        snprintf(r->first_failure, sizeof r->first_failure, "%s", first_failure);
 
     steno_session_stats st;
     steno_session_stats_get(ss[n - 1], &st);
@@ -242,6 +264,9 @@ int main(int argc, char **argv)
                r->ring_kib);
         if (r->reconnects)
             printf("  (%u reconnects happened in this case)\n", r->reconnects);
+        if (r->ended)
+            printf("  (%u sessions failed while streaming; the first: %s)\n", r->ended,
+                   r->first_failure);
     }
     if (with_floor) {
         printf(
