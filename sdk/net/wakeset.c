@@ -27,8 +27,10 @@ static int add_page(steno__wakeset *w)
     unsigned n = atomic_load_explicit(&w->npages, memory_order_relaxed);
     if (n == STENO__WAKESET_MAX_PAGES)
         return STENO_ERR_FULL;
-    if (w->capfree < w->nfree + STENO__WAKESET_PAGE_SLOTS) {
-        uint32_t cap = w->nfree + STENO__WAKESET_PAGE_SLOTS;
+    /* room for every slot of every page: all may be free again at once */
+    uint32_t total = (n + 1) * STENO__WAKESET_PAGE_SLOTS;
+    if (w->capfree < total) {
+        uint32_t cap = total;
         uint32_t *v = steno__calloc(w->a, cap, sizeof *v);
         if (!v)
             return STENO_ERR_NOMEM;

@@ -44,6 +44,31 @@ static void test_slots_lowest_first_and_reused(void **state)
     steno__wakeset_free(&w);
 }
 
+/* Three pages filled, then every slot given back: the free stack holds them all (it once had
+ * room only for what was free when the last page came, and overflowed at 10,000 sessions). */
+static void test_every_slot_of_every_page_can_be_free_at_once(void **state)
+{
+    (void)state;
+    steno__wakeset w;
+    steno__wakeset_init(&w, NULL);
+    const uint32_t n = 3 * STENO__WAKESET_PAGE_SLOTS;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t slot;
+        assert_int_equal(steno__wakeset_take(&w, &slot), STENO_OK);
+        assert_int_equal(slot, i);
+    }
+    assert_int_equal(atomic_load(&w.npages), 3);
+    for (uint32_t i = 0; i < n; i++)
+        steno__wakeset_give(&w, n - 1 - i);
+    assert_true(w.capfree >= n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t slot;
+        assert_int_equal(steno__wakeset_take(&w, &slot), STENO_OK);
+    }
+    assert_int_equal(atomic_load(&w.npages), 3); /* no page added: all were reused */
+    steno__wakeset_free(&w);
+}
+
 static void test_drain_calls_each_marked_bound_owner_once(void **state)
 {
     (void)state;
@@ -133,6 +158,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slots_lowest_first_and_reused),
+        cmocka_unit_test(test_every_slot_of_every_page_can_be_free_at_once),
         cmocka_unit_test(test_drain_calls_each_marked_bound_owner_once),
         cmocka_unit_test(test_concurrent_marks_are_never_lost),
     };
