@@ -164,9 +164,9 @@ typedef struct steno_event_failover {
     const char *from_url;      /* ... and URL (no query) */
     const char *to_provider;   /* the endpoint the session moves to */
     const char *to_url;
-    uint32_t to_index;  /* 0: the preferred endpoint, k: steno_session_config.failover[k - 1] */
-    steno_status cause; /* why: the last failure (STENO_OK when moving back to the preferred
-                           endpoint once failback_after_ms passed) */
+    uint32_t to_index;   /* 0: the preferred endpoint, k: steno_session_config.failover[k - 1] */
+    steno_status cause;  /* why: the last failure (STENO_OK when moving back to the preferred
+                            endpoint once failback_after_ms passed) */
     const char *message; /* what happened, never NULL */
 } steno_event_failover;
 

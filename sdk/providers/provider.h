@@ -118,7 +118,7 @@ typedef struct steno__provider {
      * closes the activity, and the next audio opens another at once); NULL: finalize_text.
      * finalize_text still says whether the provider has a flush at all. */
     int (*finalize_message)(void *conn, steno__sb *out);
-    const char *close_text;     /* end of stream: flush, then the server closes */
+    const char *close_text; /* end of stream: flush, then the server closes */
 
     /* How the answer to finalize_text is recognised (see steno__finalize_answer). */
     steno__finalize_answer finalize_answer;
