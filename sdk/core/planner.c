@@ -55,18 +55,12 @@ static uint32_t loudest_window(const int16_t *pcm, uint32_t frames, uint32_t cha
     double best = 0;
     for (uint32_t w = 0; w < frames; w += win) {
         uint32_t n = frames - w < win ? frames - w : win;
-        /* integer squares in four independent lanes: exact (a square is at most 2^30) and
-         * about half the instructions of a double sum, whose additions may not be reordered;
-         * this runs on the network thread for every chunk */
+        /* integer squares: exact (a square is at most 2^30), and fewer instructions than a
+         * double sum; this runs on the network thread for every chunk */
+        uint64_t acc = 0;
         const int16_t *q = pcm + (size_t)w * channels;
-        uint32_t m = n * channels, i = 0;
-        uint64_t lane[4] = {0, 0, 0, 0};
-        for (; i + 4 <= m; i += 4)
-            for (uint32_t k = 0; k < 4; k++)
-                lane[k] += (uint32_t)((int32_t)q[i + k] * q[i + k]);
-        uint64_t acc = lane[0] + lane[1] + lane[2] + lane[3];
-        for (; i < m; i++)
-            acc += (uint32_t)((int32_t)q[i] * q[i]);
+        for (uint32_t i = 0; i < n * channels; i++)
+            acc += (uint64_t)((int32_t)q[i] * q[i]);
         double ms = (double)acc / ((double)n * channels);
         if (ms > best)
             best = ms;
