@@ -13,6 +13,13 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
 #include "bench_util.h"
 
 #define RATE 16000u
@@ -22,10 +29,12 @@
 #define FRAME_BYTES (8u + CHUNK_BYTES)      /* 0x82, 126, 16-bit length, mask, payload */
 #define MAX_HANDSHAKES 64u                  /* in flight, as bench-sessions' steno client */
 
-enum { ST_CONNECTING, ST_HANDSHAKE_SENT, ST_OPEN };
+enum { ST_CONNECTING, ST_TLS, ST_HANDSHAKE_SENT, ST_OPEN };
 
 typedef struct conn {
     int fd, state;
+    mbedtls_net_context net;
+    mbedtls_ssl_context *ssl;  /* NULL: plain ws:// */
     uint32_t out_off, out_len; /* a frame the socket did not take at once */
     uint32_t hs_len;           /* response bytes read during the handshake */
     uint8_t chunk[CHUNK_BYTES];
@@ -41,6 +50,76 @@ static uint32_t next_mask(void)
     rng ^= rng << 25;
     rng ^= rng >> 27;
     return (uint32_t)((rng * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* wss://: one configuration for every connection */
+static struct {
+    int on;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+} tls;
+
+static void tls_init(const char *ca_file)
+{
+    mbedtls_ssl_config_init(&tls.conf);
+    mbedtls_x509_crt_init(&tls.ca);
+    mbedtls_entropy_init(&tls.entropy);
+    mbedtls_ctr_drbg_init(&tls.drbg);
+    if (mbedtls_ctr_drbg_seed(&tls.drbg, mbedtls_entropy_func, &tls.entropy, NULL, 0) != 0 ||
+        mbedtls_x509_crt_parse_file(&tls.ca, ca_file) != 0 ||
+        mbedtls_ssl_config_defaults(&tls.conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+        bench_die("floor: TLS set-up failed (CA file %s)", ca_file);
+    mbedtls_ssl_conf_authmode(&tls.conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&tls.conf, &tls.ca, NULL);
+    mbedtls_ssl_conf_rng(&tls.conf, mbedtls_ctr_drbg_random, &tls.drbg);
+    tls.on = 1;
+}
+
+static void tls_free(void)
+{
+    if (!tls.on)
+        return;
+    mbedtls_ssl_config_free(&tls.conf);
+    mbedtls_x509_crt_free(&tls.ca);
+    mbedtls_ctr_drbg_free(&tls.drbg);
+    mbedtls_entropy_free(&tls.entropy);
+    tls.on = 0;
+}
+
+/* Plain or TLS I/O: >0 bytes, 0 closed, -1 would block (events says which way), -2 failed. */
+static ssize_t io_write(conn *c, const void *buf, size_t len, uint32_t *events)
+{
+    if (!c->ssl) {
+        ssize_t w = write(c->fd, buf, len);
+        if (w < 0 && errno == EAGAIN) {
+            *events = EPOLLIN | EPOLLOUT;
+            return -1;
+        }
+        return w < 0 ? -2 : w;
+    }
+    int w = mbedtls_ssl_write(c->ssl, buf, len);
+    if (w == MBEDTLS_ERR_SSL_WANT_WRITE || w == MBEDTLS_ERR_SSL_WANT_READ) {
+        *events = EPOLLIN | (w == MBEDTLS_ERR_SSL_WANT_WRITE ? EPOLLOUT : 0);
+        return -1;
+    }
+    return w < 0 ? -2 : w;
+}
+
+static ssize_t io_read(conn *c, void *buf, size_t len)
+{
+    if (!c->ssl) {
+        ssize_t r = read(c->fd, buf, len);
+        return r < 0 ? (errno == EAGAIN ? -1 : -2) : r;
+    }
+    int r = mbedtls_ssl_read(c->ssl, buf, len);
+    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+        return -1;
+    if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        return 0;
+    return r < 0 ? -2 : r;
 }
 
 static void set_events(int ep, conn *c, uint32_t ev)
@@ -76,6 +155,33 @@ static int on_handshake_event(int ep, conn *c, int port)
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
         if (err)
             bench_die("floor: connect: %s", strerror(err));
+        if (tls.on) {
+            c->ssl = malloc(sizeof *c->ssl);
+            if (!c->ssl)
+                bench_die("floor: out of memory");
+            mbedtls_ssl_init(c->ssl);
+            c->net.fd = c->fd;
+            if (mbedtls_ssl_setup(c->ssl, &tls.conf) != 0 ||
+                mbedtls_ssl_set_hostname(c->ssl, "127.0.0.1") != 0)
+                bench_die("floor: TLS session set-up failed");
+            mbedtls_ssl_set_bio(c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+            c->state = ST_TLS;
+        }
+    }
+    if (c->state == ST_TLS) {
+        int h = mbedtls_ssl_handshake(c->ssl);
+        if (h == MBEDTLS_ERR_SSL_WANT_READ || h == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            set_events(ep, c, h == MBEDTLS_ERR_SSL_WANT_READ ? EPOLLIN : EPOLLOUT);
+            return 0;
+        }
+        if (h != 0) {
+            char why[128];
+            mbedtls_strerror(h, why, sizeof why);
+            bench_die("floor: TLS handshake: %s", why);
+        }
+        c->state = ST_CONNECTING; /* TLS is up: the WebSocket handshake next */
+    }
+    if (c->state == ST_CONNECTING) {
         char req[384];
         int n =
             snprintf(req, sizeof req,
@@ -84,17 +190,18 @@ static int on_handshake_event(int ep, conn *c, int port)
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      port);
-        if (write(c->fd, req, (size_t)n) != n)
-            bench_die("floor: handshake write: %s", strerror(errno));
+        uint32_t ev = 0;
+        if (io_write(c, req, (size_t)n, &ev) != n) /* fits any fresh socket or TLS record */
+            bench_die("floor: handshake write failed");
         c->state = ST_HANDSHAKE_SENT;
         set_events(ep, c, EPOLLIN);
         return 0;
     }
-    ssize_t r = read(c->fd, c->hs + c->hs_len, sizeof c->hs - 1 - c->hs_len);
-    if (r < 0 && errno == EAGAIN)
+    ssize_t r = io_read(c, c->hs + c->hs_len, sizeof c->hs - 1 - c->hs_len);
+    if (r == -1)
         return 0;
     if (r <= 0)
-        bench_die("floor: handshake read: %s", r ? strerror(errno) : "closed");
+        bench_die("floor: handshake read: %s", r ? "failed" : "closed");
     c->hs_len += (uint32_t)r;
     c->hs[c->hs_len] = '\0';
     char *end = strstr(c->hs, "\r\n\r\n");
@@ -112,13 +219,14 @@ static int on_handshake_event(int ep, conn *c, int port)
 static void flush(int ep, conn *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-        if (w < 0 && errno == EAGAIN) {
-            set_events(ep, c, EPOLLIN | EPOLLOUT);
+        uint32_t ev = 0;
+        ssize_t w = io_write(c, c->out + c->out_off, c->out_len - c->out_off, &ev);
+        if (w == -1) { /* TLS: called again with the same bytes, as mbedTLS requires */
+            set_events(ep, c, ev);
             return;
         }
         if (w <= 0)
-            bench_die("floor: write: %s", strerror(errno));
+            bench_die("floor: write failed");
         c->out_off += (uint32_t)w;
     }
     c->out_off = c->out_len = 0;
@@ -145,9 +253,12 @@ static void send_chunk(int ep, conn *c)
     flush(ep, c);
 }
 
-void bench_floor_run(int port, uint32_t n, double seconds, bench_floor_result *r)
+void bench_floor_run(int port, uint32_t n, double seconds, const char *ca_file,
+                     bench_floor_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (ca_file)
+        tls_init(ca_file);
     conn *cs = calloc(n, sizeof *cs);
     int16_t *audio = malloc(TICK_FRAMES * sizeof *audio);
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -214,17 +325,23 @@ void bench_floor_run(int port, uint32_t n, double seconds, bench_floor_result *r
             }
             if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 ssize_t got;
-                while ((got = read(c->fd, sink, sizeof sink)) > 0)
+                while ((got = io_read(c, sink, sizeof sink)) > 0)
                     r->bytes_rx += (uint64_t)got;
-                if (got == 0 || (got < 0 && errno != EAGAIN))
+                if (got == 0 || got == -2)
                     bench_die("floor: the server closed a connection");
             }
         }
     }
     r->cpu_s = bench_cpu_process_s() - cpu0;
     r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        if (cs[i].ssl) {
+            mbedtls_ssl_free(cs[i].ssl);
+            free(cs[i].ssl);
+        }
         close(cs[i].fd);
+    }
+    tls_free();
     close(tfd);
     close(ep);
     free(cs);

@@ -19,8 +19,11 @@ typedef struct bench_floor_result {
  * copies 20 ms of 16 kHz mono into each connection's chunk buffer (what an application hands
  * steno), and every 100 ms sends the chunk as one masked binary frame; whatever the server sends
  * is read and dropped. No timers per connection, no allocation while streaming: the least any
- * client can do to deliver the same bytes. Exits the process through bench_die on any failure.
+ * client can do to deliver the same bytes. With ca_file (not NULL) it speaks wss:// instead,
+ * through mbedTLS, verifying the server against that CA: the floor for TLS on that library.
+ * Exits the process through bench_die on any failure.
  */
-void bench_floor_run(int port, uint32_t n, double seconds, bench_floor_result *r);
+void bench_floor_run(int port, uint32_t n, double seconds, const char *ca_file,
+                     bench_floor_result *r);
 
 #endif

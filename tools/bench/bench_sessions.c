@@ -74,7 +74,7 @@ static uint64_t heap_bytes(void)
 }
 
 static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32_t ring_chunks,
-                     result *r)
+                     const char *ca_file, result *r)
 {
     memset(r, 0, sizeof *r);
     r->sessions = n;
@@ -83,6 +83,7 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     steno_client_config cc;
     steno_client_config_init(&cc);
     cc.max_concurrent_connects = 64;
+    cc.ca_file = ca_file; /* wss://: the bench's own throwaway CA */
     if (steno_client_open(&cc, &c, err, sizeof err) != STENO_OK)
         bench_die("client: %s", err);
     steno_session **ss = calloc(n, sizeof *ss);
@@ -106,8 +107,9 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     uint64_t deadline = bench_now_ms() + 60000;
     while (atomic_load(&connected) < n) {
         if (atomic_load(&failed) || bench_now_ms() > deadline)
-            bench_die("%u of %u sessions connected (%u failed)", atomic_load(&connected), n,
-                      atomic_load(&failed));
+            bench_die("%u of %u sessions connected (%u failed%s%s)", atomic_load(&connected), n,
+                      atomic_load(&failed), atomic_load(&have_failure) ? ": " : "",
+                      atomic_load(&have_failure) ? first_failure : "");
         bench_sleep_until_ns(bench_now_ns() + 10000000u);
     }
 
@@ -163,33 +165,37 @@ struct sess_case {
     uint32_t n;
     double seconds;
     uint32_t ring_chunks;
+    const char *ca_file;
 };
 static void sess_child(void *arg, void *out)
 {
     const struct sess_case *c = arg;
-    run_case(c->srv, c->n, c->seconds, c->ring_chunks, out);
+    run_case(c->srv, c->n, c->seconds, c->ring_chunks, c->ca_file, out);
 }
 struct floor_case {
     int port;
     uint32_t n;
     double seconds;
+    const char *ca_file;
 };
 static void floor_child(void *arg, void *out)
 {
     const struct floor_case *c = arg;
-    bench_floor_run(c->port, c->n, c->seconds, out);
+    bench_floor_run(c->port, c->n, c->seconds, c->ca_file, out);
 }
 
 static void usage(void)
 {
     printf("Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
-           "                      [--ring-chunks R] [--no-floor]\n"
+           "                      [--ring-chunks R] [--no-floor] [--tls]\n"
            "One client, N sessions streaming real-time audio to steno-server --engine null\n"
            "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
            "R: ring_chunks per session [100: 10 s of 16 kHz mono, as in the published figures; the "
            "session default is 200].\n"
            "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
-           "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n");
+           "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n"
+           "--tls: wss:// with a throwaway certificate, steno on the TLS library it was built\n"
+           "with (-Dtls=mbedtls|openssl), the floor on mbedTLS.\n");
 }
 
 int main(int argc, char **argv)
@@ -199,7 +205,7 @@ int main(int argc, char **argv)
     int ncases = 4;
     double seconds = 3;
     uint32_t ring_chunks = 100;
-    int with_floor = 1;
+    int with_floor = 1, with_tls = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--server") && i + 1 < argc)
             server = argv[++i];
@@ -209,6 +215,8 @@ int main(int argc, char **argv)
             seconds = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--no-floor"))
             with_floor = 0;
+        else if (!strcmp(argv[i], "--tls"))
+            with_tls = 1;
         else if (!strcmp(argv[i], "--ring-chunks") && i + 1 < argc)
             ring_chunks = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
@@ -226,17 +234,29 @@ int main(int argc, char **argv)
 
     bench_server srv;
     /* no digests: at 10,000 streams the server's checksums would be the bottleneck */
-    const char *extra[] = {"--frame-log", "0", "--history", "100", "--no-digests", NULL};
+    char cert[128] = "", key[128] = "";
+    const char *extra[] = {"--frame-log", "0",  "--history", "100", "--no-digests",
+                           NULL,          NULL, NULL,        NULL,  NULL};
+    if (with_tls) {
+        bench_make_cert(cert, sizeof cert, key, sizeof key);
+        extra[5] = "--tls-cert";
+        extra[6] = cert;
+        extra[7] = "--tls-key";
+        extra[8] = key;
+    }
     bench_server_start(&srv, server, extra);
+    if (with_tls)
+        bench_server_use_tls(&srv);
+    const char *ca_file = with_tls ? cert : NULL;
 
     result res[MAX_CASES];
     for (int k = 0; k < ncases; k++) {
-        struct sess_case sc = {&srv, ns[k], seconds, ring_chunks};
+        struct sess_case sc = {&srv, ns[k], seconds, ring_chunks, ca_file};
         if (bench_in_child(sess_child, &sc, &res[k], sizeof res[k]) != 0 || !res[k].ok)
             bench_die("the case with %u sessions failed", ns[k]);
         bench_http(&srv, "DELETE", "/connections", NULL, NULL);
         if (with_floor) {
-            struct floor_case fc = {srv.port, ns[k], seconds};
+            struct floor_case fc = {srv.port, ns[k], seconds, ca_file};
             if (bench_in_child(floor_child, &fc, &res[k].floor, sizeof res[k].floor) != 0)
                 bench_die("the floor client with %u connections failed", ns[k]);
             res[k].floor_ok = 1;
@@ -246,7 +266,8 @@ int main(int argc, char **argv)
     bench_server_stop(&srv);
 
     printf("\nbench-sessions: one client, N sessions of 16 kHz mono streamed in real time "
-           "(20 ms writes) to steno-server --engine null\n");
+           "(20 ms writes) to steno-server --engine null%s\n",
+           with_tls ? ", over wss:// (steno: " STENO_BENCH_TLS "; floor: mbedTLS)" : "");
     printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "sessions", "audio s", "client CPU",
            "CPU ms per", "of which", "vs 1st", "RSS KiB", "heap KiB", "ring KiB");
     printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "", "/session", "s", "session-second",

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -281,4 +282,53 @@ int bench_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_
     int status = 0;
     waitpid(pid, &status, 0);
     return got == size && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static char cert_dir[64];
+
+static void remove_cert_dir(void)
+{
+    char p[128];
+    const char *names[] = {"cert.pem", "key.pem", "openssl.log"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", cert_dir, names[i]);
+        unlink(p);
+    }
+    rmdir(cert_dir);
+}
+
+void bench_make_cert(char *cert, size_t cert_len, char *key, size_t key_len)
+{
+    snprintf(cert_dir, sizeof cert_dir, "/tmp/steno-bench-XXXXXX");
+    if (!mkdtemp(cert_dir))
+        bench_die("mkdtemp: %s", strerror(errno));
+    atexit(remove_cert_dir);
+    snprintf(cert, cert_len, "%s/cert.pem", cert_dir);
+    snprintf(key, key_len, "%s/key.pem", cert_dir);
+    char log[128];
+    snprintf(log, sizeof log, "%s/openssl.log", cert_dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("openssl", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+               "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+               /* mbedTLS 2.28 matches hosts against DNS names only */
+               "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1", "-keyout", key, "-out", cert,
+               (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bench_die("openssl req failed (is the openssl command installed? see %s)", log);
+}
+
+void bench_server_use_tls(bench_server *srv)
+{
+    snprintf(srv->url, sizeof srv->url, "wss://127.0.0.1:%d/v1/listen", srv->port);
 }

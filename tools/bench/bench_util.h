@@ -22,6 +22,12 @@ typedef struct bench_server {
  * extra arguments (NULL-terminated, may be NULL); returns once it printed its first line.
  * Call before any SDK thread exists. */
 void bench_server_start(bench_server *srv, const char *exe, const char *const *extra);
+/* A throwaway self-signed certificate for 127.0.0.1 (the openssl command, EC P-256) in a fresh
+ * temporary directory removed at exit: its paths into cert and key (the certificate is its own
+ * CA: the client's ca_file). */
+void bench_make_cert(char *cert, size_t cert_len, char *key, size_t key_len);
+/* Rewrites srv->url to wss:// (the server was started with --tls-cert and --tls-key). */
+void bench_server_use_tls(bench_server *srv);
 /* SIGTERM and wait. Idempotent. */
 void bench_server_stop(bench_server *srv);
 
