@@ -119,6 +119,10 @@ static uint64_t server_stat(const bench_server *srv, const char *key)
     return v;
 }
 
+/* the client's breaker_open_ms (0: the default); the last probe before the return can come up
+ * to this long before it, so it bounds the wait after the return */
+static uint32_t breaker_open_ms;
+
 static void run_case(const bench_server *srv, uint32_t n, double outage_s, double rate, result *r)
 {
     memset(r, 0, sizeof *r);
@@ -126,7 +130,11 @@ static void run_case(const bench_server *srv, uint32_t n, double outage_s, doubl
     n_sessions = n;
     char err[512];
     steno_client *c;
-    if (steno_client_open(NULL, &c, err, sizeof err) != STENO_OK)
+    steno_client_config cc;
+    steno_client_config_init(&cc);
+    if (breaker_open_ms)
+        cc.breaker_open_ms = breaker_open_ms;
+    if (steno_client_open(&cc, &c, err, sizeof err) != STENO_OK)
         bench_die("client: %s", err);
     ss = calloc(n, sizeof *ss);
     lost = calloc(n, sizeof *lost);
@@ -214,10 +222,11 @@ static void out_child(void *arg, void *out)
 static void usage(void)
 {
     printf("Usage: bench-outage [--server PATH] [--sessions 1000,10000] [--outage S]\n"
-           "                    [--rate R]\n"
+           "                    [--rate R] [--breaker-open-ms MS]\n"
            "One client, N real-time sessions, steno-server down for S seconds [60] and then\n"
            "admitting at most R handshakes per second [1000]: handshake attempts during the\n"
-           "outage, time from the return to the last session reconnected against N/R.\n");
+           "outage, time from the return to the last session reconnected against N/R.\n"
+           "MS: the client's breaker_open_ms [the SDK default]: the probe interval while down.\n");
 }
 
 int main(int argc, char **argv)
@@ -235,6 +244,8 @@ int main(int argc, char **argv)
             outage_s = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
             rate = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--breaker-open-ms") && i + 1 < argc)
+            breaker_open_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
             usage();
             return 0;
@@ -265,9 +276,12 @@ int main(int argc, char **argv)
     }
     bench_server_stop(&srv);
 
+    steno_client_config dflt;
+    steno_client_config_init(&dflt);
     printf("\nbench-outage: one client, N real-time sessions, server down %.0f s, then at most "
-           "%g handshakes/s\n",
-           outage_s, rate);
+           "%g handshakes/s; breaker open %u ms%s\n",
+           outage_s, rate, breaker_open_ms ? breaker_open_ms : dflt.breaker_open_ms,
+           breaker_open_ms ? "" : " (the default)");
     printf("%8s %10s %12s %12s %12s %10s %8s %10s %10s %8s %8s\n", "sessions", "connect s",
            "attempts in", "server 503", "all back s", "N/R s", "ratio", "attempts", "429s",
            "failed", "dropped");
