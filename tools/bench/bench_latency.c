@@ -126,6 +126,21 @@ static void measure(const bench_server *srv, sess *ss, uint32_t n, uint32_t chun
     free(lat);
 }
 
+/* Aligned: one tick writes every session, so every chunk completes in the same instant (a
+ * burst of N frames). Staggered: session i starts i/N of a chunk later, on a 1 ms grid, so
+ * chunk boundaries are spread over the chunk's 100 ms as independent captures' would be. */
+static bool stagger;
+
+static void write_piece(sess *x, uint32_t i, uint64_t t, uint32_t chunks, const int16_t *audio)
+{
+    steno_status rc = steno_session_write(x->s, audio, TICK_FRAMES);
+    if (rc != STENO_OK)
+        bench_die("write to session %u: %s", i, steno_status_name(rc));
+    uint64_t k = (t + 1) * TICK_FRAMES / CHUNK_FRAMES - 1;
+    if (((t + 1) * TICK_FRAMES) % CHUNK_FRAMES == 0 && k < chunks)
+        x->done[k] = bench_wall_s();
+}
+
 static void run_case(const bench_server *srv, uint32_t n, double seconds, result *r)
 {
     memset(r, 0, sizeof *r);
@@ -168,17 +183,27 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, result
         bench_sleep_until_ns(bench_now_ns() + 10000000u);
     }
     uint64_t t0 = bench_now_ns();
-    for (uint64_t t = 0; t < ticks; t++) {
-        bool completes = ((t + 1) * TICK_FRAMES) % CHUNK_FRAMES == 0;
-        uint64_t k = (t + 1) * TICK_FRAMES / CHUNK_FRAMES - 1;
-        for (uint32_t i = 0; i < n; i++) {
-            steno_status rc = steno_session_write(ss[i].s, audio, TICK_FRAMES);
-            if (rc != STENO_OK)
-                bench_die("write to session %u: %s", i, steno_status_name(rc));
-            if (completes && k < chunks)
-                ss[i].done[k] = bench_wall_s();
+    const uint32_t tick_ms = TICK_FRAMES * 1000u / RATE, chunk_ms = CHUNK_FRAMES * 1000u / RATE;
+    if (!stagger) {
+        for (uint64_t t = 0; t < ticks; t++) {
+            for (uint32_t i = 0; i < n; i++)
+                write_piece(&ss[i], i, t, chunks, audio);
+            bench_sleep_until_ns(t0 + (t + 1) * (uint64_t)tick_ms * 1000000u);
         }
-        bench_sleep_until_ns(t0 + (t + 1) * (uint64_t)TICK_FRAMES * 1000000000u / RATE);
+    } else {
+        /* session i writes at start_i + tick_ms * t, start_i = i * chunk_ms / n (whole ms) */
+        uint64_t end_ms = ticks * tick_ms + chunk_ms;
+        for (uint64_t m = 0; m < end_ms; m++) {
+            for (uint32_t i = 0; i < n; i++) {
+                uint64_t start = (uint64_t)i * chunk_ms / n;
+                if (m < start || (m - start) % tick_ms)
+                    continue;
+                uint64_t t = (m - start) / tick_ms;
+                if (t < ticks)
+                    write_piece(&ss[i], i, t, chunks, audio);
+            }
+            bench_sleep_until_ns(t0 + (m + 1) * 1000000u);
+        }
     }
     for (uint32_t i = 0; i < n; i++)
         steno_session_close(ss[i].s, 10000);
@@ -207,9 +232,13 @@ static void lat_child(void *arg, void *out)
 static void usage(void)
 {
     printf("Usage: bench-latency [--server PATH] [--sessions 1,100,1000] [--seconds S]\n"
+           "                     [--stagger]\n"
            "One client, N sessions writing real-time audio in 20 ms pieces to steno-server\n"
            "--engine null for S seconds [5]: the time from the write that completes a 100 ms\n"
-           "chunk to its frame's arrival at the server (p50, p99, max).\n");
+           "chunk to its frame's arrival at the server (p50, p99, max). One thread writes\n"
+           "every session: by default all in the same tick, so every chunk completes at once\n"
+           "(a burst of N frames); --stagger spreads the sessions' chunk boundaries evenly\n"
+           "over the 100 ms, as independent captures would be.\n");
 }
 
 int main(int argc, char **argv)
@@ -225,6 +254,8 @@ int main(int argc, char **argv)
             ncases = bench_parse_list(argv[++i], ns, MAX_CASES);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--stagger"))
+            stagger = true;
         else if (!strcmp(argv[i], "--help")) {
             usage();
             return 0;
@@ -252,7 +283,8 @@ int main(int argc, char **argv)
     bench_server_stop(&srv);
 
     printf("\nbench-latency: capture to wire, from the write completing a 100 ms chunk to the "
-           "frame's arrival at steno-server (loopback, null engine)\n");
+           "frame's arrival at steno-server (loopback, null engine); chunk boundaries %s\n",
+           stagger ? "staggered over 100 ms" : "aligned (every session's in the same tick)");
     printf("%8s %10s %10s %10s %10s %8s\n", "sessions", "chunks", "p50 ms", "p99 ms", "max ms",
            "skipped");
     for (int k = 0; k < ncases; k++)
