@@ -369,7 +369,7 @@ static bool bind_live(h_witness *w, h_collector *col, uint32_t chunk_frames, cha
 {
     bool ok = true;
     uint64_t acked = 0, seam_floor = 0;
-    size_t next = 0;
+    size_t next = 0, nlive = 0;
     pthread_mutex_lock(&col->mu);
     for (size_t k = 0; k < col->n; k++) {
         h_ev *e = &col->ev[k];
@@ -379,6 +379,7 @@ static bool bind_live(h_witness *w, h_collector *col, uint32_t chunk_frames, cha
         if ((e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED) ||
             (e->request_id && e->request_id[0]))
             continue;
+        nlive++;
         bool seam = e->type == STENO_EVENT_RECONNECTED && e->backfill_chunks > 0;
         uint64_t want = (acked > seam_floor ? acked : seam_floor) / chunk_frames * chunk_frames;
         while (dropped_before(col, k, want))
@@ -400,7 +401,7 @@ static bool bind_live(h_witness *w, h_collector *col, uint32_t chunk_frames, cha
                 H_ERR_OUT("live connection %zu (event %" PRIu64 ") has finals from sample %" PRIu64
                           " but no server connection that started before it was established "
                           "received audio from there",
-                          k, e->seq, placed_at);
+                          nlive, e->seq, placed_at);
             if (seam) /* it died before sending: its seam stands (as in accounting.c) */
                 seam_floor = want + (uint64_t)e->backfill_chunks * chunk_frames;
             continue;
