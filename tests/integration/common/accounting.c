@@ -342,6 +342,8 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
     for (size_t k = 0; k < nconn; k++) {
         conn_info *ci = &conns[k];
         const cJSON *r = h_record_by_rid(records, ci->rid);
+        bool bound_at_seam = false; /* bound where its seam is, which no final placed */
+        uint64_t bound_base = 0;
         if (!r && (!ci->rid || !ci->rid[0]) && h_accounting_nameless_conns &&
             h_accounting_check_slices) {
             /* bind the record whose audio begins where the checks below will demand that this
@@ -351,9 +353,9 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
             bool unplaced = ci->backfill_after && !ci->base_known;
             if (ci->backfill_after && ci->base_known)
                 want = ci->base;
-            uint64_t at = want;
+            bound_base = want;
             r = bind_by_content(records, &last_bound, c->ev[ci->ev_index].wall, skip, pcm, written,
-                                chunk_frames, want, unplaced, &at);
+                                chunk_frames, want, unplaced, &bound_base);
             if (r) {
                 h_ev *ev = &c->ev[ci->ev_index];
                 free(ev->request_id);
@@ -361,6 +363,7 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
                 if (!ev->request_id)
                     H_ERR_OUT("out of memory");
                 ci->rid = ev->request_id;
+                bound_at_seam = unplaced;
             } else if (ci->finals) {
                 H_ERR_OUT("connection %zu has %zu finals, but no server record that started "
                           "before it was established holds the written stream from %" PRIu64
@@ -404,6 +407,8 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
              * finals say, or its audio does */
             if (ci->base_known)
                 base = ci->base;
+            else if (bound_at_seam)
+                base = bound_base;
             else if (!find_slice(skip, pcm, written, chunk_frames, 0, n, h_jstr(r, "audio_fnv1a64"),
                                  &base))
                 H_ERR_OUT("connection %zu ('%s'): its %" PRIu64

@@ -52,7 +52,8 @@ extern bool h_accounting_check_slices;
  * bound (records are in start order) that began no later than the client saw the connection
  * established and whose audio is exactly the written stream from the sample the accounting
  * expects that connection to start at (the first unacknowledged chunk, or its backfill seam).
- * Every check after the binding is the one a named connection gets. The binding is then
+ * Every check after the binding is the one a named connection gets. The binding reads the
+ * record's checksum of all its audio, so it needs h_accounting_check_slices. The binding is then
  * written into the connection's CONNECTED/RECONNECTED event as its request id, so the witness
  * (compound.h) and later checks see a named connection.
  *
