@@ -391,9 +391,15 @@ static int parse_server_content(gm_conn *c, const cJSON *sc, steno__msg *m)
         if (!cJSON_IsObject(it) || steno__json_opt_str(it, "text", &t))
             return STENO_ERR_PARSE;
         if (t) {
+            /* A fragment that would take the turn's text over 1 MB is hostile: refused alone,
+             * before it touches the buffer, whose errors are sticky. Appended and failed, it
+             * would empty the turn's text and refuse every later fragment of it, and the turn's
+             * final, which acknowledges all of its audio, would carry nothing. */
+            if (strlen(t) + 1 > MAX_TURN_TEXT - c->text.len)
+                return STENO_ERR_PARSE;
             steno__sb_puts(&c->text, t);
             if (steno__sb_status(&c->text))
-                return STENO_ERR_PARSE; /* a turn's text over 1 MB: hostile */
+                return STENO_ERR_PARSE;
         }
     }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(sc, "modelTurn");

@@ -421,6 +421,37 @@ static void test_malformed_messages_are_parse_errors(void **state)
     close_fixture(&f);
 }
 
+/* A fragment that would take the turn's text past 1 MB is refused alone (a parse error): the
+ * turn still completes with the fragments around it. The turn's final acknowledges all of its
+ * audio, so a turn that lost its text here would lose that audio's transcript for good. */
+static void test_oversized_fragment_is_refused_alone(void **state)
+{
+    (void)state;
+    struct fixture f = {0};
+    open_conn(&f, 0);
+    steno__msg m;
+    assert_int_equal(
+        parse(&f, "{\"serverContent\":{\"inputTranscription\":{\"text\":\"before\"}}}", &m),
+        STENO_OK);
+    steno__msg_release(&m);
+    size_t n = 1048576;
+    char *big = malloc(n + 100);
+    assert_non_null(big);
+    snprintf(big, n + 100, "{\"serverContent\":{\"inputTranscription\":{\"text\":\"%0*d\"}}}",
+             (int)n, 0);
+    assert_int_equal(parse(&f, big, &m), STENO_ERR_PARSE);
+    free(big);
+    assert_int_equal(
+        parse(&f, "{\"serverContent\":{\"inputTranscription\":{\"text\":\" after\"}}}", &m),
+        STENO_OK);
+    steno__msg_release(&m);
+    assert_int_equal(parse(&f, "{\"serverContent\":{\"turnComplete\":true}}", &m), STENO_OK);
+    assert_int_equal(m.type, STENO__MSG_RESULTS);
+    assert_string_equal(m.transcript, "before after");
+    steno__msg_release(&m);
+    close_fixture(&f);
+}
+
 static void test_option_validation(void **state)
 {
     (void)state;
@@ -498,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_go_away_carries_the_time_left),
         cmocka_unit_test(test_other_and_unknown_messages_are_ignored),
         cmocka_unit_test(test_malformed_messages_are_parse_errors),
+        cmocka_unit_test(test_oversized_fragment_is_refused_alone),
         cmocka_unit_test(test_option_validation),
         cmocka_unit_test(test_close_codes_classify),
     };

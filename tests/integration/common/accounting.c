@@ -10,6 +10,7 @@
 
 bool h_accounting_scan_backfill = true;
 bool h_accounting_check_slices = true;
+bool h_accounting_nameless_conns = false;
 
 typedef struct conn_info {
     const char *rid;
@@ -70,11 +71,13 @@ static uint64_t fnv_skipping(const uint8_t *dropped, const int16_t *pcm, uint64_
     return h;
 }
 
-/* A chunk-aligned start whose n samples (skipping `skip`) have the checksum hex. */
+/* A chunk-aligned start at or after `from` whose n samples (skipping `skip`) have the checksum
+ * hex. */
 static bool find_slice(const uint8_t *skip, const int16_t *pcm, uint64_t written,
-                       uint32_t chunk_frames, uint64_t n, const char *hex, uint64_t *base)
+                       uint32_t chunk_frames, uint64_t from, uint64_t n, const char *hex,
+                       uint64_t *base)
 {
-    for (uint64_t b = 0; b + n <= written; b += chunk_frames) {
+    for (uint64_t b = from; b + n <= written; b += chunk_frames) {
         if (skip[b])
             continue;
         uint64_t end;
@@ -88,6 +91,68 @@ static bool find_slice(const uint8_t *skip, const int16_t *pcm, uint64_t written
         }
     }
     return false;
+}
+
+/* Binds a connection the client cannot name to its server record (h_accounting_nameless_conns):
+ * the earliest record after *last (records are in start order) that started no later than
+ * `wall`, when the client saw the connection established, and whose audio is exactly the
+ * written stream (skipping `skip`) from `base`, or, for a connection that starts at a backfill
+ * seam no final has placed yet, from some chunk at or after `base`. NULL when none is. */
+static const cJSON *bind_by_content(const cJSON *records, int *last, double wall,
+                                    const uint8_t *skip, const int16_t *pcm, uint64_t written,
+                                    uint32_t chunk_frames, uint64_t base, bool seam_unplaced,
+                                    uint64_t *bound_base)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(records, "connections"), *rec;
+    int idx = -1;
+    cJSON_ArrayForEach(rec, arr)
+    {
+        if (++idx <= *last || h_jnum(rec, "start", INFINITY) > wall)
+            continue;
+        double nd = h_jnum(rec, "audio_samples", 0);
+        if (nd <= 0)
+            continue;
+        const char *want = h_jstr(rec, "audio_fnv1a64");
+        uint64_t at = base;
+        bool hit;
+        if (seam_unplaced) {
+            hit = find_slice(skip, pcm, written, chunk_frames, base, (uint64_t)nd, want, &at);
+        } else {
+            uint64_t end;
+            bool over;
+            char hex[17];
+            snprintf(hex, sizeof hex, "%016" PRIx64,
+                     fnv_skipping(skip, pcm, written, base, (uint64_t)nd, &end, &over));
+            hit = !over && strcmp(hex, want) == 0;
+        }
+        if (hit) {
+            *last = idx;
+            *bound_base = at;
+            return rec;
+        }
+    }
+    return NULL;
+}
+
+/* Where connection ci's audio must begin unless it starts at a backfill seam: the first chunk
+ * not acknowledged when it was established (or the latest seam, if later), past any chunk
+ * evicted before it opened. skip gets what it cannot have received: chunks the producer
+ * dropped, and chunks evicted before it opened (chunks evicted later may well have been sent on
+ * it). */
+static uint64_t expected_base(const h_collector *c, const conn_info *ci, uint64_t seam_floor,
+                              uint32_t chunk_frames, uint64_t written, uint8_t *skip)
+{
+    memset(skip, 0, written + 1);
+    for (size_t q = 0; q < c->n; q++) {
+        const h_ev *e = &c->ev[q];
+        if (e->type == STENO_EVENT_AUDIO_DROPPED && (e->producer_side || q < ci->ev_index))
+            memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
+    }
+    uint64_t base = ci->ack_at_start > seam_floor ? ci->ack_at_start : seam_floor;
+    base = base / chunk_frames * chunk_frames;
+    while (base < written && skip[base])
+        base++; /* evicted during the outage: replay starts after it */
+    return base;
 }
 
 static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t written, uint32_t rate,
@@ -273,9 +338,41 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
     /* each connection: a contiguous slice starting at the first unacknowledged chunk, or
      * after a backfill seam at the seam (the live lane owns everything from there on) */
     uint64_t prev_conn_end = 0, seam_floor = 0;
+    int last_bound = -1; /* nameless connections: the record bound last */
     for (size_t k = 0; k < nconn; k++) {
         conn_info *ci = &conns[k];
         const cJSON *r = h_record_by_rid(records, ci->rid);
+        bool bound_at_seam = false; /* bound where its seam is, which no final placed */
+        uint64_t bound_base = 0;
+        if (!r && (!ci->rid || !ci->rid[0]) && h_accounting_nameless_conns &&
+            h_accounting_check_slices) {
+            /* bind the record whose audio begins where the checks below will demand that this
+             * connection's does (a seam no final placed: the first record whose audio is a
+             * slice from a chunk at or past the first unacknowledged one) */
+            uint64_t want = expected_base(c, ci, seam_floor, chunk_frames, written, skip);
+            bool unplaced = ci->backfill_after && !ci->base_known;
+            if (ci->backfill_after && ci->base_known)
+                want = ci->base;
+            bound_base = want;
+            r = bind_by_content(records, &last_bound, c->ev[ci->ev_index].wall, skip, pcm, written,
+                                chunk_frames, want, unplaced, &bound_base);
+            if (r) {
+                h_ev *ev = &c->ev[ci->ev_index];
+                free(ev->request_id);
+                ev->request_id = strdup(h_jstr(r, "request_id"));
+                if (!ev->request_id)
+                    H_ERR_OUT("out of memory");
+                ci->rid = ev->request_id;
+                bound_at_seam = unplaced;
+            } else if (ci->finals) {
+                H_ERR_OUT("connection %zu has %zu finals, but no server record that started "
+                          "before it was established holds the written stream from %" PRIu64
+                          " (%s)",
+                          k + 1, ci->finals, want,
+                          unplaced ? "or a later chunk: it starts at a backfill seam"
+                                   : "its first unacknowledged chunk");
+            }
+        }
         /* A provider that names its connections in a message after the handshake (AssemblyAI's
          * Begin) leaves a connection that never spoke nameless: with no finals, it counts as
          * one that received nothing (the tiling above still proves every sample). */
@@ -304,24 +401,15 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         acc.connections++;
         if (!h_accounting_check_slices)
             continue;
-        /* what it cannot have received: chunks the producer dropped, and chunks evicted
-         * before it opened (chunks evicted later may well have been sent on it) */
-        memset(skip, 0, written + 1);
-        for (size_t q = 0; q < c->n; q++) {
-            const h_ev *e = &c->ev[q];
-            if (e->type == STENO_EVENT_AUDIO_DROPPED && (e->producer_side || q < ci->ev_index))
-                memset(skip + e->drop_first, 1, e->drop_last - e->drop_first + 1);
-        }
-        uint64_t base = ci->ack_at_start > seam_floor ? ci->ack_at_start : seam_floor;
-        base = base / chunk_frames * chunk_frames;
-        while (base < written && skip[base])
-            base++; /* evicted during the outage: replay starts after it */
+        uint64_t base = expected_base(c, ci, seam_floor, chunk_frames, written, skip);
         if (ci->backfill_after) {
             /* live audio resumed at a seam (a chunk boundary) past the backlog: where, its
              * finals say, or its audio does */
             if (ci->base_known)
                 base = ci->base;
-            else if (!find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"),
+            else if (bound_at_seam)
+                base = bound_base;
+            else if (!find_slice(skip, pcm, written, chunk_frames, 0, n, h_jstr(r, "audio_fnv1a64"),
                                  &base))
                 H_ERR_OUT("connection %zu ('%s'): its %" PRIu64
                           " samples are no contiguous slice of "
@@ -346,7 +434,7 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         if (strcmp(hex, h_jstr(r, "audio_fnv1a64")) != 0) {
             uint64_t at = 0;
             bool found =
-                find_slice(skip, pcm, written, chunk_frames, n, h_jstr(r, "audio_fnv1a64"), &at);
+                find_slice(skip, pcm, written, chunk_frames, 0, n, h_jstr(r, "audio_fnv1a64"), &at);
             H_ERR_OUT(
                 "connection %zu ('%s'): the server's checksum of its %" PRIu64
                 " samples is %s, but the written stream from %" PRIu64 " (first unacknowledged "
@@ -382,7 +470,7 @@ static bool check(h_collector *c, bool spans, const int16_t *pcm, uint64_t writt
         if (live || nd <= 0)
             continue;
         uint64_t base = 0;
-        if (!find_slice(skip, pcm, written, chunk_frames, (uint64_t)nd,
+        if (!find_slice(skip, pcm, written, chunk_frames, 0, (uint64_t)nd,
                         h_jstr(rec, "audio_fnv1a64"), &base))
             continue;
         acc.connections++;

@@ -45,6 +45,26 @@ extern bool h_accounting_scan_backfill;
  * message in that total; tests whose faults do that turn this off and prove the slices from
  * the server's per-message frame log instead (h_witness_load in compound.h). */
 extern bool h_accounting_check_slices;
+/* Whether the session's connections may be nameless: the protocol never tells the client an id
+ * for a connection (Gemini Live), so no CONNECTED/RECONNECTED request id and no METADATA names
+ * its server record. Off by default. When on, each live connection the client cannot name is
+ * bound to a record by content instead: taken in event order, the earliest record not yet
+ * bound (records are in start order) that began no later than the client saw the connection
+ * established and whose audio is exactly the written stream from the sample the accounting
+ * expects that connection to start at (the first unacknowledged chunk, or its backfill seam).
+ * Every check after the binding is the one a named connection gets. The binding reads the
+ * record's checksum of all its audio, so it needs h_accounting_check_slices. The binding is then
+ * written into the connection's CONNECTED/RECONNECTED event as its request id, so the witness
+ * (compound.h) and later checks see a named connection.
+ *
+ * What is weaker: the binding SDK connection <-> server record rests on a 64-bit checksum of an
+ * exact slice at the expected place (and the record's start), not on an id both sides share.
+ * A record of another connection could only be taken for this one if it carried exactly the
+ * same samples from exactly the same place, which for the test pattern means it did the same
+ * job; so "this connection sent exactly this audio" still holds for some connection opened in
+ * that window, and the tiling of finals proves the rest. With no id on the wire, that is the
+ * strongest proof the protocol allows. */
+extern bool h_accounting_nameless_conns;
 
 /* One "span A-B fnv1a64=H" of a null-engine final's text. */
 typedef struct h_span {

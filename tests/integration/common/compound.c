@@ -324,6 +324,103 @@ out:
     return ok;
 }
 
+/* Whether sample s was reported evicted or dropped by an event before event k. */
+static bool dropped_before(const h_collector *col, size_t k, uint64_t s)
+{
+    for (size_t q = 0; q < k; q++) {
+        const h_ev *e = &col->ev[q];
+        if (e->type == STENO_EVENT_AUDIO_DROPPED && s >= e->drop_first && s <= e->drop_last)
+            return true;
+    }
+    return false;
+}
+
+/* Where a live connection's first final places its first sample: the final's session sample
+ * less its first span's connection offset. False when it had no final with spans. */
+static bool placed_by_finals(const h_collector *col, size_t k, uint64_t *base)
+{
+    for (size_t q = k + 1; q < col->n; q++) {
+        const h_ev *e = &col->ev[q];
+        if (e->type == STENO_EVENT_CONNECTED || e->type == STENO_EVENT_RECONNECTED ||
+            e->type == STENO_EVENT_RECONNECTING || e->type == STENO_EVENT_FAILED)
+            return false;
+        if (e->type != STENO_EVENT_TRANSCRIPT || !e->is_final || e->from_backfill ||
+            e->end_sample == e->first_sample)
+            continue;
+        /* only the first span's start is needed (h_check_timeline checks the rest) */
+        uint64_t a, b;
+        if (sscanf(e->text, "span %" SCNu64 "-%" SCNu64, &a, &b) != 2 || e->first_sample < a)
+            return false;
+        *base = e->first_sample - a;
+        return true;
+    }
+    return false;
+}
+
+/* Connections the client cannot name (h_accounting_nameless_conns, accounting.h, which says
+ * what this binding proves and what it does not): each live one, in event order, is the
+ * earliest witness connection not yet bound that started no later than the client saw it
+ * established and whose audio begins where that connection's must: where its first final puts
+ * it, else at the first unacknowledged chunk (past chunks evicted before it), or for one that
+ * starts at a backfill seam, at a chunk at or past that. The record's request id is written
+ * into the event, so the lag analysis finds it. */
+static bool bind_live(h_witness *w, h_collector *col, uint32_t chunk_frames, char *err,
+                      size_t errlen)
+{
+    bool ok = true;
+    uint64_t acked = 0, seam_floor = 0;
+    size_t next = 0, nlive = 0;
+    pthread_mutex_lock(&col->mu);
+    for (size_t k = 0; k < col->n; k++) {
+        h_ev *e = &col->ev[k];
+        if (e->type == STENO_EVENT_TRANSCRIPT && e->is_final && !e->from_backfill &&
+            e->end_sample > acked)
+            acked = e->end_sample;
+        if ((e->type != STENO_EVENT_CONNECTED && e->type != STENO_EVENT_RECONNECTED) ||
+            (e->request_id && e->request_id[0]))
+            continue;
+        nlive++;
+        bool seam = e->type == STENO_EVENT_RECONNECTED && e->backfill_chunks > 0;
+        uint64_t want = (acked > seam_floor ? acked : seam_floor) / chunk_frames * chunk_frames;
+        while (dropped_before(col, k, want))
+            want += chunk_frames;
+        uint64_t placed_at = 0;
+        bool placed = placed_by_finals(col, k, &placed_at);
+        size_t j = next;
+        for (; j < w->n; j++) {
+            const h_wconn *c = &w->c[j];
+            if (c->start_wall > e->wall)
+                continue;
+            if (placed ? c->base == placed_at
+                : seam ? c->base >= want && c->base % chunk_frames == 0
+                       : c->base == want)
+                break;
+        }
+        if (j == w->n) {
+            if (placed)
+                H_ERR_OUT("live connection %zu (event %" PRIu64 ") has finals from sample %" PRIu64
+                          " but no server connection that started before it was established "
+                          "received audio from there",
+                          nlive, e->seq, placed_at);
+            if (seam) /* it died before sending: its seam stands (as in accounting.c) */
+                seam_floor = want + (uint64_t)e->backfill_chunks * chunk_frames;
+            continue;
+        }
+        h_wconn *c = &w->c[j];
+        c->live = true;
+        free(e->request_id);
+        e->request_id = strdup(c->rid);
+        if (!e->request_id)
+            H_ERR_OUT("out of memory");
+        if (seam && c->base > seam_floor)
+            seam_floor = c->base;
+        next = j + 1;
+    }
+out:
+    pthread_mutex_unlock(&col->mu);
+    return ok;
+}
+
 bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const int16_t *pcm,
                     uint64_t written, uint32_t chunk_frames, char *err, size_t errlen)
 {
@@ -366,6 +463,8 @@ bool h_witness_load(h_witness *w, const h_server *srv, h_collector *col, const i
         cJSON_Delete(fr);
         fr = NULL;
     }
+    if (h_accounting_nameless_conns && !bind_live(w, col, chunk_frames, err, errlen))
+        ok = false;
 out:
     cJSON_Delete(fr);
     cJSON_Delete(recs);

@@ -6,7 +6,8 @@
  *                  every written sample received and final exactly once on one timeline, no
  *                  connection closed for its pace
  *   fatal          a wrong key fails the session at once: one attempt, FAILED with
- *                  STENO_ERR_AUTH and the HTTP status, no second CONNECTING
+ *                  STENO_ERR_AUTH and the HTTP status (or, where the protocol refuses over the
+ *                  open socket, the close code: Gemini's 1007), no second CONNECTING
  *   retry_after    a 429 with Retry-After: 2 on the first handshake: the next handshake no
  *                  sooner than 2 s later (server clock) and within 1 s after that
  *   half_open      the server stops reading and answering mid-stream (TCP stays up): the session
@@ -31,6 +32,13 @@
  *
  * The null engine names each final's exact samples and checksum, so "exactly once" is proven
  * from the server's records, not trusted (common/accounting.c, common/compound.c).
+ *
+ * Gemini Live names no connection: the client never learns an id for its server record. Its
+ * row binds each connection to a record by content instead (h_accounting_nameless_conns: the
+ * record whose audio is exactly the written stream from where that connection must begin),
+ * and every check after that is the one the other rows get; accounting.h says what that
+ * binding proves less than an id would. Its finals are whole turns with no times (so no
+ * bad_times in hostile), and it has no setting that changes on the open connection.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,22 +73,31 @@ typedef struct conf_provider {
     /* the session's rate, 0 for 16 kHz: the null engine's checksums are of the audio the
      * server receives, so a provider that takes one rate only runs at it */
     uint32_t rate;
+    /* the API names no connection (no request id, no METADATA): the accounting binds each
+     * connection to its server record by content (h_accounting_nameless_conns) */
+    bool nameless;
 } conf_provider;
 
 static const conf_provider providers[] = {
     {"deepgram", "/v1/listen", "1.25", "2000", "punctuate", "false", "punctuate=false", NULL, NULL,
-     NULL, false, false, true, 0},
+     NULL, false, false, true, 0, false},
     {"assemblyai", "/v3/ws", NULL, NULL, "speech_model", "universal-streaming-multilingual",
      "speech_model=universal-streaming-multilingual", "max_turn_silence", "1200",
-     "\"max_turn_silence\":1200", true, true, true, 0},
+     "\"max_turn_silence\":1200", true, true, true, 0, false},
     /* ElevenLabs announces no end: session_time_limit_exceeded comes with the close */
     {"elevenlabs", "/v1/speech-to-text/realtime", NULL, NULL, "language_code", "de",
-     "language_code=de", NULL, NULL, NULL, true, false, true, 0},
+     "language_code=de", NULL, NULL, NULL, true, false, true, 0, false},
     /* OpenAI: 24 kHz only; completions carry no times (steno counts the audio of each commit);
      * session_expired comes with the close, unannounced */
     {"openai", "/v1/realtime", "1.0", "1500", "model", "gpt-4o-transcribe",
      "\"model\":\"gpt-4o-transcribe\"", "language", "de", "\"language\":\"de\"", true, false, false,
-     24000},
+     24000, false},
+    /* Gemini Live: every setting is in the setup message (the model shows in the record's
+     * params), so none changes live; goAway announces the session limit; a final is a whole
+     * turn with no times; the key goes in x-goog-api-key; no connection is ever named */
+    {"gemini", "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+     "1.0", "1500", "model", "gemini-live-2.5-flash-preview",
+     "\"model\":\"gemini-live-2.5-flash-preview\"", NULL, NULL, NULL, false, true, false, 0, true},
 };
 
 static const conf_provider *P;
@@ -228,6 +245,8 @@ static void case_fatal(steno_client *cl)
     const h_ev *f = &run.col.ev[h_find(&run.col, STENO_EVENT_FAILED, 0)];
     H_CHECK(f->status == STENO_ERR_AUTH, "%s: FAILED with %s: %s", P->name,
             steno_status_name(f->status), f->message);
+    H_CHECK(f->http_status != 0 || f->close_code != 0,
+            "%s: FAILED names neither the HTTP status nor the close code: %s", P->name, f->message);
     h_log("%s: FAILED %s (http %d, close %d) after %" PRIu64 " ms: %s", P->name,
           steno_status_name(f->status), f->http_status, f->close_code, took, f->message);
     pthread_mutex_unlock(&run.col.mu);
@@ -578,6 +597,7 @@ int main(int argc, char **argv)
     }
     if (P->rate)
         RATE = P->rate;
+    h_accounting_nameless_conns = P->nameless;
     char name[80];
     snprintf(name, sizeof name, "conformance_%s_%s", P->name, cases[c].name);
     h_init(name);
