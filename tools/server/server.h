@@ -17,6 +17,7 @@ typedef struct srv_config {
     const char *host;
     int port, control_port;
     const char *engine_name, *engine_opt;
+    const char *event_loop; /* libev | poll (loop.h) */
     const char *api_key;
     double max_rate;
     int burst_ms, idle_timeout_ms, null_span_ms;
