@@ -14,6 +14,8 @@ static struct {
     int libev;
     struct ev_loop *loop;
     ev_timer timer;
+    ev_prepare prepare;
+    void (*turn_end)(void);
     void *foreign[1];
     lws_sorted_usec_list_t sul; /* poll: the timer is an lws timer */
     struct lws_context *ctx;
@@ -45,6 +47,26 @@ static void sul_fired(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
     srv_timers_run();
+}
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    L.turn_end();
+}
+
+int srv_loop_on_turn_end(void (*fn)(void))
+{
+    if (!L.libev)
+        return -1;
+    L.turn_end = fn;
+    ev_prepare_init(&L.prepare, prepare_cb);
+    ev_prepare_start(L.loop, &L.prepare);
+    /* not a reason for ev_run to keep running on its own */
+    ev_unref(L.loop);
+    return 0;
 }
 
 int srv_loop_init(const char *kind)
@@ -156,6 +178,11 @@ void srv_loop_destroy(struct lws_context *ctx)
     wake_ctx = NULL;
     pthread_mutex_unlock(&ctx_lock);
     srv_loop_timer_cancel();
+    if (L.turn_end) {
+        ev_ref(L.loop);
+        ev_prepare_stop(L.loop, &L.prepare);
+        L.turn_end = NULL;
+    }
     /* lws stops its libev watchers synchronously: one call frees everything */
     if (ctx)
         lws_context_destroy(ctx);

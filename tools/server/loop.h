@@ -33,6 +33,10 @@ int srv_loop_stop_requested(void);
 /* The lws thread saw LWS_CALLBACK_EVENT_WAIT_CANCELLED: ends srv_loop_run if asked to. */
 void srv_loop_on_cancel(void);
 
+/* libev: fn runs once per loop turn, after the turn's events and before the loop waits;
+ * returns 0. poll: there is no such point (returns -1 and fn is never called). */
+int srv_loop_on_turn_end(void (*fn)(void));
+
 /* The one timer for timers.c's earliest deadline (replaces any armed before). */
 void srv_loop_timer_arm(int64_t in_us);
 void srv_loop_timer_cancel(void);

@@ -314,6 +314,11 @@ static void shutdown_tick(srv_timer *t)
     srv_timer_set(t, shutdown_tick, 50000);
 }
 
+static void flush_pool_wakes(void)
+{
+    srv_pool_flush_wakes(srv_g.pool);
+}
+
 int main(int argc, char **argv)
 {
     srv_config *cfg = &srv_g.cfg;
@@ -426,6 +431,12 @@ int main(int argc, char **argv)
         info.ssl_private_key_filepath = cfg->tls_key;
     }
     info.timeout_secs = 10;
+    /* No lws validity timer: clients ping us, and we never ping them. lws's default policy
+     * re-arms a 300 s timer per connection on every ping it answers, a sorted insertion into a
+     * list as long as the number of connections (0 = no validity timer). */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
     srv_g.vh_listen = lws_create_vhost(srv_g.ctx, &info);
 
     memset(&info, 0, sizeof(info));
@@ -435,6 +446,7 @@ int main(int argc, char **argv)
     info.protocols = control_protocols;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.timeout_secs = 10;
+    info.retry_and_idle_policy = &no_validity;
     srv_g.vh_control = srv_g.vh_listen ? lws_create_vhost(srv_g.ctx, &info) : NULL;
 
     if (!srv_g.vh_listen || !srv_g.vh_control) {
@@ -454,6 +466,9 @@ int main(int argc, char **argv)
         srv_g.engine_ops->engine_destroy(srv_g.engine);
         return 1;
     }
+
+    if (srv_loop_on_turn_end(flush_pool_wakes) == 0)
+        srv_pool_defer_wakes(srv_g.pool);
 
     pthread_t sig_thread;
     pthread_create(&sig_thread, NULL, signal_thread, NULL);

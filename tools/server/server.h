@@ -78,8 +78,9 @@ typedef struct srv_state {
     size_t n_records, n_ended;
     srv_record *flog_head, *flog_tail; /* ended records with a frame log */
     size_t n_flog;
-    size_t n_active;  /* established WebSockets */
-    double hs_tokens; /* --max-handshake-rate bucket */
+    srv_record *end_head, *end_tail; /* ended records, first ended first */
+    size_t n_active;                 /* established WebSockets */
+    double hs_tokens;                /* --max-handshake-rate bucket */
     int64_t hs_refill_us;
     srv_faults faults;
     srv_stats stats;

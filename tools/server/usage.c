@@ -75,7 +75,7 @@ const char srv_usage_text[] =
     "                         larger closes with 1009; text messages are limited\n"
     "                         to 65536 bytes\n"
     "  --history N            connection records kept for the control API; the\n"
-    "                         oldest ended ones are forgotten first, live ones\n"
+    "                         ones that ended first are forgotten first, live ones\n"
     "                         never (default 10000)\n"
     "  --frame-log N          audio frames logged per connection (default 4096;\n"
     "                         0 = off)\n"
