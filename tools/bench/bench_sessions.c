@@ -37,6 +37,7 @@ typedef struct result {
     uint32_t sessions;
     double seconds;   /* audio per session */
     double cpu_s;     /* whole client process, streaming window */
+    double server_s;  /* the server process over the same window (-1: unknown) */
     double writer_s;  /* the writing thread's share */
     double rss_kib;   /* growth per session */
     double heap_kib;  /* growth per session */
@@ -115,6 +116,7 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
 
     uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5);
     double cpu0 = bench_cpu_process_s(), w0 = bench_cpu_thread_s();
+    double srv0 = bench_cpu_pid_s(srv->pid);
     uint64_t t0 = bench_now_ns();
     /* A session that fails while streaming is counted and left alone (a figure, not a
      * verdict: the report says how many and why). */
@@ -137,6 +139,8 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     }
     r->cpu_s = bench_cpu_process_s() - cpu0;
     r->writer_s = bench_cpu_thread_s() - w0;
+    double srv1 = bench_cpu_pid_s(srv->pid);
+    r->server_s = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
     r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
     r->rss_kib = (double)(bench_rss_kib() - rss0) / n;
     r->heap_kib = (double)(heap_bytes() - heap0) / 1024.0 / n;
@@ -268,10 +272,12 @@ int main(int argc, char **argv)
     printf("\nbench-sessions: one client, N sessions of 16 kHz mono streamed in real time "
            "(20 ms writes) to steno-server --engine null%s\n",
            with_tls ? ", over wss:// (steno: " STENO_BENCH_TLS "; floor: mbedTLS)" : "");
-    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "sessions", "audio s", "client CPU",
-           "CPU ms per", "of which", "vs 1st", "RSS KiB", "heap KiB", "ring KiB");
-    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s\n", "", "/session", "s", "session-second",
-           "network ms", "row", "/session", "/session", "/session");
+    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s %10s %14s\n", "sessions", "audio s",
+           "client CPU", "CPU ms per", "of which", "vs 1st", "RSS KiB", "heap KiB", "ring KiB",
+           "server CPU", "server ms per");
+    printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s %10s %14s\n", "", "/session", "s",
+           "session-second", "network ms", "row", "/session", "/session", "/session", "s",
+           "session-second");
     double base = 0;
     for (int k = 0; k < ncases; k++) {
         const result *r = &res[k];
@@ -280,9 +286,9 @@ int main(int argc, char **argv)
         double net = (r->cpu_s - r->writer_s) * 1000.0 / sess_s;
         if (k == 0)
             base = per;
-        printf("%8u %8.1f %10.3f %14.4f %12.4f %10.2f %12.1f %12.1f %12.1f\n", r->sessions,
-               r->seconds, r->cpu_s, per, net, base > 0 ? per / base : 0.0, r->rss_kib, r->heap_kib,
-               r->ring_kib);
+        printf("%8u %8.1f %10.3f %14.4f %12.4f %10.2f %12.1f %12.1f %12.1f %10.2f %14.4f\n",
+               r->sessions, r->seconds, r->cpu_s, per, net, base > 0 ? per / base : 0.0, r->rss_kib,
+               r->heap_kib, r->ring_kib, r->server_s, r->server_s * 1000.0 / sess_s);
         if (r->reconnects)
             printf("  (%u reconnects happened in this case)\n", r->reconnects);
         if (r->ended)
@@ -304,8 +310,9 @@ int main(int argc, char **argv)
         }
     }
     printf("CPU: user+system of the client process over the streaming window (getrusage);\n"
-           "'of which network' excludes the writing thread. Memory: growth from before the "
-           "first session to the end of streaming, per session.\n");
+           "'of which network' excludes the writing thread. Server CPU: user+system of the "
+           "steno-server process over the same window (/proc/PID/stat). Memory: growth from "
+           "before the first session to the end of streaming, per session.\n");
     bench_print_command(argc, argv);
     return 0;
 }

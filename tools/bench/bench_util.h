@@ -49,6 +49,9 @@ uint64_t bench_rss_kib(void);
 /* CPU seconds (user + system) of this process, or of the calling thread. */
 double bench_cpu_process_s(void);
 double bench_cpu_thread_s(void);
+/* CPU seconds (user + system) of another process (from /proc/PID/stat, clock-tick
+ * resolution), or -1 when it cannot be read. */
+double bench_cpu_pid_s(int pid);
 
 /* Raises the soft open-files limit to the hard one (for many sessions). */
 void bench_raise_nofile(void);

@@ -10,6 +10,7 @@
 #include "messages.h"
 #include "pool.h"
 #include "records.h"
+#include "timers.h"
 
 typedef struct srv_conn srv_conn;
 
@@ -22,10 +23,10 @@ struct srv_conn {
 
     srv_out *q_head, *q_tail; /* results, in order, each with a due time */
     size_t q_bytes;
-    srv_out *inj_head, *inj_tail; /* fault frames, Begin: sent first, never delayed */
-    srv_out *last_msg;            /* sent right before the close frame (Error) */
-    lws_sorted_usec_list_t sul_idle, sul_due, sul_limit;
-    int due_scheduled;
+    srv_out *inj_head, *inj_tail;     /* fault frames, Begin: sent first, never delayed */
+    srv_out *last_msg;                /* sent right before the close frame (Error) */
+    srv_timer t_idle, t_due, t_limit; /* in timers.c's heap, not lws's sorted list */
+    int timers_reserved;
     int64_t last_activity_us, first_audio_us;
     int idle_ms;  /* 0: no idle timeout */
     int limit_ms; /* 0: no session limit */

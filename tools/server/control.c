@@ -10,6 +10,7 @@
 #include "listen.h"
 #include "proto.h"
 #include "server.h"
+#include "timers.h"
 #include "util.h"
 
 #define BODY_MAX (1u << 20)
@@ -33,7 +34,7 @@ typedef struct ctl_pss {
     uint64_t wait_id;
     int waiting;
     struct ctl_pss *wait_next;
-    lws_sorted_usec_list_t sul;
+    srv_timer wait_timer; /* in timers.c's heap, with one slot reserved while waiting */
 } ctl_pss;
 
 static ctl_pss *waiters;
@@ -50,7 +51,8 @@ static void unwait(ctl_pss *p)
     }
     p->waiting = 0;
     p->wait_next = NULL;
-    lws_sul_cancel(&p->sul);
+    srv_timer_cancel(&p->wait_timer);
+    srv_timers_unreserve(1);
 }
 
 static void respond_text(ctl_pss *p, int status, char *text)
@@ -167,9 +169,9 @@ static void list_connections(ctl_pss *p)
     respond(p, 200, o);
 }
 
-static void wait_timeout(lws_sorted_usec_list_t *sul)
+static void wait_timeout(srv_timer *t)
 {
-    ctl_pss *p = lws_container_of(sul, ctl_pss, sul);
+    ctl_pss *p = lws_container_of(t, ctl_pss, wait_timer);
     srv_record *r = srv_rec_find(p->wait_id);
     unwait(p);
     if (r)
@@ -204,11 +206,15 @@ static void get_connection(ctl_pss *p, const char *rest)
     if (wait_ms && live) {
         if (wait_ms > 600000)
             wait_ms = 600000;
+        if (srv_timers_reserve(1)) {
+            respond_error(p, 503, "out of memory");
+            return;
+        }
         p->wait_id = id;
         p->waiting = 1;
         p->wait_next = waiters;
         waiters = p;
-        lws_sul_schedule(srv_g.ctx, 0, &p->sul, wait_timeout, (lws_usec_t)wait_ms * 1000);
+        srv_timer_set(&p->wait_timer, wait_timeout, (int64_t)wait_ms * 1000);
         return;
     }
     respond(p, 200, srv_rec_json(r));
@@ -386,7 +392,8 @@ void srv_control_record_ended(uint64_t id)
         *pp = p->wait_next;
         p->waiting = 0;
         p->wait_next = NULL;
-        lws_sul_cancel(&p->sul);
+        srv_timer_cancel(&p->wait_timer);
+        srv_timers_unreserve(1);
         srv_record *r = srv_rec_find(id);
         if (r)
             respond(p, 200, srv_rec_json(r));

@@ -15,9 +15,11 @@
 #include "control.h"
 #include "faults.h"
 #include "http.h"
+#include "loop.h"
 #include "pool.h"
 #include "proto.h"
 #include "server.h"
+#include "timers.h"
 #include "util.h"
 
 /* A text message's limit: JSON control messages, and audio carried as base64 in JSON
@@ -140,16 +142,15 @@ double srv_conn_audio_elapsed_s(const srv_conn *c)
     return c->first_audio_us ? (double)(srv_mono_us() - c->first_audio_us) / 1e6 : 0;
 }
 
-static void due_cb(lws_sorted_usec_list_t *sul)
+static void due_cb(srv_timer *t)
 {
-    srv_conn *c = lws_container_of(sul, srv_conn, sul_due);
-    c->due_scheduled = 0;
+    srv_conn *c = lws_container_of(t, srv_conn, t_due);
     lws_callback_on_writable(c->wsi);
 }
 
-static void idle_cb(lws_sorted_usec_list_t *sul)
+static void idle_cb(srv_timer *t)
 {
-    srv_conn *c = lws_container_of(sul, srv_conn, sul_idle);
+    srv_conn *c = lws_container_of(t, srv_conn, t_idle);
     int64_t now = srv_mono_us(), limit = (int64_t)c->idle_ms * 1000;
     if (c->close_pending)
         return;
@@ -158,7 +159,7 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
     if (c->input_done)
         return;
     if (c->stalled) {
-        lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, limit);
+        srv_timer_set(&c->t_idle, idle_cb, limit);
         return;
     }
     int64_t idle = now - c->last_activity_us;
@@ -166,12 +167,12 @@ static void idle_cb(lws_sorted_usec_list_t *sul)
         srv_g.proto->fail(c, SRV_FAIL_IDLE);
         return;
     }
-    lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, limit - idle);
+    srv_timer_set(&c->t_idle, idle_cb, limit - idle);
 }
 
-static void limit_cb(lws_sorted_usec_list_t *sul)
+static void limit_cb(srv_timer *t)
 {
-    srv_conn *c = lws_container_of(sul, srv_conn, sul_limit);
+    srv_conn *c = lws_container_of(t, srv_conn, t_limit);
     if (!c->close_pending)
         srv_g.proto->fail(c, SRV_FAIL_SESSION_LIMIT);
 }
@@ -411,6 +412,12 @@ static int established(struct lws *wsi, srv_conn *c)
     srv_g.n_active++;
     srv_g.stats.connections_total++;
     c->last_activity_us = srv_mono_us();
+    /* idle, limit and due: room in the heap now, so setting them later cannot fail */
+    if (srv_timers_reserve(3)) {
+        srv_g.proto->fail(c, SRV_FAIL_ENGINE);
+        return 0;
+    }
+    c->timers_reserved = 1;
     if (srv_g.cfg.verbose)
         lwsl_user("connection %llu open\n", (unsigned long long)r->id);
     if (srv_g.faults.mute_next > 0) {
@@ -443,18 +450,20 @@ static int established(struct lws *wsi, srv_conn *c)
     if (srv_g.proto->opened)
         srv_g.proto->opened(c);
     if (c->idle_ms > 0)
-        lws_sul_schedule(srv_g.ctx, 0, &c->sul_idle, idle_cb, (lws_usec_t)c->idle_ms * 1000);
+        srv_timer_set(&c->t_idle, idle_cb, (int64_t)c->idle_ms * 1000);
     if (c->limit_ms > 0)
-        lws_sul_schedule(srv_g.ctx, 0, &c->sul_limit, limit_cb, (lws_usec_t)c->limit_ms * 1000);
+        srv_timer_set(&c->t_limit, limit_cb, (int64_t)c->limit_ms * 1000);
     return 0;
 }
 
 static void conn_destroy(struct lws *wsi, srv_conn *c)
 {
     srv_record *r = c->rec;
-    lws_sul_cancel(&c->sul_idle);
-    lws_sul_cancel(&c->sul_due);
-    lws_sul_cancel(&c->sul_limit);
+    srv_timer_cancel(&c->t_idle);
+    srv_timer_cancel(&c->t_due);
+    srv_timer_cancel(&c->t_limit);
+    if (c->timers_reserved)
+        srv_timers_unreserve(3);
     free_list(&c->q_head, &c->q_tail);
     free_list(&c->inj_head, &c->inj_tail);
     srv_out_free(c->last_msg);
@@ -763,10 +772,8 @@ static int on_writeable(struct lws *wsi, srv_conn *c)
         if (!o)
             return 0;
         if (o->due_us > now) {
-            if (!c->due_scheduled) {
-                c->due_scheduled = 1;
-                lws_sul_schedule(srv_g.ctx, 0, &c->sul_due, due_cb, o->due_us - now);
-            }
+            if (!srv_timer_pending(&c->t_due))
+                srv_timer_set(&c->t_due, due_cb, o->due_us - now);
             return 0;
         }
         pop_out(&c->q_head, &c->q_tail);
@@ -880,6 +887,7 @@ int srv_listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
             conn_destroy(wsi, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        srv_loop_on_cancel();
         if (srv_g.pool)
             deliver();
         return 0;
@@ -940,6 +948,8 @@ void srv_conn_fault_drop(srv_conn *c)
     free_list(&c->q_head, &c->q_tail);
     free_list(&c->inj_head, &c->inj_tail);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    /* On libev lws serves a timer due now only after it has handled I/O: wake it. */
+    lws_cancel_service(srv_g.ctx);
 }
 
 void srv_conn_fault_stall(srv_conn *c, int stall)

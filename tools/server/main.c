@@ -13,19 +13,17 @@
 #include "control.h"
 #include "faults.h"
 #include "listen.h"
+#include "loop.h"
 #include "pool.h"
 #include "proto.h"
 #include "server.h"
+#include "timers.h"
 #include "usage.h"
 #include "util.h"
 
 srv_state srv_g;
 
-static atomic_int stop_requested;
 static sigset_t stop_signals;
-/* Guards the context against the signal thread while it is destroyed. */
-static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lws_context *wake_ctx;
 
 static const srv_engine_ops *const engines[] = {
     &srv_engine_null,
@@ -39,14 +37,8 @@ static void *signal_thread(void *arg)
 {
     int sig;
     (void)arg;
-    if (sigwait(&stop_signals, &sig) == 0) {
-        atomic_store(&stop_requested, 1);
-        /* lws_cancel_service() is the one lws call other threads may make. */
-        pthread_mutex_lock(&ctx_lock);
-        if (wake_ctx)
-            lws_cancel_service(wake_ctx);
-        pthread_mutex_unlock(&ctx_lock);
-    }
+    if (sigwait(&stop_signals, &sig) == 0)
+        srv_loop_request_stop();
     return NULL;
 }
 
@@ -89,6 +81,7 @@ enum {
     OPT_VERBOSE,
     OPT_PROTOCOL,
     OPT_SESSION_LIMIT,
+    OPT_EVENT_LOOP,
     OPT_HELP,
 };
 
@@ -119,6 +112,7 @@ static int parse_args(int argc, char **argv, srv_config *c)
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"session-limit-s", required_argument, NULL, OPT_SESSION_LIMIT},
+        {"event-loop", required_argument, NULL, OPT_EVENT_LOOP},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -214,6 +208,14 @@ static int parse_args(int argc, char **argv, srv_config *c)
         case OPT_NO_DIGESTS:
             c->no_digests = 1;
             break;
+        case OPT_EVENT_LOOP:
+            if (strcmp(optarg, "libev") && strcmp(optarg, "poll")) {
+                fprintf(stderr, "steno-server: --event-loop: expected libev or poll, got '%s'\n",
+                        optarg);
+                return -1;
+            }
+            c->event_loop = optarg;
+            break;
         case OPT_MAX_HS_RATE: {
             char *end;
             double r = strtod(optarg, &end);
@@ -306,10 +308,15 @@ static int raise_fd_limit(void)
     return rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
 }
 
-static void shutdown_tick(lws_sorted_usec_list_t *sul)
+static void shutdown_tick(srv_timer *t)
 {
     /* Keeps the service loop turning while connections close. */
-    lws_sul_schedule(srv_g.ctx, 0, sul, shutdown_tick, 50 * LWS_US_PER_MS);
+    srv_timer_set(t, shutdown_tick, 50000);
+}
+
+static void flush_pool_wakes(void)
+{
+    srv_pool_flush_wakes(srv_g.pool);
 }
 
 int main(int argc, char **argv)
@@ -318,6 +325,7 @@ int main(int argc, char **argv)
     *cfg = (srv_config){
         .host = "127.0.0.1",
         .engine_name = "null",
+        .event_loop = "libev",
         .protocol = "deepgram",
         .max_rate = -1, /* per protocol, see parse_args */
         .burst_ms = -1,
@@ -359,6 +367,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (srv_loop_init(cfg->event_loop))
+        return 2;
     int fd_limit = raise_fd_limit();
     srv_g.rng = srv_rng_seed();
     int lws_levels = LLL_ERR | LLL_WARN | (cfg->verbose ? LLL_NOTICE | LLL_USER : 0);
@@ -398,11 +408,16 @@ int main(int argc, char **argv)
     info.pt_serv_buf_size = 32768;
     /* Deepgram URLs with many keyterms are long; lws's default is 4 KiB. */
     info.max_http_header_data = 32768;
+    srv_loop_context_info(&info);
     srv_g.ctx = lws_create_context(&info);
     if (!srv_g.ctx) {
-        fputs("steno-server: cannot create the lws context\n", stderr);
+        fprintf(stderr, "steno-server: cannot create the lws context (event loop %s)\n",
+                srv_loop_name());
+        srv_g.engine_ops->engine_destroy(srv_g.engine);
+        srv_loop_destroy(NULL);
         return 1;
     }
+    srv_loop_attach(srv_g.ctx);
 
     memset(&info, 0, sizeof(info));
     info.vhost_name = "listen";
@@ -416,6 +431,12 @@ int main(int argc, char **argv)
         info.ssl_private_key_filepath = cfg->tls_key;
     }
     info.timeout_secs = 10;
+    /* No lws validity timer: clients ping us, and we never ping them. lws's default policy
+     * re-arms a 300 s timer per connection on every ping it answers, a sorted insertion into a
+     * list as long as the number of connections (0 = no validity timer). */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
     srv_g.vh_listen = lws_create_vhost(srv_g.ctx, &info);
 
     memset(&info, 0, sizeof(info));
@@ -425,12 +446,13 @@ int main(int argc, char **argv)
     info.protocols = control_protocols;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.timeout_secs = 10;
+    info.retry_and_idle_policy = &no_validity;
     srv_g.vh_control = srv_g.vh_listen ? lws_create_vhost(srv_g.ctx, &info) : NULL;
 
     if (!srv_g.vh_listen || !srv_g.vh_control) {
         fprintf(stderr, "steno-server: cannot listen on %s:%d / 127.0.0.1:%d\n", cfg->host,
                 cfg->port, cfg->control_port);
-        lws_context_destroy(srv_g.ctx);
+        srv_loop_destroy(srv_g.ctx);
         srv_g.engine_ops->engine_destroy(srv_g.engine);
         return 1;
     }
@@ -440,44 +462,43 @@ int main(int argc, char **argv)
     if (srv_pool_start(&srv_g.pool, cfg->workers, srv_g.proto, srv_g.engine_ops, srv_g.engine,
                        srv_g.ctx)) {
         fputs("steno-server: cannot start worker threads\n", stderr);
-        lws_context_destroy(srv_g.ctx);
+        srv_loop_destroy(srv_g.ctx);
         srv_g.engine_ops->engine_destroy(srv_g.engine);
         return 1;
     }
 
+    if (srv_loop_on_turn_end(flush_pool_wakes) == 0)
+        srv_pool_defer_wakes(srv_g.pool);
+
     pthread_t sig_thread;
-    wake_ctx = srv_g.ctx;
     pthread_create(&sig_thread, NULL, signal_thread, NULL);
 
     printf("steno-server listening on %s:%d control 127.0.0.1:%d\n", cfg->host, srv_g.port,
            srv_g.control_port);
     fflush(stdout);
     if (cfg->verbose)
-        fprintf(stderr, "steno-server: protocol %s, engine %s, %d workers, fd limit %d\n",
-                srv_g.proto->name, srv_g.engine_ops->name, cfg->workers, fd_limit);
+        fprintf(stderr,
+                "steno-server: protocol %s, engine %s, %d workers, fd limit %d, event loop %s\n",
+                srv_g.proto->name, srv_g.engine_ops->name, cfg->workers, fd_limit, srv_loop_name());
 
-    while (!atomic_load(&stop_requested))
-        if (lws_service(srv_g.ctx, 0) < 0)
-            break;
+    srv_loop_run();
 
     /* Graceful part: tell every client, give them a moment to see it. */
     srv_g.shutting_down = 1;
     srv_listen_close_all(1001, "server shutting down");
-    lws_sorted_usec_list_t tick;
-    memset(&tick, 0, sizeof(tick));
-    shutdown_tick(&tick);
+    srv_timer tick = {0};
+    if (srv_timers_reserve(1) == 0)
+        shutdown_tick(&tick);
     int64_t deadline = srv_mono_us() + 2000000;
     while (srv_g.n_active && srv_mono_us() < deadline)
-        if (lws_service(srv_g.ctx, 0) < 0)
+        if (srv_loop_turn() < 0)
             break;
-    lws_sul_cancel(&tick);
+    srv_timer_cancel(&tick);
 
     srv_pool_detach_lws(srv_g.pool);
-    pthread_mutex_lock(&ctx_lock);
-    wake_ctx = NULL;
-    pthread_mutex_unlock(&ctx_lock);
-    lws_context_destroy(srv_g.ctx);
+    srv_loop_destroy(srv_g.ctx);
     srv_g.ctx = NULL;
+    srv_timers_free();
     srv_pool_stop(srv_g.pool);
     srv_g.pool = NULL;
     srv_g.engine_ops->engine_destroy(srv_g.engine);
@@ -486,7 +507,7 @@ int main(int argc, char **argv)
     free(cfg->record_headers);
 
     /* The signal thread has returned if a signal stopped us. */
-    if (atomic_load(&stop_requested))
+    if (srv_loop_stop_requested())
         pthread_join(sig_thread, NULL);
     else
         pthread_cancel(sig_thread), pthread_join(sig_thread, NULL);

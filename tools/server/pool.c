@@ -60,6 +60,11 @@ struct srv_pool {
 
     pthread_mutex_t wake_lock;
     struct lws_context *ctx;
+    /* lws thread only: srv_pool_defer_wakes() was called, and how many jobs entered the run
+     * queue since the last srv_pool_flush_wakes() */
+    int defer_wakes;
+    unsigned wakes_owed;
+    atomic_int sleeping; /* workers in pthread_cond_wait (changed under lock) */
 };
 
 srv_out *srv_out_new(const char *text, size_t len)
@@ -205,8 +210,11 @@ static void *worker_main(void *arg)
     srv_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->run_head && !p->stopping)
+        while (!p->run_head && !p->stopping) {
+            atomic_fetch_add_explicit(&p->sleeping, 1, memory_order_relaxed);
             pthread_cond_wait(&p->cond, &p->lock);
+            atomic_fetch_sub_explicit(&p->sleeping, 1, memory_order_relaxed);
+        }
         srv_job *j = p->run_head;
         if (!j)
             break; /* stopping, and nothing left to do */
@@ -271,9 +279,36 @@ static void enqueue(srv_job *j, item *it, size_t *pending_out)
         else
             p->run_head = j;
         p->run_tail = j;
-        pthread_cond_signal(&p->cond);
+        if (p->defer_wakes)
+            p->wakes_owed++;
+        else
+            pthread_cond_signal(&p->cond);
     }
     pthread_mutex_unlock(&p->lock);
+}
+
+void srv_pool_defer_wakes(srv_pool *p)
+{
+    p->defer_wakes = 1;
+}
+
+void srv_pool_flush_wakes(srv_pool *p)
+{
+    if (!p || !p->wakes_owed)
+        return;
+    /* Signalling outside the lock is safe: a worker tests the run queue under the lock before
+     * it waits, and the jobs were queued under it. A worker counts itself sleeping under that
+     * lock too, so when none is, each of them will see the new jobs before it waits: no
+     * futex call needed. */
+    if (!atomic_load_explicit(&p->sleeping, memory_order_relaxed)) {
+        p->wakes_owed = 0;
+        return;
+    }
+    if (p->wakes_owed > 1)
+        pthread_cond_broadcast(&p->cond);
+    else
+        pthread_cond_signal(&p->cond);
+    p->wakes_owed = 0;
 }
 
 static item *item_new(item_kind kind, size_t len)

@@ -47,6 +47,12 @@ int srv_pool_start(srv_pool **out, int nworkers, const struct srv_proto *proto,
 /* Stop waking lws (before its context is destroyed); then srv_pool_stop()
  * finishes every queued item and joins the workers. */
 void srv_pool_detach_lws(srv_pool *p);
+/* lws thread. From now on queueing work does not wake a worker at once; the loop calls
+ * srv_pool_flush_wakes() once per turn, before it waits. At 10,000 streams each audio message
+ * would otherwise wake a sleeping worker (a futex call and a context switch per message); per
+ * turn, one wake covers every message the turn read. */
+void srv_pool_defer_wakes(srv_pool *p);
+void srv_pool_flush_wakes(srv_pool *p);
 void srv_pool_stop(srv_pool *p);
 /* lws thread: take every message that is ready, oldest first. */
 srv_out *srv_pool_drain(srv_pool *p);

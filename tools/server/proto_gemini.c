@@ -15,6 +15,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "server.h"
+#include "timers.h"
 #include "util.h"
 
 /*
@@ -489,9 +490,9 @@ static int gm_audio_message(srv_conn *c, uint64_t bytes)
     return 0;
 }
 
-static void go_away_expired(lws_sorted_usec_list_t *sul)
+static void go_away_expired(srv_timer *t)
 {
-    srv_conn *c = lws_container_of(sul, srv_conn, sul_limit);
+    srv_conn *c = lws_container_of(t, srv_conn, t_limit);
     if (!c->close_pending)
         gm_close_error(c, 1000, "Session duration limit reached.", "session_limit");
 }
@@ -532,8 +533,7 @@ static void gm_fail(srv_conn *c, srv_fail why)
         cJSON_AddStringToObject(g, "timeLeft", left);
         l->go_away_sent++;
         srv_conn_send_now(c, json_text(o), SRV_MSG_METADATA);
-        lws_sul_schedule(srv_g.ctx, 0, &c->sul_limit, go_away_expired,
-                         (lws_usec_t)lead * LWS_US_PER_SEC);
+        srv_timer_set(&c->t_limit, go_away_expired, (int64_t)lead * 1000000);
         break;
     }
     }

@@ -85,6 +85,9 @@ typedef struct srv_record {
     /* ended records still holding a frame log, oldest first */
     struct srv_record *flog_prev, *flog_next;
     int in_flog;
+    /* ended records, in the order they ended: the eviction queue for --history */
+    struct srv_record *end_prev, *end_next;
+    int in_ended;
 
     struct srv_conn *conn; /* while the connection is live */
 } srv_record;

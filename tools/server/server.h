@@ -17,6 +17,7 @@ typedef struct srv_config {
     const char *host;
     int port, control_port;
     const char *engine_name, *engine_opt;
+    const char *event_loop; /* libev | poll (loop.h) */
     const char *api_key;
     double max_rate;
     int burst_ms, idle_timeout_ms, null_span_ms;
@@ -77,8 +78,9 @@ typedef struct srv_state {
     size_t n_records, n_ended;
     srv_record *flog_head, *flog_tail; /* ended records with a frame log */
     size_t n_flog;
-    size_t n_active;  /* established WebSockets */
-    double hs_tokens; /* --max-handshake-rate bucket */
+    srv_record *end_head, *end_tail; /* ended records, first ended first */
+    size_t n_active;                 /* established WebSockets */
+    double hs_tokens;                /* --max-handshake-rate bucket */
     int64_t hs_refill_us;
     srv_faults faults;
     srv_stats stats;

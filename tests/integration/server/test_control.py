@@ -127,6 +127,16 @@ async def test_history_is_bounded_but_keeps_live_connections():
         await live.close()
 
 
+async def test_history_forgets_the_records_that_ended_first():
+    with Server("--history", "2") as small:
+        a, b, c = [await Client.connect(small) for _ in range(3)]
+        for x in (b, a, c):  # ended in an order other than the order they opened in
+            await x.close()
+            await small.record_closed(x.request_id)
+        ids = [r["request_id"] for r in small.get("/connections")["connections"]]
+        assert ids == [a.request_id, c.request_id], ids
+
+
 async def test_unknown_paths_and_methods():
     assert srv.control("GET", "/nope")[0] == 404
     assert srv.control("GET", "/connections/999999")[0] == 404

@@ -43,6 +43,37 @@ async def test_keepalive_and_audio_reset_the_idle_timer():
         assert rec["control"]["KeepAlive"] == 4 and rec["audio_frames"] == 4
 
 
+async def idle_deadlines_on(loop):
+    """20 connections whose last activity is staggered by 50 ms: each is closed by its own idle
+    timer, not before its deadline and not long after, on the given event loop."""
+    idle = 3.0  # longer than connecting them all takes
+    with Server("--idle-timeout-ms", str(int(idle * 1000)), "--event-loop", loop) as srv:
+        clients = [await Client.connect(srv) for _ in range(20)]
+        last = []
+        for c in clients:  # the later the client, the later its deadline
+            await c.control("KeepAlive")
+            last.append(time.monotonic())
+            await asyncio.sleep(0.05)
+
+        async def closed_after(c, t_last):
+            code, reason = await c.drain()
+            return code, reason, time.monotonic() - t_last
+
+        got = await asyncio.gather(*(closed_after(c, t) for c, t in zip(clients, last)))
+        for i, (code, reason, after) in enumerate(got):
+            assert (code, reason) == (1011, "NET-0001"), (i, code, reason)
+            assert after >= idle - 0.1, "client %d closed %.2f s after its last message" % (i, after)
+            assert after < idle + 0.6, "client %d closed %.2f s after its last message" % (i, after)
+
+
+async def test_idle_timers_each_fire_at_their_own_deadline_on_libev():
+    await idle_deadlines_on("libev")
+
+
+async def test_idle_timers_each_fire_at_their_own_deadline_on_poll():
+    await idle_deadlines_on("poll")
+
+
 async def paced(srv, seconds, speed):
     """Streams `seconds` of audio at `speed` x real time; returns the close."""
     c = await Client.connect(srv)
