@@ -476,8 +476,11 @@ static void case_session_limit(steno_client *cl)
  *     of a stream in silence, whose noise estimate then restarts. Here the fault-free stream,
  *     the faulted one and its replacement connection (while the server has not yet seen the old
  *     one go) are three: which stream lost its decoder, and when, followed the reconnect's
- *     timing, and the fault-free transcript moved by up to 4 words between runs. pool=4 gives
- *     each its own.
+ *     timing, and the fault-free transcript moved by 2 words (Deepgram 38.0% and 40.8%)
+ *     between runs. pool=4 gives each its own.
+ *   - AssemblyAI's flush before the close could take a turn that ended naturally for its
+ *     answer and drop the last turn's words (the SDK now asks again: see
+ *     res_finals_in_flight_at_close): some fault-free runs lost their last sentence.
  *   - the faults land right after a final (h_wait_acked past a third and two thirds of the
  *     audio), so the replacement connection starts where the recogniser ended an utterance. At a
  *     fixed point in the audio instead, the reset fell before or after the final of the
@@ -489,11 +492,12 @@ static void case_session_limit(steno_client *cl)
  * starts without what the old one had learnt of the speaker (pocketsphinx: the running cepstral
  * mean and the noise estimate), and none of these protocols can carry a session over to a new
  * connection. So even with nothing lost, repeated or misplaced, the words decoded after a
- * reconnect need not be the fault-free run's: measured on all four providers, the transcripts
- * are identical up to the first reconnect, and the two reconnects cost 1 word (1.4 points) of
- * ~70, the same word in every run. "No word differs" (1 point) would hold only by luck of the
- * recogniser, so the bound allows one word per reconnect on top of the 1 point; audio lost or
- * repeated by the SDK costs whole utterances and still fails it.
+ * reconnect need not be the fault-free run's. Measured on all four providers, three runs each
+ * with the same words every run: the transcripts agree up to the first reconnect; after it, 3
+ * to 6 words of the last recordings differ, some better, some worse, netting 1 word (1.4
+ * points) of WER more than the fault-free run. "No word differs" (the 1 point alone) would hold
+ * only by the recogniser's luck, so the bound allows one word per reconnect on top of it; audio
+ * the SDK lost or repeated costs whole utterances and still fails it.
  */
 
 #define WER_SLACK_POINTS 1.0
