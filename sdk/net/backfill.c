@@ -504,6 +504,7 @@ void steno__backfill_on_established(steno__bf *b, struct lws *wsi)
     b->audio_sent = b->closestream_sent = b->fin_pending = b->fin_outstanding = false;
     b->close_self = b->closed_self = false;
     b->close_fin = STENO__CLOSE_FIN_NONE;
+    b->close_fin_asks = 0;
     b->fin_q.n = 0;
     b->awaiting_pong = b->ping_pending = false;
     b->initial_pending = s->prov->initial_message != NULL;

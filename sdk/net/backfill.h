@@ -34,6 +34,7 @@ struct steno__bf {
     bool audio_sent, closestream_sent, awaiting_pong, ping_pending, initial_pending;
     bool fin_pending, fin_outstanding; /* auto-finalize, as on the live connection */
     int close_fin;                     /* STENO__CLOSE_FIN_*: the flush before close_text */
+    uint32_t close_fin_asks;           /* flushes before close_text asked again */
     steno__fin_queue fin_q;            /* finalize messages awaiting their answer (NEXT_FINAL) */
     uint64_t next_seq;                 /* next chunk to send */
     uint64_t connected_at_ms, last_rx_ms, ping_sent_ms, next_ping_ms;

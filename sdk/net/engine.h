@@ -103,6 +103,10 @@ typedef struct steno__fin_queue {
 
 /* A finalize_before_close flush: not asked, sent and awaiting its answer, answered. */
 enum { STENO__CLOSE_FIN_NONE = 0, STENO__CLOSE_FIN_SENT, STENO__CLOSE_FIN_DONE };
+/* Times the flush before the close is asked again when answered with words short of the end
+ * (a natural end of turn already on its way is read as the answer): each ask is answered, so
+ * this bounds only a server that never answers without words. */
+#define STENO__CLOSE_FIN_ASKS_MAX 16u
 
 /* Records a finalize message sent on a lane whose connection has sent `frames` so far. */
 void steno__fin_queue_push(steno__fin_queue *q, uint64_t frames);
@@ -286,6 +290,7 @@ struct steno_session {
     uint64_t finalize_target;
     bool close_requested, closestream_sent;
     int close_fin;               /* STENO__CLOSE_FIN_*: the flush before close_text */
+    uint32_t close_fin_asks;     /* flushes before close_text asked again (see deliver_results) */
     steno__fin_queue fin_q;      /* finalize messages awaiting their answer (NEXT_FINAL) */
     bool switching, switch_sent; /* seamless reconnect for a configuration change */
     bool switch_go_away;         /* ... or because the provider announced the connection's end */

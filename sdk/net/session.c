@@ -1115,6 +1115,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     s->ping_pending = s->ka_pending = false;
     s->closestream_sent = false;
     s->close_fin = STENO__CLOSE_FIN_NONE;
+    s->close_fin_asks = 0;
     s->fin_q.n = 0;
     s->switching = s->switch_sent = s->switch_go_away = s->switch_failback = false;
     s->close_self = s->closed_self = false;
@@ -1254,6 +1255,7 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
      * as the answer, covering everything the connection had sent before the message. */
     steno__msg m_ans;
     const steno__msg *m = m_in;
+    bool ask_again = false; /* the flush before the close was answered short of its end */
     const steno__fin_queue *fq = bf ? &bf->fin_q : &s->fin_q;
     if (s->prov->finalize_answer == STENO__FIN_ANSWER_NEXT_FINAL && m_in->is_final && fq->n) {
         m_ans = *m_in;
@@ -1266,12 +1268,22 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
          * those words "already final": lost. So only an answer without words (a forced end
          * of an empty turn: silence) covers everything up to upto; one with words covers its
          * own span, and the silence after it is acknowledged by the next final. The flush
-         * before the close is the exception: nothing follows it to acknowledge that silence.
+         * before the close is no exception where finals come unasked: an answer with words
+         * that stops short of upto covers its own span, and the flush is asked again
+         * (ask_again below) until an answer reaches upto or has no words (the server has
+         * nothing left: all silence). Only after STENO__CLOSE_FIN_ASKS_MAX asks does an answer
+         * with words stretch over the rest, so that a server answering every flush with words
+         * short of the end cannot hold the close forever. Where every final answers a flush
+         * (manual commits), the first answer is the real one and covers everything sent.
          */
         int closing = (bf ? bf->close_fin : s->close_fin) == STENO__CLOSE_FIN_SENT;
+        uint32_t asks = bf ? bf->close_fin_asks : s->close_fin_asks;
         if (m_ans.n_words == 0)
             m_ans.start = m_ans.duration = 0; /* no words: its span is all silence up to upto */
-        if (m_ans.n_words == 0 || closing) {
+        if (closing && s->prov->unasked_finals && m_ans.n_words &&
+            m_ans.start + m_ans.duration < upto && asks < STENO__CLOSE_FIN_ASKS_MAX)
+            ask_again = true;
+        else if (m_ans.n_words == 0 || closing) {
             if (m_ans.start > upto)
                 m_ans.start = upto;
             if (m_ans.start + m_ans.duration < upto)
@@ -1314,7 +1326,15 @@ void steno__session_deliver_results(steno_session *s, steno__timeline *tl, steno
             memmove(q->at, q->at + 1, q->n * sizeof q->at[0]);
         }
         int *close_fin = bf ? &bf->close_fin : &s->close_fin;
-        if (*close_fin == STENO__CLOSE_FIN_SENT && !q->n) {
+        if (*close_fin == STENO__CLOSE_FIN_SENT && !q->n && ask_again) {
+            /* answered short of the end, maybe by a final that was already on its way: the
+             * writable callback sends the flush again while audio is unacknowledged */
+            *close_fin = STENO__CLOSE_FIN_NONE;
+            (*(bf ? &bf->close_fin_asks : &s->close_fin_asks))++;
+            struct lws *w = bf ? bf->wsi : s->wsi;
+            if (w)
+                lws_callback_on_writable(w);
+        } else if (*close_fin == STENO__CLOSE_FIN_SENT && !q->n) {
             /* the flush before close_text is answered: the close may go on */
             *close_fin = STENO__CLOSE_FIN_DONE;
             struct lws *w = bf ? bf->wsi : s->wsi;

@@ -491,6 +491,7 @@ const steno__provider steno__assemblyai = {
      * Terminate flushes every Turn before Termination is unconfirmed: ForceEndpoint first. */
     .finalize_answer = STENO__FIN_ANSWER_NEXT_FINAL,
     .finalize_before_close = 1,
+    .unasked_finals = 1,
     .min_chunk_ms = 50,
     .max_chunk_ms = 1000,
     .check_option = aai_check_option,

@@ -92,8 +92,9 @@ typedef enum steno__finalize_answer {
      * the answer. An answer without words acknowledges all audio sent on the connection
      * before finalize_text (silence nothing else acknowledges); one with words only its own
      * span, since it may be a natural end of turn that crossed finalize_text, with the real
-     * answer's words still to come; except the flush before close_text, which acknowledges
-     * everything sent. */
+     * answer's words still to come. The flush before close_text acknowledges everything
+     * sent, except where finals come unasked (unasked_finals): there it is asked again while
+     * its answer has words and stops short of the end. */
     STENO__FIN_ANSWER_NEXT_FINAL,
 } steno__finalize_answer;
 
@@ -126,6 +127,12 @@ typedef struct steno__provider {
      * the engine then sends finalize_text first, awaits its answer, and only then close_text
      * (live and backfill connections alike). */
     int finalize_before_close;
+    /* Nonzero when finals come unasked (the server ends turns itself) under
+     * STENO__FIN_ANSWER_NEXT_FINAL: one may be on its way when finalize_text goes out and be
+     * taken for the answer, so the flush before the close is asked again while its answer has
+     * words and stops short of the end (see steno__session_deliver_results). Zero when every
+     * final answers a flush (manual commits): the first answer is the real one. */
+    int unasked_finals;
     /* Nonzero when the server does not close after close_text (OpenAI and Gemini have no
      * end-of-stream message): once close_text is out, with the flush before it answered, the
      * engine closes the WebSocket itself (1000) and takes that as the end of the stream; a

@@ -22,10 +22,12 @@
  *                  that upgrades and never speaks, and one that trickles a byte a second: each
  *                  is counted or the connection replaced, no hostile text reaches the app, the
  *                  session never fails, and every sample is still final exactly once
- *   speech         real speech (the LibriVox recordings of pocketsphinx-testdata) through the
- *                  pocketsphinx engine, fault-free and, at once, through a proxy reset and a
- *                  503-refused reconnect: the faulted transcript's word error rate within 1 point
- *                  of the fault-free one's (skipped without pocketsphinx or the recordings)
+ *   speech         real speech (the LibriVox recordings of pocketsphinx-testdata, resampled to
+ *                  the provider's rate) through the pocketsphinx engine, fault-free and, at
+ *                  once, through a proxy reset and a 503-refused reconnect, each right after a
+ *                  final: the faulted transcript's word error rate within 1 point of the
+ *                  fault-free one's, plus one word per reconnect (see "speech" below); skipped
+ *                  without pocketsphinx or the recordings
  *   session_limit  the server ends every connection after 4 s (the vendor's session limit,
  *                  shortened; Deepgram, which documents none, closes with 1011): the session
  *                  reconnects each time and loses nothing
@@ -41,6 +43,7 @@
  * bad_times in hostile), and it has no setting that changes on the open connection.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,15 +486,99 @@ static void case_session_limit(steno_client *cl)
     h_run_free(&run);
 }
 
-/* ---- speech ---- */
+/* ---- speech ----
+ *
+ * What makes the comparison repeatable. The fault-free run must decode the same way every time,
+ * and the faulted run must differ from it only where the faults put it:
+ *   - a decoder per stream: steno-server shares `pool` decoders (default 2, its worker count)
+ *     among all streams, and a stream that finds none free takes the least recently used one
+ *     of a stream in silence, whose noise estimate then restarts. Here the fault-free stream,
+ *     the faulted one and its replacement connection (while the server has not yet seen the old
+ *     one go) are three: which stream lost its decoder, and when, followed the reconnect's
+ *     timing, and the fault-free transcript moved by 2 words (Deepgram 38.0% and 40.8%)
+ *     between runs. pool=4 gives each its own.
+ *   - AssemblyAI's flush before the close could take a turn that ended naturally for its
+ *     answer and drop the last turn's words (the SDK now asks again: see
+ *     res_finals_in_flight_at_close): some fault-free runs lost their last sentence.
+ *   - the faults land right after a final (h_wait_acked past a third and two thirds of the
+ *     audio), so the replacement connection starts where the recogniser ended an utterance. At a
+ *     fixed point in the audio instead, the reset fell before or after the final of the
+ *     utterance just ended depending on the recogniser's latency, and the replayed audio (0 or
+ *     6 chunks) and so the words decoded from it changed from run to run.
+ *   - the recordings are resampled to the provider's rate (OpenAI takes 24 kHz only: streamed
+ *     as they are, 16 kHz read as 24 kHz, the speech was 1.5x too fast, 18 s long, WER 93%).
+ * The bound. Each reconnect gives the rest of the stream to a new recognition session, which
+ * starts without what the old one had learnt of the speaker (pocketsphinx: the running cepstral
+ * mean and the noise estimate), and none of these protocols can carry a session over to a new
+ * connection. So even with nothing lost, repeated or misplaced, the words decoded after a
+ * reconnect need not be the fault-free run's. Measured on all four providers, three runs each
+ * with the same words every run: the transcripts agree up to the first reconnect; after it, 3
+ * to 6 words of the last recordings differ, some better, some worse, netting 1 word (1.4
+ * points) of WER more than the fault-free run. "No word differs" (the 1 point alone) would hold
+ * only by the recogniser's luck, so the bound allows one word per reconnect on top of it; audio
+ * the SDK lost or repeated costs whole utterances and still fails it.
+ */
 
 #define WER_SLACK_POINTS 1.0
+#define SPEECH_FAULTS 2
+#define WORDS_PER_RECONNECT 1
 
 typedef struct scored {
     h_run run;
     char *text;
     double wer;
 } scored;
+
+/* The recordings are 16 kHz; a provider that takes another rate gets them resampled by
+ * band-limited interpolation (a Blackman-windowed sinc cut at 95% of 8 kHz), so that the
+ * server's own resampler back to 16 kHz sees the same speech and nothing folded into it. */
+static int16_t *resample_16k(const int16_t *in, size_t n, uint32_t rate, size_t *out_n)
+{
+    const double ratio = (double)rate / 16000.0;
+    const double fc = 0.95 * 0.5 / (ratio > 1.0 ? 1.0 : 1.0 / ratio); /* cycles per input sample */
+    const int half = 16;
+    *out_n = (size_t)((double)n * ratio);
+    int16_t *out = malloc(*out_n * sizeof *out);
+    H_CHECK(out != NULL, "out of memory");
+    for (size_t j = 0; j < *out_n; j++) {
+        double t = (double)j / ratio; /* position in input samples */
+        long c = (long)floor(t);
+        double acc = 0.0;
+        for (long k = c - half + 1; k <= c + half; k++) {
+            if (k < 0 || (size_t)k >= n)
+                continue;
+            double x = t - (double)k;
+            double w = 0.42 + 0.5 * cos(M_PI * x / half) + 0.08 * cos(2.0 * M_PI * x / half);
+            double a = 2.0 * M_PI * fc * x;
+            acc += in[k] * 2.0 * fc * (x == 0.0 ? 1.0 : sin(a) / a) * w;
+        }
+        out[j] = (int16_t)(acc > 32767.0 ? 32767 : acc < -32768.0 ? -32768 : lrint(acc));
+    }
+    return out;
+}
+
+static void start_speech_server(h_server *srv)
+{
+    const char *args[16];
+    size_t n = 0;
+    args[n++] = "--protocol";
+    args[n++] = P->name;
+    args[n++] = "--api-key";
+    args[n++] = KEY;
+    if (P->max_rate) {
+        args[n++] = "--max-rate";
+        args[n++] = P->max_rate;
+        args[n++] = "--burst-ms";
+        args[n++] = P->burst_ms;
+    }
+    args[n++] = "--engine";
+    args[n++] = "pocketsphinx";
+    /* a decoder for every stream the case can have at once (see the header) */
+    args[n++] = "--engine-opt";
+    args[n++] = "pool=4";
+    args[n] = NULL;
+    h_server_start(srv, args);
+}
 
 static void open_scored(steno_client *cl, scored *r, const char *name, int port)
 {
@@ -511,11 +598,18 @@ static void case_speech(steno_client *cl)
         h_log("SKIP: no pocketsphinx engine or no LibriVox recordings");
         exit(H_SKIP); /* no witness started yet */
     }
+    if (RATE != 16000u) {
+        size_t n;
+        int16_t *at_rate = resample_16k(pcm, total, RATE, &n);
+        free(pcm);
+        pcm = at_rate;
+        total = n;
+    }
     /* whole chunks: a provider with a minimum frame pads a short last one, and the server's
      * checksum of a connection's audio would then include the padding */
     total -= total % CHUNK_FRAMES;
     h_server srv, chaos;
-    start_server(&srv, "--engine", "pocketsphinx");
+    start_speech_server(&srv);
     h_chaos_start(&chaos, srv.port);
     scored clean, faulted;
     memset(&clean, 0, sizeof clean);
@@ -524,9 +618,10 @@ static void case_speech(steno_client *cl)
     open_scored(cl, &faulted, "faulted", chaos.port);
     h_run_stream(&clean.run, pcm, total, 1.0);
     h_run_stream(&faulted.run, pcm, total, 1.0);
-    for (int k = 0; k < 2; k++) {
-        H_CHECK(h_producer_wait(&faulted.run.prod, total * (size_t)(k + 1) / 3, 120000),
-                "producer stalled");
+    for (int k = 0; k < SPEECH_FAULTS; k++) {
+        /* right after a final: the replay starts where the recogniser ended an utterance */
+        H_CHECK(h_wait_acked(&faulted.run.col, total * (uint64_t)(k + 1) / 3, 60000 * h_slow()),
+                "%s: no final reached %.1f s", P->name, (double)total * (k + 1) / 3 / RATE);
         size_t before = h_count(&faulted.run.col, STENO_EVENT_RECONNECTED);
         if (k == 1)
             h_fault(&srv, "{\"reject_next\":1,\"status\":503}");
@@ -552,6 +647,7 @@ static void case_speech(steno_client *cl)
     }
     h_log("%s: clean WER %.1f%%, faulted WER %.1f%% (%.1f s of speech)", P->name, clean.wer,
           faulted.wer, (double)total / RATE);
+    h_log("clean: %s", clean.text);
     h_log("faulted: %s", faulted.text);
     cJSON *recs = h_server_records(&srv);
     char err[256];
@@ -559,9 +655,11 @@ static void case_speech(steno_client *cl)
                                 sizeof err),
             "%s: faulted: %s", P->name, err);
     cJSON_Delete(recs);
-    H_CHECK(faulted.wer <= clean.wer + WER_SLACK_POINTS,
-            "%s: faults cost %.1f WER points (%.1f%% vs %.1f%%), more than %.0f", P->name,
-            faulted.wer - clean.wer, faulted.wer, clean.wer, WER_SLACK_POINTS);
+    /* a word is 100 / nr points of WER */
+    double slack = WER_SLACK_POINTS + 100.0 * SPEECH_FAULTS * WORDS_PER_RECONNECT / (double)nr;
+    H_CHECK(faulted.wer <= clean.wer + slack,
+            "%s: faults cost %.1f WER points (%.1f%% vs %.1f%%), more than %.1f", P->name,
+            faulted.wer - clean.wer, faulted.wer, clean.wer, slack);
     H_CHECK(clean.wer < 60.0, "%s: the fault-free run is implausibly bad (%.1f%%)", P->name,
             clean.wer);
     h_words_free(rw, nr);
