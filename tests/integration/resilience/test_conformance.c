@@ -105,9 +105,10 @@ static const conf_provider providers[] = {
 
 static const conf_provider *P;
 
-static void start_server(h_server *srv, const char *extra1, const char *extra2)
+/* steno-server as P's personality at P's pace, plus extra (NULL-terminated, may be NULL). */
+static void start_server(h_server *srv, const char *const *extra)
 {
-    const char *args[12];
+    const char *args[16];
     size_t n = 0;
     args[n++] = "--protocol";
     args[n++] = P->name;
@@ -119,10 +120,8 @@ static void start_server(h_server *srv, const char *extra1, const char *extra2)
         args[n++] = "--burst-ms";
         args[n++] = P->burst_ms;
     }
-    if (extra1)
-        args[n++] = extra1;
-    if (extra2)
-        args[n++] = extra2;
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof args / sizeof args[0]; i++)
+        args[n++] = extra[i];
     args[n] = NULL;
     h_server_start(srv, args);
 }
@@ -172,7 +171,7 @@ static void case_zero_loss(steno_client *cl)
 {
     const h_schedule *sch = h_schedule_find("stall_after_reset");
     h_server srv, chaos;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_chaos_start(&chaos, srv.port);
     const size_t total = (size_t)(h_schedule_audio_s(sch) * RATE);
     int16_t *pcm = h_pattern_alloc(31, total);
@@ -229,7 +228,7 @@ static bool pred_second_attempt(h_collector *c, void *arg)
 static void case_fatal(steno_client *cl)
 {
     h_server srv;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_run run;
     init_run(&run, "fatal", srv.port);
     run.sc.api_key = "not-the-key";
@@ -266,7 +265,7 @@ static void case_fatal(steno_client *cl)
 static void case_retry_after(steno_client *cl)
 {
     h_server srv;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_fault(&srv, "{\"reject_next\":1,\"status\":429,\"retry_after\":\"2\"}");
     h_run run;
     init_run(&run, "retry_after", srv.port);
@@ -304,7 +303,7 @@ static void stall_live(h_run *r, h_server *srv, void *arg)
 static void case_half_open(steno_client *cl)
 {
     h_server srv;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_run run;
     init_run(&run, "half_open", srv.port);
     uint64_t detect_ms = 0;
@@ -342,7 +341,7 @@ static void change_config(h_run *r, h_server *srv, void *arg)
 static void case_config(steno_client *cl)
 {
     h_server srv;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_run run;
     init_run(&run, "config", srv.port);
     stream_and_account(&run, &srv, cl, 8.0, 34, change_config, NULL);
@@ -433,7 +432,7 @@ static void run_hostile(h_run *r, h_server *srv, void *arg)
 static void case_hostile(steno_client *cl)
 {
     h_server srv, chaos;
-    start_server(&srv, NULL, NULL);
+    start_server(&srv, NULL);
     h_chaos_start(&chaos, srv.port);
     h_run run;
     init_run(&run, "hostile", chaos.port);
@@ -466,7 +465,8 @@ static void case_hostile(steno_client *cl)
 static void case_session_limit(steno_client *cl)
 {
     h_server srv;
-    start_server(&srv, "--session-limit-s", "4");
+    static const char *const limit[] = {"--session-limit-s", "4", NULL};
+    start_server(&srv, limit);
     h_run run;
     init_run(&run, "session_limit", srv.port);
     stream_and_account(&run, &srv, cl, 11.0, 35, NULL, NULL);
@@ -559,25 +559,9 @@ static int16_t *resample_16k(const int16_t *in, size_t n, uint32_t rate, size_t 
 
 static void start_speech_server(h_server *srv)
 {
-    const char *args[16];
-    size_t n = 0;
-    args[n++] = "--protocol";
-    args[n++] = P->name;
-    args[n++] = "--api-key";
-    args[n++] = KEY;
-    if (P->max_rate) {
-        args[n++] = "--max-rate";
-        args[n++] = P->max_rate;
-        args[n++] = "--burst-ms";
-        args[n++] = P->burst_ms;
-    }
-    args[n++] = "--engine";
-    args[n++] = "pocketsphinx";
     /* a decoder for every stream the case can have at once (see the header) */
-    args[n++] = "--engine-opt";
-    args[n++] = "pool=4";
-    args[n] = NULL;
-    h_server_start(srv, args);
+    static const char *const extra[] = {"--engine", "pocketsphinx", "--engine-opt", "pool=4", NULL};
+    start_server(srv, extra);
 }
 
 static void open_scored(steno_client *cl, scored *r, const char *name, int port)
