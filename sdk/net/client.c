@@ -205,8 +205,8 @@ bool steno__on_network_thread(const steno_client *c)
 
 void steno__client_wake(steno_client *c)
 {
-    /* At most one wake outstanding: the network thread clears the flag before it drains, so a
-     * wake that finds it set is covered by the drain still to come. */
+    /* At most one wake outstanding: the network thread clears the flag before its last drain,
+     * so a wake that finds it set is covered by a drain still to come. */
     if (!atomic_exchange_explicit(&c->wake_pending, 1, memory_order_seq_cst))
         lws_cancel_service(c->ctx);
 }
@@ -223,10 +223,9 @@ static void service_one(void *owner, void *ctx)
     steno__session_service(owner);
 }
 
-/* Network thread: everything the sessions that asked need after a wake (wakes coalesce). */
-static void service_wake(steno_client *c)
+/* One look at everything the sessions that asked need. */
+static void service_pass(steno_client *c)
 {
-    atomic_exchange_explicit(&c->wake_pending, 0, memory_order_seq_cst);
     pthread_mutex_lock(&c->lock);
     steno_session *inc = c->incoming;
     c->incoming = NULL;
@@ -253,6 +252,18 @@ static void service_wake(steno_client *c)
     }
     steno__wakeset_drain(&c->wakes, service_one, NULL); /* service may destroy a session */
     steno__backfill_pump_all(c);
+}
+
+/* Network thread, after a wake (wakes coalesce). The flag stays set through the first pass, so
+ * the chunks that complete meanwhile (a burst of captures finishing together) cost their threads
+ * no pipe write and this thread no loop turn: the second pass, after the flag is cleared, finds
+ * them. A session that asks after that pass began saw the flag clear and wakes the loop again
+ * (both sides are seq_cst: the bit is set before the flag is read). */
+static void service_wake(steno_client *c)
+{
+    service_pass(c);
+    atomic_store_explicit(&c->wake_pending, 0, memory_order_seq_cst);
+    service_pass(c);
 }
 
 void steno__client_session_gone(steno_client *c, steno_session *s)

@@ -306,6 +306,8 @@ struct steno_session {
     uint32_t failback_from;
     bool switch_failback; /* switching: flushing the fallback connection to move back */
     bool close_self;      /* client_closes: close the connection at the next writeable */
+    bool peer_closed;     /* the server sent its close: lws answers it, we send nothing more */
+    bool write_failed;    /* a write from the wake failed: lws is ending the connection */
     bool closed_self;     /* ... done: its end is the end of the stream we asked for */
     char last_cause[300]; /* the latest failure, as RECONNECTING said it (failover messages) */
     void *pconn;          /* the adapter's state for the live connection (conn_new) */

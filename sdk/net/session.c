@@ -945,10 +945,12 @@ static void live_cb(steno__timer *sul)
     schedule_live(s, now);
 }
 
+static void write_now(steno_session *s);
+
 static void pace_cb(steno__timer *sul)
 {
     steno_session *s = lws_container_of(sul, steno_session, sul_pace);
-    want_write(s);
+    write_now(s);
 }
 
 static void close_cb(steno__timer *sul)
@@ -1073,6 +1075,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
     uint64_t now = steno__now_ms();
     s->wsi = wsi;
     s->conn = STENO__CONN_OPEN;
+    s->peer_closed = s->write_failed = false;
     steno__timer_cancel(&s->sul_conn_to);
     steno__timer_cancel(&s->sul_evict);
     if (s->holds_slot) {
@@ -1166,6 +1169,7 @@ void steno__session_on_established(steno_session *s, struct lws *wsi)
 
 void steno__session_on_peer_close(steno_session *s, const uint8_t *payload, size_t len)
 {
+    s->peer_closed = true; /* lws answers the close: nothing more of ours goes out */
     steno__wire_peer_close(payload, len, &s->close_code, s->close_reason, sizeof s->close_reason);
 }
 
@@ -1611,12 +1615,92 @@ static void maybe_auto_finalize(steno_session *s, const steno__chunk *ch)
         s->auto_fin_pending = true;
 }
 
+enum audio_step { AUDIO_NONE, AUDIO_WAITING, AUDIO_SENT, AUDIO_FAILED };
+
+/* The next chunk, if the pacer and the timeline let it go: one lws_write at most. */
+static enum audio_step send_next_audio(steno_session *s, struct lws *wsi, uint64_t now)
+{
+    steno_client *c = s->c;
+    steno__chunk ch;
+    if (steno__ring_next_to_send(s->ring, &ch) != STENO_OK)
+        return AUDIO_NONE;
+    if (!s->conn_audio_sent) {
+        /* The provider measures speed from the first audio frame: so does the pacer. */
+        steno__pacing_reset(&s->pacing, now);
+        s->conn_audio_sent = true;
+    }
+    /* a chunk cut short by a flush goes out padded: the provider clocks the padding too */
+    uint32_t pad = steno__wire_pad_frames(s, &ch);
+    uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames + pad);
+    if (wait) {
+        if (!s->pacing.waiting)
+            steno__counter_inc(c->m.pacing_waits);
+        steno__pacing_allow(&s->pacing, now, ch.frames + pad); /* counts the wait */
+        sched(s, &s->sul_pace, pace_cb, wait);
+        return AUDIO_WAITING;
+    }
+    if (steno__timeline_on_sent(s->tl, ch.first_frame, ch.frames) != STENO_OK) {
+        /* segment table full: wait for a final to free segments */
+        sched(s, &s->sul_pace, pace_cb, 50);
+        return AUDIO_WAITING;
+    }
+    if (steno__timeline_on_padding(s->tl, pad) != STENO_OK)
+        return AUDIO_FAILED; /* recorded audio without its padding: start over on a new connection
+                              */
+    steno__pacing_allow(&s->pacing, now, ch.frames + pad);
+    uint32_t n = 0;
+    if (steno__wire_send_audio(s, wsi, s->pconn, &ch, pad, &n))
+        return AUDIO_FAILED;
+    steno__ring_mark_sent(s->ring, ch.seq);
+    atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames, memory_order_relaxed);
+    maybe_auto_finalize(s, &ch);
+    if (ch.seq < s->high_sent) {
+        ST_ADD(s, chunks_replayed, 1);
+        steno__counter_inc(c->m.replayed);
+    } else {
+        s->high_sent = ch.seq + 1;
+    }
+    ST_ADD(s, chunks_sent, 1);
+    ST_ADD(s, samples_sent, ch.frames);
+    steno__counter_inc(c->m.sent);
+    s->last_audio_tx_ms = now;
+    s->ka_pending = false;
+    return AUDIO_SENT;
+}
+
+/* Live audio goes out from the wake (or the pacer's timer) itself when it is the only thing
+ * the connection waits to send and lws holds none of an earlier write. Asking lws for a
+ * WRITEABLE callback instead arms POLLOUT and disarms it after the write: two epoll_ctl for
+ * each 100 ms frame, the largest cost left between steno and a bare socket. It stays one
+ * lws_write per turn: whatever else is ready waits for WRITEABLE, and a write that lws had
+ * to buffer in part (a full socket) is finished by lws before it calls WRITEABLE again. */
+static void write_now(steno_session *s)
+{
+    struct lws *wsi = s->wsi;
+    if (!wsi || s->conn != STENO__CONN_OPEN || s->peer_closed || s->write_failed ||
+        s->ping_pending || s->initial_pending || s->close_self || s->configure_pending ||
+        s->switching || s->closestream_sent || s->auto_fin_pending || s->finalize_pending ||
+        lws_partial_buffered(wsi)) {
+        want_write(s);
+        return;
+    }
+    if (send_next_audio(s, wsi, steno__now_ms()) == AUDIO_FAILED) {
+        /* what a failed WRITEABLE would have done: lws ends the connection, its CLOSED
+         * callback reports it to the session as lost */
+        s->write_failed = true;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    want_write(s);
+}
+
 /* One lws_write per WRITEABLE callback; ask for another when more is ready. */
 int steno__session_on_writeable(steno_session *s, struct lws *wsi)
 {
     if (s->conn != STENO__CONN_OPEN || wsi != s->wsi)
         return 0;
-    steno_client *c = s->c;
+    if (s->write_failed)
+        return -1;
     uint64_t now = steno__now_ms();
     if (s->ping_pending) {
         s->ping_pending = false;
@@ -1684,50 +1768,15 @@ int steno__session_on_writeable(steno_session *s, struct lws *wsi)
             goto more;
         }
     }
-    steno__chunk ch;
-    if (steno__ring_next_to_send(s->ring, &ch) == STENO_OK) {
-        if (!s->conn_audio_sent) {
-            /* The provider measures speed from the first audio frame: so does the pacer. */
-            steno__pacing_reset(&s->pacing, now);
-            s->conn_audio_sent = true;
-        }
-        /* a chunk cut short by a flush goes out padded: the provider clocks the padding too */
-        uint32_t pad = steno__wire_pad_frames(s, &ch);
-        uint64_t wait = steno__pacing_wait_ms(&s->pacing, now, ch.frames + pad);
-        if (wait) {
-            if (!s->pacing.waiting)
-                steno__counter_inc(c->m.pacing_waits);
-            steno__pacing_allow(&s->pacing, now, ch.frames + pad); /* counts the wait */
-            sched(s, &s->sul_pace, pace_cb, wait);
-            return 0;
-        }
-        if (steno__timeline_on_sent(s->tl, ch.first_frame, ch.frames) != STENO_OK) {
-            /* segment table full: wait for a final to free segments */
-            sched(s, &s->sul_pace, pace_cb, 50);
-            return 0;
-        }
-        if (steno__timeline_on_padding(s->tl, pad) != STENO_OK)
-            return -1; /* recorded audio without its padding: start over on a new connection */
-        steno__pacing_allow(&s->pacing, now, ch.frames + pad);
-        uint32_t n = 0;
-        if (steno__wire_send_audio(s, wsi, s->pconn, &ch, pad, &n))
-            return -1;
-        steno__ring_mark_sent(s->ring, ch.seq);
-        atomic_store_explicit(&s->st.live_sent_end, ch.first_frame + ch.frames,
-                              memory_order_relaxed);
-        maybe_auto_finalize(s, &ch);
-        if (ch.seq < s->high_sent) {
-            ST_ADD(s, chunks_replayed, 1);
-            steno__counter_inc(c->m.replayed);
-        } else {
-            s->high_sent = ch.seq + 1;
-        }
-        ST_ADD(s, chunks_sent, 1);
-        ST_ADD(s, samples_sent, ch.frames);
-        steno__counter_inc(c->m.sent);
-        s->last_audio_tx_ms = now;
-        s->ka_pending = false;
+    switch (send_next_audio(s, wsi, now)) {
+    case AUDIO_FAILED:
+        return -1;
+    case AUDIO_WAITING:
+        return 0;
+    case AUDIO_SENT:
         goto more;
+    case AUDIO_NONE:
+        break;
     }
     if (s->finalize_pending && steno__ring_sent(s->ring) < s->finalize_target)
         return 0; /* cannot happen (the target is <= written); never spin on it */
@@ -1909,7 +1958,7 @@ void steno__session_service(steno_session *s)
         s->m_dropped_reported = pd;
     }
     if (s->conn == STENO__CONN_OPEN)
-        want_write(s);
+        write_now(s);
     else
         evict(s);
     sync_metrics(s);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "bench_floor.h"
+#include "bench_sink.h"
 #include "bench_util.h"
 #include "steno/steno.h"
 
@@ -44,6 +45,11 @@ typedef struct result {
     double ring_kib;  /* configured ring bytes per session */
     uint64_t written; /* frames per session, from the stats */
     uint32_t reconnects;
+    /* Keeping up, seen from the client: twice a second, 80 ms after every session completed a
+     * chunk, how many still had a complete chunk unsent and the most audio any had unsent. */
+    uint64_t lag_samples, lag_behind;
+    uint64_t lag_max_frames;
+    uint32_t writer_late;    /* ticks the writing thread began more than a tick late */
     uint32_t ended;          /* sessions that failed while streaming (not written to after) */
     char first_failure[200]; /* the first one's FAILED message */
     int ok;
@@ -72,6 +78,26 @@ static uint64_t heap_bytes(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
+#define CHUNK_FRAMES 1600u /* the session's default 100 ms chunk */
+
+static void sample_lag(steno_session **ss, const uint8_t *gone, uint32_t n, result *r)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        steno_session_stats st;
+        if (gone[i] || steno_session_stats_get(ss[i], &st) != STENO_OK)
+            continue;
+        /* the chunk still being filled cannot go out yet */
+        uint64_t partial = st.samples_written % CHUNK_FRAMES;
+        uint64_t unsent = st.live_lag_samples > partial ? st.live_lag_samples - partial : 0;
+        r->lag_samples++;
+        if (unsent) {
+            r->lag_behind++;
+            if (unsent > r->lag_max_frames)
+                r->lag_max_frames = unsent;
+        }
+    }
 }
 
 static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32_t ring_chunks,
@@ -124,6 +150,10 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     if (!gone)
         bench_die("out of memory");
     for (uint64_t t = 0; t < ticks; t++) {
+        if (bench_now_ns() > t0 + (t + 1) * (uint64_t)TICK_FRAMES * 1000000000u / RATE)
+            r->writer_late++;
+        if (t % 25 == 23) /* 4 ticks after the chunks completed at tick t - 4 */
+            sample_lag(ss, gone, n, r);
         for (uint32_t i = 0; i < n; i++) {
             if (gone[i])
                 continue;
@@ -199,7 +229,10 @@ static void usage(void)
            "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
            "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n"
            "--tls: wss:// with a throwaway certificate, steno on the TLS library it was built\n"
-           "with (-Dtls=mbedtls|openssl), the floor on mbedTLS.\n");
+           "with (-Dtls=mbedtls|openssl), the floor on mbedTLS.\n"
+           "--sink: stream to a bare epoll WebSocket server that drops the frames unread\n"
+           "instead of steno-server (the cheapest server, for when the machine is too small\n"
+           "for client and steno-server together); not with --tls.\n");
 }
 
 int main(int argc, char **argv)
@@ -209,7 +242,7 @@ int main(int argc, char **argv)
     int ncases = 4;
     double seconds = 3;
     uint32_t ring_chunks = 100;
-    int with_floor = 1, with_tls = 0;
+    int with_floor = 1, with_tls = 0, with_sink = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--server") && i + 1 < argc)
             server = argv[++i];
@@ -221,6 +254,8 @@ int main(int argc, char **argv)
             with_floor = 0;
         else if (!strcmp(argv[i], "--tls"))
             with_tls = 1;
+        else if (!strcmp(argv[i], "--sink"))
+            with_sink = 1;
         else if (!strcmp(argv[i], "--ring-chunks") && i + 1 < argc)
             ring_chunks = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
@@ -231,7 +266,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (ncases < 1 || !(seconds >= 0.1 && seconds <= 600) || ring_chunks < 2)
+    if (ncases < 1 || !(seconds >= 0.1 && seconds <= 600) || ring_chunks < 2 ||
+        (with_sink && with_tls))
         bench_die("bad arguments (try --help)");
     setvbuf(stdout, NULL, _IOLBF, 0);
     bench_raise_nofile();
@@ -248,7 +284,10 @@ int main(int argc, char **argv)
         extra[7] = "--tls-key";
         extra[8] = key;
     }
-    bench_server_start(&srv, server, extra);
+    if (with_sink)
+        bench_sink_start(&srv);
+    else
+        bench_server_start(&srv, server, extra);
     if (with_tls)
         bench_server_use_tls(&srv);
     const char *ca_file = with_tls ? cert : NULL;
@@ -258,19 +297,22 @@ int main(int argc, char **argv)
         struct sess_case sc = {&srv, ns[k], seconds, ring_chunks, ca_file};
         if (bench_in_child(sess_child, &sc, &res[k], sizeof res[k]) != 0 || !res[k].ok)
             bench_die("the case with %u sessions failed", ns[k]);
-        bench_http(&srv, "DELETE", "/connections", NULL, NULL);
+        if (!with_sink)
+            bench_http(&srv, "DELETE", "/connections", NULL, NULL);
         if (with_floor) {
             struct floor_case fc = {srv.port, ns[k], seconds, ca_file};
             if (bench_in_child(floor_child, &fc, &res[k].floor, sizeof res[k].floor) != 0)
                 bench_die("the floor client with %u connections failed", ns[k]);
             res[k].floor_ok = 1;
-            bench_http(&srv, "DELETE", "/connections", NULL, NULL);
+            if (!with_sink)
+                bench_http(&srv, "DELETE", "/connections", NULL, NULL);
         }
     }
     bench_server_stop(&srv);
 
     printf("\nbench-sessions: one client, N sessions of 16 kHz mono streamed in real time "
-           "(20 ms writes) to steno-server --engine null%s\n",
+           "(20 ms writes) to %s%s\n",
+           with_sink ? "the bare sink server (drops frames unread)" : "steno-server --engine null",
            with_tls ? ", over wss:// (steno: " STENO_BENCH_TLS "; floor: mbedTLS)" : "");
     printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s %10s %14s\n", "sessions", "audio s",
            "client CPU", "CPU ms per", "of which", "vs 1st", "RSS KiB", "heap KiB", "ring KiB",
@@ -308,6 +350,17 @@ int main(int argc, char **argv)
             printf("%8u %14.4f %14.4f %12.2f %12u\n", r->sessions, st, fl, fl > 0 ? st / fl : 0.0,
                    r->floor.late_ticks);
         }
+    }
+    printf("\nkeeping up (steno, seen from the client: twice a second, 80 ms after every session "
+           "completed a chunk)\n");
+    printf("%8s %12s %14s %14s %12s\n", "sessions", "samples", "chunk unsent", "most unsent",
+           "writer late");
+    printf("%8s %12s %14s %14s %12s\n", "", "", "% of samples", "ms", "ticks");
+    for (int k = 0; k < ncases; k++) {
+        const result *r = &res[k];
+        printf("%8u %12llu %14.2f %14.1f %12u\n", r->sessions, (unsigned long long)r->lag_samples,
+               r->lag_samples ? 100.0 * (double)r->lag_behind / (double)r->lag_samples : 0.0,
+               (double)r->lag_max_frames * 1000.0 / RATE, r->writer_late);
     }
     printf("CPU: user+system of the client process over the streaming window (getrusage);\n"
            "'of which network' excludes the writing thread. Server CPU: user+system of the "

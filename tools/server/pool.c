@@ -313,8 +313,10 @@ void srv_pool_flush_wakes(srv_pool *p)
 
 static item *item_new(item_kind kind, size_t len)
 {
-    item *it = calloc(1, sizeof(*it) + len);
+    /* the pcm is copied in right after: only the header needs clearing */
+    item *it = malloc(sizeof(*it) + len);
     if (it) {
+        memset(it, 0, sizeof(*it));
         it->kind = kind;
         it->len = len;
     }
