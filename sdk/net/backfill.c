@@ -631,7 +631,12 @@ static void live_cb(steno__timer *t)
         return;
     uint64_t now = steno__now_ms();
     bool pong_late = b->awaiting_pong && now - b->ping_sent_ms >= s->cfg.pong_timeout_ms;
-    if (pong_late || now - b->last_rx_ms >= s->cfg.dead_after_ms) {
+    bool silent = pong_late || now - b->last_rx_ms >= s->cfg.dead_after_ms;
+    if (silent && steno__wire_peer_waiting(b->wsi)) {
+        sched(b, &b->sul_live, live_cb, 10); /* unread, not silent: see the session's live_cb */
+        return;
+    }
+    if (silent) {
         atomic_fetch_add_explicit(&s->st.dead, 1, memory_order_relaxed);
         steno__counter_inc(s->c->m.dead);
         steno__failure_info info;

@@ -913,7 +913,16 @@ static void live_cb(steno__timer *sul)
     /* Half-open or stalled: a ping's pong is late (the fast check, whether or not audio is
      * being acknowledged), or nothing at all arrived for dead_after_ms (the backstop). */
     bool pong_late = s->awaiting_pong && now - s->ping_sent_ms >= s->cfg.pong_timeout_ms;
-    if (pong_late || now - s->last_rx_ms >= s->cfg.dead_after_ms) {
+    bool silent = pong_late || now - s->last_rx_ms >= s->cfg.dead_after_ms;
+    if (silent && steno__wire_peer_waiting(s->wsi)) {
+        /* The peer did speak: its bytes wait unread because this thread is late (a slow
+         * callback, or more sessions than a core keeps up with), and libev runs a turn's due
+         * timers before its reads. Calling that dead would replace healthy connections
+         * exactly when the thread can least afford it; look again once they are read. */
+        sched(s, &s->sul_live, live_cb, 10);
+        return;
+    }
+    if (silent) {
         s->dead = true;
         atomic_fetch_add_explicit(&s->st.dead, 1, memory_order_relaxed);
         steno__counter_inc(s->c->m.dead);

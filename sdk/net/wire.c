@@ -3,6 +3,7 @@
 #include "wire.h"
 
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "alloc.h"
 
@@ -141,6 +142,13 @@ int steno__wire_send_audio(steno_session *s, struct lws *wsi, void *pconn, const
     steno__counter_add(s->c->m.bytes_sent, n);
     *wire_bytes = n;
     return 0;
+}
+
+bool steno__wire_peer_waiting(struct lws *wsi)
+{
+    int n = 0;
+    lws_sockfd_type fd = wsi ? lws_get_socket_fd(wsi) : LWS_SOCK_INVALID;
+    return fd != LWS_SOCK_INVALID && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 void steno__wire_peer_close(const uint8_t *payload, size_t len, int *code, char *reason, size_t cap)

@@ -38,12 +38,14 @@ typedef struct result {
     uint64_t attempts_after;        /* client handshakes after the return */
     double all_back_s;              /* return to the last RECONNECTED */
     uint32_t back, failed, dropped; /* sessions reconnected; FAILED; AUDIO_DROPPED events */
+    char first_failure[300];        /* the first FAILED's message */
     int ok;
 } result;
 
 static atomic_uint connected, failed, back, dropped_events;
-static atomic_int outage_on; /* 1 while down, 2 after the return */
-static atomic_uchar *lost;   /* per session: lost its connection in the outage */
+static char first_failure[300]; /* written once, by the first FAILED, read after the case */
+static atomic_int outage_on;    /* 1 while down, 2 after the return */
+static atomic_uchar *lost;      /* per session: lost its connection in the outage */
 static atomic_int stop_writer;
 static steno_session **ss;
 static uint32_t n_sessions;
@@ -67,7 +69,9 @@ static void on_event(void *user, const steno_event *ev)
         atomic_fetch_add(&dropped_events, 1);
         break;
     case STENO_EVENT_FAILED:
-        atomic_fetch_add(&failed, 1);
+        if (!atomic_fetch_add(&failed, 1))
+            snprintf(first_failure, sizeof first_failure, "%s (%s)", ev->u.failed.message,
+                     steno_status_name(ev->u.failed.status));
         break;
     default:
         break;
@@ -122,6 +126,8 @@ static uint64_t server_stat(const bench_server *srv, const char *key)
 /* the client's breaker_open_ms (0: the default); the last probe before the return can come up
  * to this long before it, so it bounds the wait after the return */
 static uint32_t breaker_open_ms;
+/* the client's max_concurrent_connects (0: the default): handshakes in flight at once */
+static uint32_t max_connects;
 
 static void run_case(const bench_server *srv, uint32_t n, double outage_s, double rate, result *r)
 {
@@ -134,6 +140,8 @@ static void run_case(const bench_server *srv, uint32_t n, double outage_s, doubl
     steno_client_config_init(&cc);
     if (breaker_open_ms)
         cc.breaker_open_ms = breaker_open_ms;
+    if (max_connects)
+        cc.max_concurrent_connects = max_connects;
     if (steno_client_open(&cc, &c, err, sizeof err) != STENO_OK)
         bench_die("client: %s", err);
     ss = calloc(n, sizeof *ss);
@@ -193,6 +201,8 @@ static void run_case(const bench_server *srv, uint32_t n, double outage_s, doubl
     r->all_back_s = (double)(t_last - t_up) / 1e9;
     r->back = atomic_load(&back);
     r->failed = atomic_load(&failed);
+    if (r->failed)
+        snprintf(r->first_failure, sizeof r->first_failure, "%s", first_failure);
     r->dropped = atomic_load(&dropped_events);
     r->attempts_after = metric(c, "steno_connect_attempts_total") - a1;
     r->rejected_after = server_stat(srv, "handshakes_rejected") - rej1;
@@ -222,11 +232,12 @@ static void out_child(void *arg, void *out)
 static void usage(void)
 {
     printf("Usage: bench-outage [--server PATH] [--sessions 1000,10000] [--outage S]\n"
-           "                    [--rate R] [--breaker-open-ms MS]\n"
+           "                    [--rate R] [--breaker-open-ms MS] [--max-connects C]\n"
            "One client, N real-time sessions, steno-server down for S seconds [60] and then\n"
            "admitting at most R handshakes per second [1000]: handshake attempts during the\n"
            "outage, time from the return to the last session reconnected against N/R.\n"
-           "MS: the client's breaker_open_ms [the SDK default]: the probe interval while down.\n");
+           "MS: the client's breaker_open_ms [the SDK default]: the probe interval while down.\n"
+           "C: the client's max_concurrent_connects [the SDK default]: handshakes in flight.\n");
 }
 
 int main(int argc, char **argv)
@@ -246,6 +257,8 @@ int main(int argc, char **argv)
             rate = strtod(argv[++i], NULL);
         else if (!strcmp(argv[i], "--breaker-open-ms") && i + 1 < argc)
             breaker_open_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--max-connects") && i + 1 < argc)
+            max_connects = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
             usage();
             return 0;
@@ -279,9 +292,11 @@ int main(int argc, char **argv)
     steno_client_config dflt;
     steno_client_config_init(&dflt);
     printf("\nbench-outage: one client, N real-time sessions, server down %.0f s, then at most "
-           "%g handshakes/s; breaker open %u ms%s\n",
+           "%g handshakes/s; breaker open %u ms%s; %u handshakes in flight%s\n",
            outage_s, rate, breaker_open_ms ? breaker_open_ms : dflt.breaker_open_ms,
-           breaker_open_ms ? "" : " (the default)");
+           breaker_open_ms ? "" : " (the default)",
+           max_connects ? max_connects : dflt.max_concurrent_connects,
+           max_connects ? "" : " (the default)");
     printf("%8s %10s %12s %12s %12s %10s %8s %10s %10s %8s %8s\n", "sessions", "connect s",
            "attempts in", "server 503", "all back s", "N/R s", "ratio", "attempts", "429s",
            "failed", "dropped");
@@ -297,6 +312,8 @@ int main(int argc, char **argv)
                (unsigned long long)r->rejected_after, r->failed, r->dropped);
         if (r->back < r->sessions)
             printf("  only %u of %u sessions reconnected\n", r->back, r->sessions);
+        if (r->failed)
+            printf("  %u sessions gave up; the first: %s\n", r->failed, r->first_failure);
     }
     printf("attempts in outage: the client's steno_connect_attempts_total while the server was "
            "down; server 503: handshakes it refused then. all back: from the return to the last "
