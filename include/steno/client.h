@@ -100,7 +100,9 @@ typedef struct steno_client_config {
      * retry adds 1. Reconnecting after a HEALTHY connection dropped is free
      * (a new stream, not a retry: one server restart seen by hundreds of
      * sessions must not empty the bucket). An empty bucket fails the
-     * session that needs a retry (STENO_ERR_BUDGET_EXHAUSTED). Set
+     * session that needs a retry (STENO_ERR_BUDGET_EXHAUSTED), unless the
+     * endpoint's circuit breaker is open: that session then waits for the
+     * breaker's probe, which already stops it retrying. Set
      * retry_budget_disable to 1 to turn the budget off. */
     uint32_t retry_budget_capacity;
     int retry_budget_disable;

@@ -13,7 +13,9 @@
  * an unhealthy endpoint; a connection that then succeeds returns its lease;
  * one that succeeds without needing a retry adds a small payback, so a
  * drained bucket refills once the endpoint works again. An empty bucket
- * means "too many failures across sessions": stop retrying, fail the session.
+ * means "too many failures across sessions": stop retrying, fail the session
+ * (the engine lets a session whose endpoint's breaker is open wait for the
+ * breaker instead: see schedule_retry).
  */
 
 /* What kind of failure a retry follows; decides its cost. */

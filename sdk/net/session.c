@@ -291,8 +291,15 @@ static void schedule_retry(steno_session *s, const steno__classification *cls, i
     uint64_t now = steno__now_ms();
     char cause[300];
     format_cause(cause, sizeof cause, cls, why);
+    /* Behind an open breaker a session's retries are the breaker's to pace (one probe per
+     * open period for the whole endpoint), so an empty bucket does not end it there: it waits
+     * for the probe without a lease. Otherwise the first wave of a mass outage, the
+     * handshakes already in flight when the breaker opened (max_concurrent_connects of them),
+     * would drain the bucket and end the sessions that happened to fail after it. */
+    bool behind_breaker = s->ep && s->ep->breaker.state == STENO__BREAKER_OPEN;
     if (c->budget_on && charge) {
-        if (steno__budget_acquire(&c->budget, cls->failure_class, &s->tok) != STENO_OK) {
+        if (steno__budget_acquire(&c->budget, cls->failure_class, &s->tok) != STENO_OK &&
+            !behind_breaker) {
             steno__counter_inc(c->m.budget_exhausted);
             char msg[512];
             snprintf(msg, sizeof msg,
