@@ -508,8 +508,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 /* rx_buffer_size is every connection's own receive buffer: results larger than it arrive in
- * pieces, which steno__wire_rx joins. 4 KiB holds a typical result whole and keeps a
- * session within its ring + 64 KiB over wss://, where the TLS library holds its own records. */
+ * pieces, which steno__wire_rx joins. 4 KiB holds a typical result whole and saves 12 KiB a
+ * connection against lws's usual 16 KiB (a session's memory is its ring + 64 KiB over ws://). */
 const struct lws_protocols steno__protocols[] = {
     {"steno", callback, 0, 4096, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},

@@ -1660,9 +1660,9 @@ static enum audio_step send_next_audio(steno_session *s, struct lws *wsi, uint64
         sched(s, &s->sul_pace, pace_cb, 50);
         return AUDIO_WAITING;
     }
+    /* recorded audio without its padding: start over on a new connection */
     if (steno__timeline_on_padding(s->tl, pad) != STENO_OK)
-        return AUDIO_FAILED; /* recorded audio without its padding: start over on a new connection
-                              */
+        return AUDIO_FAILED;
     steno__pacing_allow(&s->pacing, now, ch.frames + pad);
     uint32_t n = 0;
     if (steno__wire_send_audio(s, wsi, s->pconn, &ch, pad, &n))

@@ -44,11 +44,11 @@ bool steno__wire_rx(steno_session *s, struct lws *wsi, steno__sb *rx, bool *skip
                     size_t len);
 void steno__wire_rx_done(steno__sb *rx, bool *skip);
 
-/* A handshake header the provider names (request id, error text), "" when absent. */
 /* Bytes from the peer wait unread in the connection's socket. A liveness check that finds
  * some is early, not right: the peer spoke and this thread has not listened yet (see live_cb). */
 bool steno__wire_peer_waiting(struct lws *wsi);
 
+/* A handshake header the provider names (request id, error text), "" when absent. */
 void steno__wire_copy_header(struct lws *wsi, const char *name, char *buf, size_t len);
 
 #endif
