@@ -106,9 +106,21 @@ int main(void)
     for (int i = 0; i < NSESS; i++)
         h_run_stream(&runs[i], pcm, total, 1.0);
 
-    /* 1. a network blackhole under every live connection at 5 s of audio */
-    while (h_producer_written(&runs[0].prod) < 5 * RATE)
-        nap_ms(20);
+    /* 1. a network blackhole under every live connection at 5 s of audio, half-way between
+     * two pings: each connection pings every ping_interval_ms (1 s) from its CONNECTED, so it
+     * misses its next pong 0.5 s later and is declared dead pong_timeout_ms (1.5 s) after
+     * that, ~2 s cut off. Right after a ping, its pong could be in flight or not, and the cut
+     * would be 1.5 s or 2.5 s by chance; 1.5 s may leave the seam search nothing to hand to
+     * a backfill. */
+    pthread_mutex_lock(&runs[0].col.mu);
+    size_t ci = h_find(&runs[0].col, STENO_EVENT_CONNECTED, 0);
+    uint64_t t_conn = ci == (size_t)-1 ? 0 : runs[0].col.ev[ci].t_ms;
+    pthread_mutex_unlock(&runs[0].col.mu);
+    H_CHECK(ci != (size_t)-1, "s0 has no CONNECTED event");
+    /* the sessions connected within milliseconds of each other: s0's phase is theirs */
+    while (h_producer_written(&runs[0].prod) < 5 * RATE || (h_now_ms() - t_conn) % 1000u < 400u ||
+           (h_now_ms() - t_conn) % 1000u > 600u)
+        nap_ms(5);
     char toxics[16][32];
     size_t ntox = 0;
     blackhole_all(&chaos, toxics, &ntox, 16);
