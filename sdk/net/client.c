@@ -509,9 +509,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* rx_buffer_size is every connection's own receive buffer: results larger than it arrive in
  * pieces, which steno__wire_rx joins. 4 KiB holds a typical result whole and saves 12 KiB a
- * connection against lws's usual 16 KiB (a session's memory is its ring + 64 KiB over ws://). */
+ * connection against lws's usual 16 KiB (a session's memory is its ring + 64 KiB over ws://).
+ * tx_packet_size stays 16 KiB: without it lws sends at most rx_buffer_size per call, which would
+ * split every text-framed audio message (base64 JSON, 4 to 9 KiB) over two writes. */
 const struct lws_protocols steno__protocols[] = {
-    {"steno", callback, 0, 4096, 0, NULL, 0},
+    {"steno", callback, 0, 4096, 0, NULL, 16384},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

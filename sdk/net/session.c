@@ -1685,18 +1685,20 @@ static enum audio_step send_next_audio(steno_session *s, struct lws *wsi, uint64
 }
 
 /* Live audio goes out from the wake (or the pacer's timer) itself when it is the only thing
- * the connection waits to send and lws holds none of an earlier write. Asking lws for a
- * WRITEABLE callback instead arms POLLOUT and disarms it after the write: two epoll_ctl for
- * each 100 ms frame, the largest cost left between steno and a bare socket. It stays one
- * lws_write per turn: whatever else is ready waits for WRITEABLE, and a write that lws had
- * to buffer in part (a full socket) is finished by lws before it calls WRITEABLE again. */
+ * the connection waits to send and the socket is writable now. Asking lws for a WRITEABLE
+ * callback instead arms POLLOUT and disarms it after the write: two epoll_ctl for each 100 ms
+ * frame, the largest cost left between steno and a bare socket. lws_send_pipe_choked asks the
+ * socket the same question epoll would (one poll() on it) and says no while lws holds part of
+ * an earlier write, so the bytes on the wire split exactly as they would from WRITEABLE: a
+ * full socket (a stalled peer) waits for POLLOUT. It stays one lws_write per turn; whatever
+ * else is ready waits for WRITEABLE. */
 static void write_now(steno_session *s)
 {
     struct lws *wsi = s->wsi;
     if (!wsi || s->conn != STENO__CONN_OPEN || s->peer_closed || s->write_failed ||
         s->ping_pending || s->initial_pending || s->close_self || s->configure_pending ||
         s->switching || s->closestream_sent || s->auto_fin_pending || s->finalize_pending ||
-        lws_partial_buffered(wsi)) {
+        lws_send_pipe_choked(wsi)) {
         want_write(s);
         return;
     }
