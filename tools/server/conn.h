@@ -38,6 +38,10 @@ struct srv_conn {
     /* the message being received */
     int msg_binary;
     uint64_t msg_bytes, msg_offset, msg_fnv;
+    /* a binary message has begun and not ended, and the record's audio checksum before it:
+     * a connection that ends inside a message leaves the record as it was before it */
+    int msg_open;
+    uint64_t rec_fnv_at_msg;
     int64_t msg_start_us;
     uint8_t carry;
     int have_carry;

@@ -471,6 +471,14 @@ static void conn_destroy(struct lws *wsi, srv_conn *c)
     free(c->text);
     srv_job_release(c->job);
     lws_set_opaque_user_data(wsi, NULL);
+    if (c->established && c->msg_open) {
+        /* The connection ended inside a binary message (a client that gave up on a stalled
+         * connection while lws still held the rest of a frame). A provider never sees an
+         * incomplete message: the record's audio is what it held before that message. */
+        r->audio_bytes = c->msg_offset;
+        r->audio_fnv = c->rec_fnv_at_msg;
+        c->msg_open = 0;
+    }
     if (c->established) {
         if (!r->closed_by) {
             /* The TCP connection ended without a close frame either way. */
@@ -649,6 +657,8 @@ static int on_receive(struct lws *wsi, srv_conn *c, const uint8_t *in, size_t le
     int64_t now = srv_mono_us();
     if (lws_is_first_fragment(wsi)) {
         c->msg_binary = lws_frame_is_binary(wsi);
+        c->msg_open = c->msg_binary;
+        c->rec_fnv_at_msg = c->rec->audio_fnv;
         c->msg_bytes = 0;
         c->msg_offset = c->rec->audio_bytes;
         c->msg_fnv = SRV_FNV1A64_INIT;
@@ -663,6 +673,8 @@ static int on_receive(struct lws *wsi, srv_conn *c, const uint8_t *in, size_t le
 
     if (c->msg_binary) {
         on_binary_fragment(c, in, len, now);
+        if (final)
+            c->msg_open = 0;
         if (final && !c->close_pending)
             on_binary_end(c, now);
         return 0;
