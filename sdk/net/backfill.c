@@ -66,7 +66,7 @@ void steno__backfill_destroy(steno_session *s)
             s->prov->conn_free(s->a, s->bf[i].pconn);
         steno__timeline_destroy(s->bf[i].tl);
         steno__sb_free(&s->bf[i].rx);
-        memset(s->bf[i].cred, 0, sizeof s->bf[i].cred);
+        steno__free_secret(s->a, s->bf[i].cred);
     }
     steno__free(s->a, s->bf);
     s->bf = NULL;
@@ -383,9 +383,10 @@ static void try_connect(steno__bf *b)
         b->breaker_passed = true;
     }
     char msg[200];
-    if (steno__session_credential(s, b->cred, sizeof b->cred, msg, sizeof msg) != STENO_OK) {
+    steno_status crc = steno__session_credential(s, &b->cred, msg, sizeof msg);
+    if (crc != STENO_OK) {
         drop_conn(b);
-        steno__session_fail(s, STENO_ERR_AUTH, 0, 0, msg, "");
+        steno__session_fail(s, crc, 0, 0, msg, "");
         return;
     }
     b->attempts++;
@@ -412,7 +413,7 @@ static void try_connect(steno__bf *b)
 int steno__backfill_append_headers(steno__bf *b, struct lws *wsi, unsigned char **p,
                                    unsigned char *end)
 {
-    return steno__wire_headers(b->s, b->cred, sizeof b->cred, wsi, p, end);
+    return steno__wire_headers(b->s, &b->cred, wsi, p, end);
 }
 
 void steno__backfill_on_connect_error(steno__bf *b, struct lws *wsi, const char *why)

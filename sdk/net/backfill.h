@@ -43,7 +43,7 @@ struct steno__bf {
     char close_reason[128];
     char prov_err[256];
     char retry_after[64];
-    char cred[4200];
+    char *cred; /* as the session's */
     steno__sb rx;
     bool rx_skip;
     void *pconn;                  /* the adapter's state for this connection (provider conn_new) */

@@ -142,6 +142,9 @@ typedef struct steno__client_metrics {
 
 struct steno_client {
     steno_allocator alloc;
+    /* Where token_cb writes a credential (network thread only); each connection keeps an
+     * exact-size copy until its handshake headers are written, not a buffer this size. */
+    char cred_scratch[4200];
     steno_client_config cfg;
     char *ca_file;
     struct lws_context *ctx;
@@ -280,7 +283,7 @@ struct steno_session {
     char prov_err[256];
     char request_id[128];
     char retry_after[64];
-    char cred[4200];
+    char *cred; /* this connection's credential until its handshake headers are written */
     steno__sb rx;
     bool rx_skip; /* the message being received was too large: drop its remaining parts */
     steno__sb tx; /* framed text / initial message */
@@ -433,9 +436,9 @@ bool steno__session_take_slot(steno_session *s);
 /* A connection attempt that passed the breaker failed / succeeded (see session.c). */
 void steno__session_breaker_failure(steno_session *s, bool probe, uint64_t now);
 void steno__session_breaker_success(steno_session *s, uint64_t now);
-/* Session credential for a new connection into buf (token callback or key). */
-steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, char *msg,
-                                       size_t msglen);
+/* A fresh credential for a new connection (token callback or key) into *out, a heap copy of
+ * exactly its size; the one *out held before is wiped and freed first. */
+steno_status steno__session_credential(steno_session *s, char **out, char *msg, size_t msglen);
 /* The level (see steno__planner_boundary_level) at the start of chunk seq. */
 uint32_t steno__session_boundary_level(steno_session *s, uint64_t seq);
 

@@ -708,7 +708,7 @@ static void try_connect(steno_session *s)
     /* a fresh credential for every connection */
     {
         char msg[200];
-        steno_status rc = steno__session_credential(s, s->cred, sizeof s->cred, msg, sizeof msg);
+        steno_status rc = steno__session_credential(s, &s->cred, msg, sizeof msg);
         if (rc != STENO_OK) {
             fail_session(s, rc, 0, 0, msg, "");
             return;
@@ -752,20 +752,35 @@ static void try_connect(steno_session *s)
     sched(s, &s->sul_conn_to, conn_timeout_cb, s->cfg.connect_timeout_ms);
 }
 
-steno_status steno__session_credential(steno_session *s, char *buf, size_t cap, char *msg,
-                                       size_t msglen)
+steno_status steno__session_credential(steno_session *s, char **out, char *msg, size_t msglen)
 {
+    steno__free_secret(s->a, *out);
+    *out = NULL;
+    /* The callback writes into the client's one scratch buffer (this is the network thread);
+     * the connection keeps a copy of the credential's own size, so a session and its backfill
+     * slots do not each carry a token-sized buffer for the few moments of a handshake. */
+    char *buf = s->c->cred_scratch;
+    size_t cap = sizeof s->c->cred_scratch;
     buf[0] = '\0';
     if (s->cfg.token_cb && s->cur == 0) { /* failover endpoints carry their own keys */
         steno_status rc = s->cfg.token_cb(s->cfg.token_user, buf, cap);
         if (rc != STENO_OK || !memchr(buf, '\0', cap)) {
             snprintf(msg, msglen, "the token callback failed (%s): no credential to connect",
                      rc != STENO_OK ? steno_status_name(rc) : "unterminated credential");
-            memset(buf, 0, cap);
+            steno__wipe(buf, cap);
             return rc != STENO_OK ? rc : STENO_ERR_AUTH;
         }
     } else if (s->api_key) {
         snprintf(buf, cap, "%s", s->api_key);
+    }
+    size_t n = strlen(buf);
+    *out = steno__alloc(s->a, n + 1);
+    if (*out)
+        memcpy(*out, buf, n + 1);
+    steno__wipe(buf, n);
+    if (!*out) {
+        snprintf(msg, msglen, "out of memory copying the credential for a connection");
+        return STENO_ERR_NOMEM;
     }
     return STENO_OK;
 }
@@ -821,7 +836,7 @@ int steno__session_append_headers(steno_session *s, struct lws *wsi, unsigned ch
                                   unsigned char *end)
 {
     /* the credential is not needed after this: wire_headers wipes it */
-    return steno__wire_headers(s, s->cred, sizeof s->cred, wsi, p, end);
+    return steno__wire_headers(s, &s->cred, wsi, p, end);
 }
 
 static void copy_hdr(struct lws *wsi, const char *name, char *buf, size_t len)

@@ -214,7 +214,7 @@ void steno__session_free(steno_session *s)
     steno__free(a, s->scratch);
     steno__free(a, s->url_str);
     steno__free_secret(a, s->api_key);
-    steno__wipe(s->cred, sizeof s->cred);
+    steno__free_secret(a, s->cred);
     steno__opts_free(a, &s->app_opts);
     steno__opts_free(a, &s->pending_opts);
     steno__opts_free(a, &s->opts);
@@ -224,7 +224,6 @@ void steno__session_free(steno_session *s)
     steno__sb_free(&s->cfg_tx);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
-    memset(s->cred, 0, sizeof s->cred);
     steno__free(a, s);
 }
 

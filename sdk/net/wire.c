@@ -75,12 +75,13 @@ static int add_header(void *ctx, const char *name, const char *value)
                                        h->end);
 }
 
-int steno__wire_headers(steno_session *s, char *cred, size_t cred_cap, struct lws *wsi,
-                        unsigned char **p, unsigned char *end)
+int steno__wire_headers(steno_session *s, char **cred, struct lws *wsi, unsigned char **p,
+                        unsigned char *end)
 {
     struct hdr_ctx h = {wsi, p, end};
-    int rc = s->prov->handshake_headers(cred, add_header, &h);
-    memset(cred, 0, cred_cap);
+    int rc = s->prov->handshake_headers(*cred ? *cred : "", add_header, &h);
+    steno__free_secret(s->a, *cred);
+    *cred = NULL;
     return rc == STENO_OK ? 0 : -1;
 }
 

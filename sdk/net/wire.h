@@ -13,9 +13,10 @@
 struct lws *steno__wire_connect(steno_session *s, steno__link *l, const char *cred,
                                 struct lws **pwsi);
 
-/* Handshake headers for credential cred (then wiped: it is not needed any more). 0 or -1. */
-int steno__wire_headers(steno_session *s, char *cred, size_t cred_cap, struct lws *wsi,
-                        unsigned char **p, unsigned char *end);
+/* Handshake headers for credential *cred (then wiped, freed and NULL: it is not needed any
+ * more). 0 or -1. */
+int steno__wire_headers(steno_session *s, char **cred, struct lws *wsi, unsigned char **p,
+                        unsigned char *end);
 
 /* One text frame (control messages, setup messages). 0, or -1 (close the connection). */
 int steno__wire_send_text(steno_session *s, struct lws *wsi, const char *text);
