@@ -23,11 +23,9 @@
 #include "bench_util.h"
 
 #define RATE 16000u
-#define TICK_FRAMES 320u                    /* 20 ms: what the application hands over */
-#define TICKS_PER_CHUNK 5u                  /* 100 ms chunks, steno's default chunk_ms */
-#define CHUNK_BYTES (TICK_FRAMES * 2u * 5u) /* 3200 */
-#define FRAME_BYTES (8u + CHUNK_BYTES)      /* 0x82, 126, 16-bit length, mask, payload */
-#define MAX_HANDSHAKES 64u                  /* in flight, as bench-sessions' steno client */
+#define TICK_FRAMES 320u   /* 20 ms: what the application hands over */
+#define FRAME_HEADER 8u    /* 0x82, 126, 16-bit length, mask */
+#define MAX_HANDSHAKES 64u /* in flight, as bench-sessions' steno client */
 
 enum { ST_CONNECTING, ST_TLS, ST_HANDSHAKE_SENT, ST_OPEN };
 
@@ -37,11 +35,12 @@ typedef struct conn {
     mbedtls_ssl_context *ssl;  /* NULL: plain ws:// */
     uint32_t out_off, out_len; /* a frame the socket did not take at once */
     uint32_t hs_len;           /* response bytes read during the handshake */
-    uint8_t chunk[CHUNK_BYTES];
-    uint8_t out[FRAME_BYTES];
+    uint8_t *chunk;            /* chunk_bytes */
+    uint8_t *out;              /* FRAME_HEADER + chunk_bytes */
     char hs[512];
 } conn;
 
+static uint32_t chunk_bytes; /* this run's chunk: ticks_per_chunk ticks of audio */
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 
 static uint32_t next_mask(void)
@@ -240,30 +239,38 @@ static void send_chunk(int ep, conn *c)
     uint32_t mask = next_mask();
     f[0] = 0x82; /* FIN, binary */
     f[1] = 0x80 | 126;
-    f[2] = (uint8_t)(CHUNK_BYTES >> 8);
-    f[3] = (uint8_t)(CHUNK_BYTES & 0xff);
+    f[2] = (uint8_t)(chunk_bytes >> 8);
+    f[3] = (uint8_t)(chunk_bytes & 0xff);
     memcpy(f + 4, &mask, 4);
     uint64_t m8 = (uint64_t)mask | (uint64_t)mask << 32, w;
-    for (uint32_t i = 0; i < CHUNK_BYTES; i += 8) {
+    for (uint32_t i = 0; i < chunk_bytes; i += 8) {
         memcpy(&w, c->chunk + i, 8);
         w ^= m8;
         memcpy(f + 8 + i, &w, 8);
     }
-    c->out_len = FRAME_BYTES;
+    c->out_len = FRAME_HEADER + chunk_bytes;
     flush(ep, c);
 }
 
-void bench_floor_run(int port, uint32_t n, double seconds, const char *ca_file,
-                     bench_floor_result *r)
+void bench_floor_run(int port, uint32_t n, double seconds, uint32_t ticks_per_chunk,
+                     const char *ca_file, bench_floor_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (ticks_per_chunk < 1 || ticks_per_chunk > BENCH_FLOOR_MAX_TICKS_PER_CHUNK)
+        bench_die("floor: %u ticks per chunk is out of range", ticks_per_chunk);
+    chunk_bytes = TICK_FRAMES * 2u * ticks_per_chunk; /* whole 8-byte words: 640 per tick */
     if (ca_file)
         tls_init(ca_file);
     conn *cs = calloc(n, sizeof *cs);
+    uint8_t *bufs = malloc((size_t)n * (2u * chunk_bytes + FRAME_HEADER));
     int16_t *audio = malloc(TICK_FRAMES * sizeof *audio);
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!cs || !audio || ep < 0)
+    if (!cs || !bufs || !audio || ep < 0)
         bench_die("floor: out of memory or epoll");
+    for (uint32_t i = 0; i < n; i++) {
+        cs[i].chunk = bufs + (size_t)i * (2u * chunk_bytes + FRAME_HEADER);
+        cs[i].out = cs[i].chunk + chunk_bytes;
+    }
     for (uint32_t i = 0; i < TICK_FRAMES; i++)
         audio[i] = (int16_t)((i * 37u) & 0xff);
 
@@ -307,10 +314,10 @@ void bench_floor_run(int port, uint32_t n, double seconds, const char *ca_file,
                 if (expirations > 1)
                     r->late_ticks++;
                 for (uint64_t e = 0; e < expirations && tick < ticks; e++, tick++) {
-                    uint32_t slot = (uint32_t)(tick % TICKS_PER_CHUNK);
+                    uint32_t slot = (uint32_t)(tick % ticks_per_chunk);
                     for (uint32_t j = 0; j < n; j++) {
                         memcpy(cs[j].chunk + slot * TICK_FRAMES * 2, audio, TICK_FRAMES * 2);
-                        if (slot == TICKS_PER_CHUNK - 1) {
+                        if (slot == ticks_per_chunk - 1) {
                             send_chunk(ep, &cs[j]);
                             r->frames_sent++;
                         }
@@ -345,5 +352,6 @@ void bench_floor_run(int port, uint32_t n, double seconds, const char *ca_file,
     close(tfd);
     close(ep);
     free(cs);
+    free(bufs);
     free(audio);
 }

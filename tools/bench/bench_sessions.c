@@ -51,6 +51,7 @@ typedef struct result {
     uint64_t lag_max_frames;
     uint32_t writer_late;    /* ticks the writing thread began more than a tick late */
     uint32_t ended;          /* sessions that failed while streaming (not written to after) */
+    uint64_t full_writes;    /* writes refused with STENO_ERR_FULL: the ring was full */
     char first_failure[200]; /* the first one's FAILED message */
     int ok;
     bench_floor_result floor;
@@ -80,7 +81,11 @@ static uint64_t heap_bytes(void)
     return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
 
-#define CHUNK_FRAMES 1600u /* the session's default 100 ms chunk */
+/* The sessions' chunk_ms and the floor's frame [100, the session default]: --chunk-ms. Set
+ * before the cases fork. */
+static uint32_t chunk_ms = 100;
+#define CHUNK_FRAMES (RATE / 1000u * chunk_ms)
+#define TICKS_PER_CHUNK (chunk_ms / 20u)
 
 static void sample_lag(steno_session **ss, const uint8_t *gone, uint32_t n, result *r)
 {
@@ -127,6 +132,7 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     sc.allow_no_auth = 1;
     sc.sample_rate = RATE;
     sc.ring_chunks = ring_chunks;
+    sc.chunk_ms = chunk_ms;
     sc.on_event = on_event;
     for (uint32_t i = 0; i < n; i++)
         if (steno_session_open(c, &sc, &ss[i], err, sizeof err) != STENO_OK)
@@ -152,7 +158,10 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     for (uint64_t t = 0; t < ticks; t++) {
         if (bench_now_ns() > t0 + (t + 1) * (uint64_t)TICK_FRAMES * 1000000000u / RATE)
             r->writer_late++;
-        if (t % 25 == 23) /* 4 ticks after the chunks completed at tick t - 4 */
+        /* 4 ticks (80 ms) after the chunks completed at tick t - 4, about twice a second */
+        uint32_t per = TICKS_PER_CHUNK >= 25 ? 1 : 25 / TICKS_PER_CHUNK;
+        if (t >= 3 && (t - 3) % TICKS_PER_CHUNK == 0 &&
+            ((t - 3) / TICKS_PER_CHUNK) % per == per - 1)
             sample_lag(ss, gone, n, r);
         for (uint32_t i = 0; i < n; i++) {
             if (gone[i])
@@ -161,6 +170,8 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
             if (rc == STENO_ERR_STATE) {
                 gone[i] = 1;
                 r->ended++;
+            } else if (rc == STENO_ERR_FULL) {
+                r->full_writes++; /* the network thread fell a whole ring behind */
             } else if (rc != STENO_OK) {
                 bench_die("write to session %u: %s", i, steno_status_name(rc));
             }
@@ -174,7 +185,7 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
     r->rss_kib = (double)(bench_rss_kib() - rss0) / n;
     r->heap_kib = (double)(heap_bytes() - heap0) / 1024.0 / n;
-    r->ring_kib = (double)ring_chunks * (RATE / 10u) * 2u / 1024.0;
+    r->ring_kib = (double)ring_chunks * CHUNK_FRAMES * 2u / 1024.0;
     free(gone);
     if (atomic_load(&have_failure))
         snprintf(r->first_failure, sizeof r->first_failure, "%s", first_failure);
@@ -215,24 +226,27 @@ struct floor_case {
 static void floor_child(void *arg, void *out)
 {
     const struct floor_case *c = arg;
-    bench_floor_run(c->port, c->n, c->seconds, c->ca_file, out);
+    bench_floor_run(c->port, c->n, c->seconds, TICKS_PER_CHUNK, c->ca_file, out);
 }
 
 static void usage(void)
 {
-    printf("Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
-           "                      [--ring-chunks R] [--no-floor] [--tls]\n"
-           "One client, N sessions streaming real-time audio to steno-server --engine null\n"
-           "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
-           "R: ring_chunks per session [100: 10 s of 16 kHz mono, as in the published figures; the "
-           "session default is 200].\n"
-           "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
-           "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n"
-           "--tls: wss:// with a throwaway certificate, steno on the TLS library it was built\n"
-           "with (-Dtls=mbedtls|openssl), the floor on mbedTLS.\n"
-           "--sink: stream to a bare epoll WebSocket server that drops the frames unread\n"
-           "instead of steno-server (the cheapest server, for when the machine is too small\n"
-           "for client and steno-server together); not with --tls.\n");
+    printf(
+        "Usage: bench-sessions [--server PATH] [--sessions 1,10,100,1000] [--seconds S]\n"
+        "                      [--ring-chunks R] [--chunk-ms C] [--no-floor] [--tls] [--sink]\n"
+        "One client, N sessions streaming real-time audio to steno-server --engine null\n"
+        "for S seconds [3]: client CPU per session-second of audio, memory per session.\n"
+        "R: ring_chunks per session [100: 10 s of 16 kHz mono, as in the published figures; the "
+        "session default is 200].\n"
+        "C: the sessions' chunk_ms and the floor's frame, a multiple of 20 up to 1000 [100, the\n"
+        "session default]; the ring holds R chunks of it.\n"
+        "Each N is followed by the floor client (bare epoll, same frames, same server):\n"
+        "steno/floor is the ratio of their CPU per session-second. --no-floor skips it.\n"
+        "--tls: wss:// with a throwaway certificate, steno on the TLS library it was built\n"
+        "with (-Dtls=mbedtls|openssl), the floor on mbedTLS.\n"
+        "--sink: stream to a bare epoll WebSocket server that drops the frames unread\n"
+        "instead of steno-server (the cheapest server, for when the machine is too small\n"
+        "for client and steno-server together); not with --tls.\n");
 }
 
 int main(int argc, char **argv)
@@ -256,6 +270,8 @@ int main(int argc, char **argv)
             with_tls = 1;
         else if (!strcmp(argv[i], "--sink"))
             with_sink = 1;
+        else if (!strcmp(argv[i], "--chunk-ms") && i + 1 < argc)
+            chunk_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--ring-chunks") && i + 1 < argc)
             ring_chunks = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--help")) {
@@ -266,7 +282,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (ncases < 1 || !(seconds >= 0.1 && seconds <= 600) || ring_chunks < 2 ||
+    if (ncases < 1 || !(seconds >= 0.1 && seconds <= 600) || ring_chunks < 2 || chunk_ms < 20 ||
+        chunk_ms % 20 || TICKS_PER_CHUNK > BENCH_FLOOR_MAX_TICKS_PER_CHUNK ||
         (with_sink && with_tls))
         bench_die("bad arguments (try --help)");
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -311,7 +328,8 @@ int main(int argc, char **argv)
     bench_server_stop(&srv);
 
     printf("\nbench-sessions: one client, N sessions of 16 kHz mono streamed in real time "
-           "(20 ms writes) to %s%s\n",
+           "(20 ms writes, %u ms chunks) to %s%s\n",
+           chunk_ms,
            with_sink ? "the bare sink server (drops frames unread)" : "steno-server --engine null",
            with_tls ? ", over wss:// (steno: " STENO_BENCH_TLS "; floor: mbedTLS)" : "");
     printf("%8s %8s %10s %14s %12s %10s %12s %12s %12s %10s %14s\n", "sessions", "audio s",
@@ -333,13 +351,18 @@ int main(int argc, char **argv)
                r->heap_kib, r->ring_kib, r->server_s, r->server_s * 1000.0 / sess_s);
         if (r->reconnects)
             printf("  (%u reconnects happened in this case)\n", r->reconnects);
+        if (r->full_writes)
+            printf("  (%llu writes refused: the ring was full, the network thread a whole ring "
+                   "behind)\n",
+                   (unsigned long long)r->full_writes);
         if (r->ended)
             printf("  (%u sessions failed while streaming; the first: %s)\n", r->ended,
                    r->first_failure);
     }
     if (with_floor) {
         printf(
-            "\nagainst the floor (bare epoll client, same 100 ms frames, same server, this run)\n");
+            "\nagainst the floor (bare epoll client, same %u ms frames, same server, this run)\n",
+            chunk_ms);
         printf("%8s %14s %14s %12s %12s\n", "sessions", "steno ms per", "floor ms per",
                "steno/floor", "floor late");
         printf("%8s %14s %14s %12s %12s\n", "", "session-second", "session-second", "", "ticks");
@@ -364,7 +387,8 @@ int main(int argc, char **argv)
     }
     printf("CPU: user+system of the client process over the streaming window (getrusage);\n"
            "'of which network' excludes the writing thread. Server CPU: user+system of the "
-           "steno-server process over the same window (/proc/PID/stat). Memory: growth from "
+           "server process (steno-server, or the sink with --sink) over the same window "
+           "(/proc/PID/stat). Memory: growth from "
            "before the first session to the end of streaming, per session.\n");
     bench_print_command(argc, argv);
     return 0;
