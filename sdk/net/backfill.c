@@ -375,7 +375,7 @@ static void try_connect(steno__bf *b)
                         "backfill: the circuit breaker holds the connection for %llu ms",
                         (unsigned long long)(retry_at > now ? retry_at - now : 1));
             b->retry_wait = b->breaker_wait = true;
-            s->waiting_breaker = true; /* steno__client_breaker_report kicks the session */
+            steno__client_breaker_wait(s); /* steno__client_breaker_report kicks the session */
             sched(b, &b->sul_retry, retry_cb, retry_at > now ? retry_at - now : 1);
             return;
         }

@@ -242,6 +242,9 @@ static void service_pass(steno_client *c)
         steno_session *nx = rev->inc_next;
         rev->inc_next = NULL;
         rev->next = c->sessions;
+        if (c->sessions)
+            c->sessions->pprev = &rev->next;
+        rev->pprev = &c->sessions;
         c->sessions = rev;
         steno__gauge_add(c->m.sessions, 1);
         steno__wakeset_bind(&c->wakes, rev->wake_slot, rev);
@@ -276,13 +279,15 @@ void steno__client_session_gone(steno_client *c, steno_session *s)
     pthread_mutex_unlock(&c->lock);
     if (s->ep && s->ep->n_sessions)
         s->ep->n_sessions--;
-    for (steno_session **pp = &c->sessions; *pp; pp = &(*pp)->next) {
-        if (*pp == s) {
-            *pp = s->next;
-            steno__gauge_add(c->m.sessions, -1);
-            break;
-        }
+    if (s->pprev) { /* adopted: on c->sessions */
+        *s->pprev = s->next;
+        if (s->next)
+            s->next->pprev = s->pprev;
+        s->next = NULL;
+        s->pprev = NULL;
+        steno__gauge_add(c->m.sessions, -1);
     }
+    steno__client_breaker_unwait(s);
     steno__client_cq_remove(c, s);
 }
 
@@ -326,14 +331,50 @@ steno__endpoint *steno__client_endpoint(steno_client *c, const char *key)
 }
 
 /* A breaker changed (a probe reported): sessions waiting on it ask again now. */
+void steno__client_breaker_wait(steno_session *s)
+{
+    steno__endpoint *ep = s->ep;
+    if (s->waiting_breaker && s->bw_ep == ep)
+        return;
+    steno__client_breaker_unwait(s); /* it waited for another endpoint's (before a failover) */
+    s->waiting_breaker = true;
+    if (!ep)
+        return;
+    s->bw_ep = ep;
+    s->bw_next = ep->waiters;
+    if (ep->waiters)
+        ep->waiters->bw_pprev = &s->bw_next;
+    s->bw_pprev = &ep->waiters;
+    ep->waiters = s;
+}
+
+void steno__client_breaker_unwait(steno_session *s)
+{
+    if (s->bw_pprev) {
+        *s->bw_pprev = s->bw_next;
+        if (s->bw_next)
+            s->bw_next->bw_pprev = s->bw_pprev;
+    }
+    s->bw_ep = NULL;
+    s->bw_next = NULL;
+    s->bw_pprev = NULL;
+    s->waiting_breaker = false;
+}
+
 void steno__client_breaker_report(steno_client *c, steno__endpoint *ep)
 {
+    (void)c;
     steno__gauge_set(ep->m_state, (double)steno__breaker_get_state(&ep->breaker));
-    for (steno_session *s = c->sessions; s; s = s->next) {
-        if (s->ep == ep && s->waiting_breaker) {
-            s->waiting_breaker = false;
-            steno__session_kick(s);
-        }
+    /* Move the list to a local head first: a kicked session that waits again goes onto the
+     * endpoint's fresh list, not back onto this one, and one that leaves this one meanwhile
+     * unlinks itself from it as from any other. */
+    steno_session *local = ep->waiters, *s;
+    ep->waiters = NULL;
+    if (local)
+        local->bw_pprev = &local;
+    while ((s = local) != NULL) {
+        steno__client_breaker_unwait(s);
+        steno__session_kick(s);
     }
 }
 

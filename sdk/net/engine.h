@@ -123,6 +123,10 @@ typedef struct steno__endpoint {
     uint32_t n_sessions; /* sessions on this endpoint */
     uint32_t n_failing;  /* distinct sessions failing since the last success (epoch) */
     uint64_t epoch;      /* bumped by every success */
+    /* Sessions waiting for this breaker (waiting_breaker), so that a report kicks them without
+     * a walk past every session: reports come with every connection's outcome, and a walk per
+     * outcome made reconnecting N sessions cost N * N. */
+    steno_session *waiters;
 } steno__endpoint;
 
 typedef struct steno__evnode steno__evnode;
@@ -211,6 +215,7 @@ struct steno_session {
     const steno_allocator *a;
     const steno__provider *prov;
     steno_session *next;     /* c->sessions (network thread) */
+    steno_session **pprev;   /* the pointer to it there: leaving is O(1) */
     steno_session *inc_next; /* c->incoming */
     steno_session *all_next; /* c->all */
     steno_session *cq_next;
@@ -255,7 +260,12 @@ struct steno_session {
     /* connection (network thread) */
     struct lws *wsi;
     steno__conn_state conn;
-    bool holds_slot, is_probe, breaker_passed, waiting_breaker;
+    bool holds_slot, is_probe, breaker_passed;
+    /* Waits for a breaker (steno__client_breaker_wait): on bw_ep->waiters through bw_next and
+     * bw_pprev until a report of that endpoint kicks it or the session ends. */
+    bool waiting_breaker;
+    steno__endpoint *bw_ep;
+    steno_session *bw_next, **bw_pprev;
     bool ever_connected;
     uint32_t outage_attempts; /* connection attempts in this outage */
     uint64_t down_since_ms;   /* when the current outage began */
@@ -362,7 +372,11 @@ void steno__slog(const steno_session *s, steno_log_level lvl, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 uint64_t steno__client_rand(void *ctx);
 steno__endpoint *steno__client_endpoint(steno_client *c, const char *key);
+/* The breaker of ep changed or saw an outcome: kick the sessions waiting for it. */
 void steno__client_breaker_report(steno_client *c, steno__endpoint *ep);
+/* s waits for its endpoint's breaker / no longer does. */
+void steno__client_breaker_wait(steno_session *s);
+void steno__client_breaker_unwait(steno_session *s);
 /* Heap room for n more timers (a session's, at adoption): STENO_OK or STENO_ERR_NOMEM. */
 int steno__client_reserve_timers(steno_client *c, uint32_t n);
 void steno__client_release_slot(steno_client *c);

@@ -158,7 +158,7 @@ static void terminal_cleanup(steno_session *s)
     drop_probe(s);
     cancel_timers(s);
     steno__client_cq_remove(s->c, s);
-    s->waiting_breaker = false;
+    steno__client_breaker_unwait(s);
     s->terminal = true;
 }
 
@@ -688,7 +688,8 @@ static void try_connect(steno_session *s)
             steno__counter_inc(c->m.breaker_waits);
             steno__slog(s, STENO_LOG_DEBUG, "the circuit breaker holds the connection for %llu ms",
                         (unsigned long long)(retry_at > now ? retry_at - now : 1));
-            s->waiting_breaker = s->primary_breaker_wait = true;
+            s->primary_breaker_wait = true;
+            steno__client_breaker_wait(s);
             if (s->n_targets > 1) {
                 /* a breaker wait is a failure of the endpoint too: wake when it is due to
                  * be left */
