@@ -384,7 +384,7 @@ static void try_connect(steno__bf *b)
     }
     char msg[200];
     steno_status crc = steno__session_credential(s, &b->cred, msg, sizeof msg);
-    if (crc != STENO_OK) {
+    if (crc != STENO_OK && crc != STENO_ERR_NOMEM) { /* no memory: a failed attempt, below */
         drop_conn(b);
         steno__session_fail(s, crc, 0, 0, msg, "");
         return;
@@ -395,14 +395,14 @@ static void try_connect(steno__bf *b)
     b->http_status = b->close_code = 0;
     b->close_reason[0] = b->prov_err[0] = b->retry_after[0] = '\0';
     b->conn = STENO__CONN_HANDSHAKE;
-    struct lws *w = steno__wire_connect(s, &b->link, b->cred, &b->wsi);
+    struct lws *w = crc == STENO_OK ? steno__wire_connect(s, &b->link, b->cred, &b->wsi) : NULL;
     if (!w) {
         if (b->conn == STENO__CONN_HANDSHAKE) {
             b->wsi = NULL;
             steno__failure_info info;
             memset(&info, 0, sizeof info);
             info.phase = STENO__PHASE_HANDSHAKE;
-            conn_failed(b, &info, false, "could not start the connection");
+            conn_failed(b, &info, false, crc == STENO_OK ? "could not start the connection" : msg);
         }
         return;
     }

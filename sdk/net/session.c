@@ -706,14 +706,13 @@ static void try_connect(steno_session *s)
         s->breaker_passed = true;
         steno__gauge_set(s->ep->m_state, (double)steno__breaker_get_state(&s->ep->breaker));
     }
-    /* a fresh credential for every connection */
-    {
-        char msg[200];
-        steno_status rc = steno__session_credential(s, &s->cred, msg, sizeof msg);
-        if (rc != STENO_OK) {
-            fail_session(s, rc, 0, 0, msg, "");
-            return;
-        }
+    /* A fresh credential for every connection. The token callback's refusal ends the session;
+     * no memory for the copy is a failed attempt, retried like any other. */
+    char cred_msg[200];
+    steno_status cred_rc = steno__session_credential(s, &s->cred, cred_msg, sizeof cred_msg);
+    if (cred_rc != STENO_OK && cred_rc != STENO_ERR_NOMEM) {
+        fail_session(s, cred_rc, 0, 0, cred_msg, "");
+        return;
     }
 
     s->outage_attempts++;
@@ -736,16 +735,17 @@ static void try_connect(steno_session *s)
     if (s->terminal || s->conn != STENO__CONN_HANDSHAKE)
         return;
 
-    struct lws *w = steno__wire_connect(s, &s->link, s->cred, &s->wsi);
+    struct lws *w = cred_rc == STENO_OK ? steno__wire_connect(s, &s->link, s->cred, &s->wsi) : NULL;
     if (!w) {
         if (s->conn == STENO__CONN_HANDSHAKE) {
-            /* lws refused without a callback (e.g. DNS failure, no fds) */
+            /* lws refused without a callback (e.g. DNS failure, no fds), or no credential copy */
             s->wsi = NULL;
             abandon_conn(s);
             steno__failure_info info;
             memset(&info, 0, sizeof info);
             info.phase = STENO__PHASE_HANDSHAKE;
-            conn_ended(s, &info, false, "could not start the connection");
+            conn_ended(s, &info, false,
+                       cred_rc == STENO_OK ? "could not start the connection" : cred_msg);
         }
         return;
     }

@@ -1,6 +1,7 @@
 /* test_alloc: every allocation of a client and its sessions goes through the app's allocator and
- * is given back; opening fails cleanly (with a message) at every allocation that can fail; and a
- * streaming session survives allocation failures on the network thread. */
+ * is given back; opening fails cleanly (with a message) at every allocation that can fail; a
+ * streaming session survives allocation failures on the network thread; and a connection that
+ * finds no memory for its copy of the credential is a failed attempt, retried, not the end. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -142,12 +143,102 @@ static void streaming_survives_allocation_failures(const char *url)
     H_CHECK(atomic_load(&cnt.live) == 0, "leaked %ld blocks", atomic_load(&cnt.live));
 }
 
+/* Of the allocations of exactly `size` bytes (the key's length + 1), lets the first `skip` through
+ * (the session's own copy of the key, at open) and fails the next `left`: the copies each
+ * connection makes. Nothing else in a session allocates that size. */
+typedef struct sized_fail {
+    size_t size;
+    atomic_int skip, left, failed;
+    atomic_long live;
+} sized_fail;
+
+static void *sf_alloc(void *o, size_t n)
+{
+    sized_fail *f = o;
+    if (n == f->size && atomic_fetch_sub(&f->skip, 1) <= 0 && atomic_load(&f->left) > 0) {
+        atomic_fetch_sub(&f->left, 1);
+        atomic_fetch_add(&f->failed, 1);
+        return NULL;
+    }
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&f->live, 1);
+    return p;
+}
+
+static void sf_free(void *o, void *p)
+{
+    sized_fail *f = o;
+    if (p) {
+        atomic_fetch_sub(&f->live, 1);
+        free(p);
+    }
+}
+
+static atomic_int cred_connected, cred_failed;
+static void on_cred_event(void *u, const steno_event *ev)
+{
+    (void)u;
+    if (ev->type == STENO_EVENT_CONNECTED)
+        atomic_fetch_add(&cred_connected, 1);
+    if (ev->type == STENO_EVENT_FAILED)
+        atomic_fetch_add(&cred_failed, 1);
+}
+
+static void no_memory_for_the_credential_is_retried(const char *url)
+{
+    /* 232 characters: a size no other allocation of a session has */
+    char key[233];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    sized_fail f = {.size = sizeof key};
+    atomic_store(&f.skip, 1);
+    atomic_store(&f.left, 2);
+    steno_client_config cc;
+    steno_client_config_init(&cc);
+    cc.allocator = (steno_allocator){sf_alloc, sf_free, &f};
+    char err[512];
+    steno_client *c;
+    H_CHECK(steno_client_open(&cc, &c, err, sizeof err) == STENO_OK, "%s", err);
+    steno_session_config sc;
+    steno_session_config_init(&sc);
+    sc.url = url;
+    sc.api_key = key;
+    sc.on_event = on_cred_event;
+    steno_session *s;
+    H_CHECK(steno_session_open(c, &sc, &s, err, sizeof err) == STENO_OK, "%s", err);
+    int16_t pcm[1600];
+    for (uint64_t chunk = 0; chunk < 10; chunk++) {
+        for (int i = 0; i < 1600; i++)
+            pcm[i] = h_sample(chunk * 1600 + (uint64_t)i);
+        steno_session_write(s, pcm, 1600);
+    }
+    steno_status rc = steno_session_close(s, 10000);
+    steno_session_stats st;
+    steno_session_stats_get(s, &st);
+    printf("credential copy failed %d times: %u attempts, connected %d, failed %d, close %s\n",
+           atomic_load(&f.failed), st.attempts, atomic_load(&cred_connected),
+           atomic_load(&cred_failed), steno_status_name(rc));
+    H_CHECK(atomic_load(&f.failed) == 2, "the credential's copy was refused %d times, not 2",
+            atomic_load(&f.failed));
+    H_CHECK(atomic_load(&cred_failed) == 0 && atomic_load(&cred_connected) == 1,
+            "no memory for the credential must be a failed attempt: connected %d, failed %d",
+            atomic_load(&cred_connected), atomic_load(&cred_failed));
+    H_CHECK(st.attempts == 3, "2 attempts without a credential and 1 that connected, got %u",
+            st.attempts);
+    H_CHECK(rc == STENO_OK, "close: %s", steno_status_name(rc));
+    steno_session_destroy(s);
+    steno_client_destroy(c);
+    H_CHECK(atomic_load(&f.live) == 0, "leaked %ld blocks", atomic_load(&f.live));
+}
+
 int main(void)
 {
     h_server srv;
     h_server_start(&srv, NULL);
     open_fails_cleanly_at_every_allocation(srv.url);
     streaming_survives_allocation_failures(srv.url);
+    no_memory_for_the_credential_is_retried(srv.url);
     h_server_stop(&srv);
     printf("ok\n");
     return 0;
