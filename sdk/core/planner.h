@@ -98,6 +98,8 @@ void steno__planner_init(steno__planner *p, const steno__planner_config *cfg);
 uint32_t steno__planner_boundary_level(const int16_t *before, uint32_t frames_before,
                                        const int16_t *after, uint32_t frames_after,
                                        uint32_t channels, uint32_t sample_rate);
+/* The exact sum of the squares of q[0, n) (the detector's inner loop). */
+uint64_t steno__planner_sum_squares(const int16_t *q, size_t n);
 
 /*
  * The noise floor follows the quietest boundaries heard: it drops at once to

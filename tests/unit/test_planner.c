@@ -78,6 +78,32 @@ static void tone(int16_t *pcm, uint32_t frames, uint32_t channels, uint32_t ch, 
         pcm[(size_t)i * channels + ch] = (int16_t)lrint(amp * sin(2 * M_PI * hz * i / RATE));
 }
 
+/* The vector sum is exact: every length around the 8-sample step, full-scale negative samples
+ * (whose pairs reach 2^31, the top of a 32-bit lane) and random ones, against a plain loop. */
+static void test_sum_of_squares_is_exact(void **state)
+{
+    (void)state;
+    static int16_t q[1031];
+    uint64_t s = 7;
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t i = 0; i < n; i++)
+            q[i] = INT16_MIN;
+        assert_true(steno__planner_sum_squares(q, n) == (uint64_t)n << 30);
+    }
+    for (int round = 0; round < 50; round++) {
+        size_t n = (size_t)(xs_next(&s) % 1031), off = (size_t)(xs_next(&s) % 3);
+        for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+            q[i] = (int16_t)(uint16_t)xs_next(&s);
+        q[off] = INT16_MIN;
+        if (off + n > sizeof q / sizeof q[0])
+            n = sizeof q / sizeof q[0] - off;
+        uint64_t want = 0;
+        for (size_t i = 0; i < n; i++)
+            want += (uint64_t)((int64_t)q[off + i] * q[off + i]);
+        assert_true(steno__planner_sum_squares(q + off, n) == want); /* unaligned too */
+    }
+}
+
 static void test_level_of_silence_is_zero(void **state)
 {
     (void)state;
@@ -631,6 +657,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_default_scales_with_the_sample_rate),
+        cmocka_unit_test(test_sum_of_squares_is_exact),
         cmocka_unit_test(test_level_of_silence_is_zero),
         cmocka_unit_test(test_level_of_a_tone_is_its_rms),
         cmocka_unit_test(test_level_of_noise_matches_its_measured_rms),
