@@ -170,6 +170,14 @@ static bool utf8_valid(const uint8_t *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8) { /* JSON is mostly ASCII: eight bytes per step while it is */
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            if ((w & UINT64_C(0x8080808080808080)) == 0) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = p[i];
         if (c < 0x80) {
             i++;
