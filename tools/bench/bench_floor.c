@@ -298,6 +298,7 @@ void bench_floor_run(int port, uint32_t n, double seconds, uint32_t ticks_per_ch
     uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5), tick = 0;
     uint64_t tick_ns = (uint64_t)TICK_FRAMES * 1000000000u / RATE;
     static uint8_t sink[65536];
+    BENCH_WINDOW_BEGIN();
     double cpu0 = bench_cpu_process_s();
     struct itimerspec its = {.it_interval = {0, (long)tick_ns}, .it_value = {0, (long)tick_ns}};
     timerfd_settime(tfd, 0, &its, NULL);
@@ -340,6 +341,7 @@ void bench_floor_run(int port, uint32_t n, double seconds, uint32_t ticks_per_ch
         }
     }
     r->cpu_s = bench_cpu_process_s() - cpu0;
+    BENCH_WINDOW_END("floor-streaming");
     r->seconds = (double)(ticks * TICK_FRAMES) / RATE;
     for (uint32_t i = 0; i < n; i++) {
         if (cs[i].ssl) {

@@ -71,4 +71,26 @@ int bench_in_child(void (*fn)(void *arg, void *out), void *arg, void *out, size_
 /* Prints the command line that reproduces this run: "reproduce: ARGV..." */
 void bench_print_command(int argc, char **argv);
 
+/* Under callgrind with BENCH_CALLGRIND_WINDOWS set (tools/bench/run-callgrind-sessions):
+ * counters zeroed when a streaming window begins and dumped, named, when it ends, so the
+ * instructions of a window can be read apart from the connecting and the teardown around it.
+ * Nothing without valgrind/callgrind.h or without the variable. */
+#ifdef BENCH_HAVE_CALLGRIND
+#include <stdlib.h>
+#include <valgrind/callgrind.h>
+#define BENCH_WINDOW_BEGIN()                                                                       \
+    do {                                                                                           \
+        if (getenv("BENCH_CALLGRIND_WINDOWS"))                                                     \
+            CALLGRIND_ZERO_STATS;                                                                  \
+    } while (0)
+#define BENCH_WINDOW_END(name)                                                                     \
+    do {                                                                                           \
+        if (getenv("BENCH_CALLGRIND_WINDOWS"))                                                     \
+            CALLGRIND_DUMP_STATS_AT(name);                                                         \
+    } while (0)
+#else
+#define BENCH_WINDOW_BEGIN() ((void)0)
+#define BENCH_WINDOW_END(name) ((void)(name))
+#endif
+
 #endif
