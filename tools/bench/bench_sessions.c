@@ -147,7 +147,6 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     }
 
     uint64_t ticks = (uint64_t)(seconds * RATE / TICK_FRAMES + 0.5);
-    BENCH_WINDOW_BEGIN();
     double cpu0 = bench_cpu_process_s(), w0 = bench_cpu_thread_s();
     double srv0 = bench_cpu_pid_s(srv->pid);
     uint64_t t0 = bench_now_ns();
@@ -181,7 +180,6 @@ static void run_case(const bench_server *srv, uint32_t n, double seconds, uint32
     }
     r->cpu_s = bench_cpu_process_s() - cpu0;
     r->writer_s = bench_cpu_thread_s() - w0;
-    BENCH_WINDOW_END("steno-streaming");
     double srv1 = bench_cpu_pid_s(srv->pid);
     r->server_s = srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1;
     r->seconds = (double)(ticks * TICK_FRAMES) / RATE;

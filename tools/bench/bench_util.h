@@ -74,7 +74,9 @@ void bench_print_command(int argc, char **argv);
 /* Under callgrind with BENCH_CALLGRIND_WINDOWS set (tools/bench/run-callgrind-sessions):
  * counters zeroed when a streaming window begins and dumped, named, when it ends, so the
  * instructions of a window can be read apart from the connecting and the teardown around it.
- * Nothing without valgrind/callgrind.h or without the variable. */
+ * Callgrind zeroes only the calling thread's counters, so this suits single-threaded clients (the
+ * floor); steno's streaming cost comes from the difference of two runs instead. Nothing without
+ * valgrind/callgrind.h or without the variable. */
 #ifdef BENCH_HAVE_CALLGRIND
 #include <stdlib.h>
 #include <valgrind/callgrind.h>
