@@ -16,6 +16,10 @@ typedef struct counting {
     atomic_long total;      /* allocations made */
     atomic_long fail_at;    /* the allocation number that fails first (-1: never) */
     atomic_long fail_every; /* after fail_at, fail every n-th (0: only fail_at) */
+    /* Of the allocations of exactly size_at bytes (0: none), let the first size_skip through
+     * and fail the next size_left; size_failed counts those. */
+    size_t size_at;
+    atomic_int size_skip, size_left, size_failed;
 } counting;
 
 static void *c_alloc(void *o, size_t n)
@@ -26,6 +30,12 @@ static void *c_alloc(void *o, size_t n)
     long every = atomic_load(&c->fail_every);
     if (at >= 0 && (k == at || (every && k > at && (k - at) % every == 0)))
         return NULL;
+    if (c->size_at && n == c->size_at && atomic_fetch_sub(&c->size_skip, 1) <= 0 &&
+        atomic_load(&c->size_left) > 0) {
+        atomic_fetch_sub(&c->size_left, 1);
+        atomic_fetch_add(&c->size_failed, 1);
+        return NULL;
+    }
     void *p = malloc(n);
     if (p)
         atomic_fetch_add(&c->live, 1);
@@ -143,38 +153,6 @@ static void streaming_survives_allocation_failures(const char *url)
     H_CHECK(atomic_load(&cnt.live) == 0, "leaked %ld blocks", atomic_load(&cnt.live));
 }
 
-/* Of the allocations of exactly `size` bytes (the key's length + 1), lets the first `skip` through
- * (the session's own copy of the key, at open) and fails the next `left`: the copies each
- * connection makes. Nothing else in a session allocates that size. */
-typedef struct sized_fail {
-    size_t size;
-    atomic_int skip, left, failed;
-    atomic_long live;
-} sized_fail;
-
-static void *sf_alloc(void *o, size_t n)
-{
-    sized_fail *f = o;
-    if (n == f->size && atomic_fetch_sub(&f->skip, 1) <= 0 && atomic_load(&f->left) > 0) {
-        atomic_fetch_sub(&f->left, 1);
-        atomic_fetch_add(&f->failed, 1);
-        return NULL;
-    }
-    void *p = malloc(n);
-    if (p)
-        atomic_fetch_add(&f->live, 1);
-    return p;
-}
-
-static void sf_free(void *o, void *p)
-{
-    sized_fail *f = o;
-    if (p) {
-        atomic_fetch_sub(&f->live, 1);
-        free(p);
-    }
-}
-
 static atomic_int cred_connected, cred_failed;
 static void on_cred_event(void *u, const steno_event *ev)
 {
@@ -187,16 +165,18 @@ static void on_cred_event(void *u, const steno_event *ev)
 
 static void no_memory_for_the_credential_is_retried(const char *url)
 {
-    /* 232 characters: a size no other allocation of a session has */
+    /* 232 characters: a size (the key's length + 1) no other allocation of a session has. The
+     * first is the session's own copy of the key, at open; the next two are connections' copies. */
     char key[233];
     memset(key, 'k', sizeof key - 1);
     key[sizeof key - 1] = '\0';
-    sized_fail f = {.size = sizeof key};
-    atomic_store(&f.skip, 1);
-    atomic_store(&f.left, 2);
+    counting f = {.size_at = sizeof key};
+    atomic_store(&f.fail_at, -1);
+    atomic_store(&f.size_skip, 1);
+    atomic_store(&f.size_left, 2);
     steno_client_config cc;
     steno_client_config_init(&cc);
-    cc.allocator = (steno_allocator){sf_alloc, sf_free, &f};
+    cc.allocator = (steno_allocator){c_alloc, c_free, &f};
     char err[512];
     steno_client *c;
     H_CHECK(steno_client_open(&cc, &c, err, sizeof err) == STENO_OK, "%s", err);
@@ -217,10 +197,10 @@ static void no_memory_for_the_credential_is_retried(const char *url)
     steno_session_stats st;
     steno_session_stats_get(s, &st);
     printf("credential copy failed %d times: %u attempts, connected %d, failed %d, close %s\n",
-           atomic_load(&f.failed), st.attempts, atomic_load(&cred_connected),
+           atomic_load(&f.size_failed), st.attempts, atomic_load(&cred_connected),
            atomic_load(&cred_failed), steno_status_name(rc));
-    H_CHECK(atomic_load(&f.failed) == 2, "the credential's copy was refused %d times, not 2",
-            atomic_load(&f.failed));
+    H_CHECK(atomic_load(&f.size_failed) == 2, "the credential's copy was refused %d times, not 2",
+            atomic_load(&f.size_failed));
     H_CHECK(atomic_load(&cred_failed) == 0 && atomic_load(&cred_connected) == 1,
             "no memory for the credential must be a failed attempt: connected %d, failed %d",
             atomic_load(&cred_connected), atomic_load(&cred_failed));
