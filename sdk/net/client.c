@@ -330,7 +330,6 @@ steno__endpoint *steno__client_endpoint(steno_client *c, const char *key)
     return e;
 }
 
-/* A breaker changed (a probe reported): sessions waiting on it ask again now. */
 void steno__client_breaker_wait(steno_session *s)
 {
     steno__endpoint *ep = s->ep;
@@ -361,6 +360,7 @@ void steno__client_breaker_unwait(steno_session *s)
     s->waiting_breaker = false;
 }
 
+/* A breaker changed (a probe reported): sessions waiting on it ask again now. */
 void steno__client_breaker_report(steno_client *c, steno__endpoint *ep)
 {
     (void)c;
