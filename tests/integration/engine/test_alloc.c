@@ -109,16 +109,35 @@ static void on_event(void *u, const steno_event *ev)
         terminal++;
 }
 
+/* A client whose every allocation goes through cnt. */
+static steno_client *open_counting_client(counting *cnt)
+{
+    steno_client_config cc;
+    steno_client_config_init(&cc);
+    cc.allocator = (steno_allocator){c_alloc, c_free, cnt};
+    char err[512];
+    steno_client *c;
+    H_CHECK(steno_client_open(&cc, &c, err, sizeof err) == STENO_OK, "%s", err);
+    return c;
+}
+
+/* n chunks of 100 ms of the harness's signal at 16 kHz. */
+static void write_chunks(steno_session *s, uint64_t n)
+{
+    int16_t pcm[1600];
+    for (uint64_t chunk = 0; chunk < n; chunk++) {
+        for (int i = 0; i < 1600; i++)
+            pcm[i] = h_sample(chunk * 1600 + (uint64_t)i);
+        steno_session_write(s, pcm, 1600);
+    }
+}
+
 static void streaming_survives_allocation_failures(const char *url)
 {
     counting cnt = {0};
     atomic_store(&cnt.fail_at, -1);
-    steno_client_config cc;
-    steno_client_config_init(&cc);
-    cc.allocator = (steno_allocator){c_alloc, c_free, &cnt};
+    steno_client *c = open_counting_client(&cnt);
     char err[512];
-    steno_client *c;
-    H_CHECK(steno_client_open(&cc, &c, err, sizeof err) == STENO_OK, "%s", err);
     steno_session_config sc;
     steno_session_config_init(&sc);
     sc.url = url;
@@ -131,12 +150,7 @@ static void streaming_survives_allocation_failures(const char *url)
     sc.n_options = 1;
     steno_session *s;
     H_CHECK(steno_session_open(c, &sc, &s, err, sizeof err) == STENO_OK, "%s", err);
-    int16_t pcm[1600];
-    for (uint64_t chunk = 0; chunk < 30; chunk++) {
-        for (int i = 0; i < 1600; i++)
-            pcm[i] = h_sample(chunk * 1600 + (uint64_t)i);
-        steno_session_write(s, pcm, 1600);
-    }
+    write_chunks(s, 30);
     steno_status rc = steno_session_close(s, 10000);
     atomic_store(&cnt.fail_at, -1);
     H_CHECK(terminal == 1, "exactly one terminal event, got %d (close: %s)", terminal,
@@ -174,12 +188,8 @@ static void no_memory_for_the_credential_is_retried(const char *url)
     atomic_store(&f.fail_at, -1);
     atomic_store(&f.size_skip, 1);
     atomic_store(&f.size_left, 2);
-    steno_client_config cc;
-    steno_client_config_init(&cc);
-    cc.allocator = (steno_allocator){c_alloc, c_free, &f};
+    steno_client *c = open_counting_client(&f);
     char err[512];
-    steno_client *c;
-    H_CHECK(steno_client_open(&cc, &c, err, sizeof err) == STENO_OK, "%s", err);
     steno_session_config sc;
     steno_session_config_init(&sc);
     sc.url = url;
@@ -187,12 +197,7 @@ static void no_memory_for_the_credential_is_retried(const char *url)
     sc.on_event = on_cred_event;
     steno_session *s;
     H_CHECK(steno_session_open(c, &sc, &s, err, sizeof err) == STENO_OK, "%s", err);
-    int16_t pcm[1600];
-    for (uint64_t chunk = 0; chunk < 10; chunk++) {
-        for (int i = 0; i < 1600; i++)
-            pcm[i] = h_sample(chunk * 1600 + (uint64_t)i);
-        steno_session_write(s, pcm, 1600);
-    }
+    write_chunks(s, 10);
     steno_status rc = steno_session_close(s, 10000);
     steno_session_stats st;
     steno_session_stats_get(s, &st);
